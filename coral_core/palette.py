@@ -23,9 +23,10 @@ def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIELAB (D65) of sRGB colours: (K, 3) ints 0..255 -> (K, 3) float64."""
     c = rgb.astype(np.float64) / 255.0
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ np.array(
-        [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
-    ).T
+    xyz = (
+        linear
+        @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    )
     xyz /= np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
     return np.stack(
@@ -81,9 +82,12 @@ def parse_color(value: object) -> RGB:
             return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
         except ValueError:
             raise ValueError(f"colour {value!r} is not of the form '#rrggbb'") from None
-    if isinstance(value, list | tuple) and len(value) == 3:
-        if all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value):
-            return (value[0], value[1], value[2])
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value)
+    ):
+        return (value[0], value[1], value[2])
     raise ValueError(
         f"colour {value!r} must be '#rrggbb' or three integers in 0..255, e.g. [255, 128, 0]"
     )

@@ -102,8 +102,7 @@ class Taxonomy:
         colors = tuple(tuple(c) for c in self.colors) or tuple(distinct_colors(len(self.classes)))
         if len(colors) != len(self.classes):
             raise TaxonomyError(
-                f"taxonomy {self.name!r} has {len(self.classes)} classes but "
-                f"{len(colors)} colours"
+                f"taxonomy {self.name!r} has {len(self.classes)} classes but {len(colors)} colours"
             )
         object.__setattr__(self, "colors", tuple(parse_color(c) for c in colors))
         for source, target in self.source_labels.items():
@@ -157,7 +156,7 @@ class Taxonomy:
         return table
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (JSON-safe), e.g. for checkpoint metadata; inverse of :meth:`from_dict`."""
+        """JSON-safe plain data, e.g. for checkpoint metadata; inverse of :meth:`from_dict`."""
         return {
             "name": self.name,
             "description": self.description,
@@ -236,7 +235,10 @@ class MaskEncoding:
         return values, sorted(unknown)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"taxonomy": self.taxonomy.to_dict(), "background_is_ignore": self.background_is_ignore}
+        return {
+            "taxonomy": self.taxonomy.to_dict(),
+            "background_is_ignore": self.background_is_ignore,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MaskEncoding:
@@ -263,19 +265,46 @@ def write_class_files(encoding: MaskEncoding, out_dir: str | Path) -> tuple[Path
 # --- Built-in taxonomies -------------------------------------------------------------------
 
 _FINEGRAINED = (
-    "Acanthastrea", "Acropora", "Astreopora", "Atrea", "Fungia", "Goniastrea", "Leptastrea",
-    "Merulinidae", "Millepora", "Montastrea", "Montipora", "Other", "Pavona/Leptoseris",
-    "Pocillopora", "Porites", "Psammocora",
-)  # fmt: skip
+    "Acanthastrea",
+    "Acropora",
+    "Astreopora",
+    "Atrea",
+    "Fungia",
+    "Goniastrea",
+    "Leptastrea",
+    "Merulinidae",
+    "Millepora",
+    "Montastrea",
+    "Montipora",
+    "Other",
+    "Pavona/Leptoseris",
+    "Pocillopora",
+    "Porites",
+    "Psammocora",
+)
 _GROUP1 = ("Acanthastrea", "Atrea", "Goniastrea", "Leptastrea", "Merulinidae")
 _EXTENDED_INTO_OTHER = ("Montastrea", "Psammocora")
 _EXTENDED = (
-    "Acropora", "Astreopora", "Fungia", "Group1", "Millepora", "Montipora", "Other",
-    "Pavona/Leptoseris", "Pocillopora", "Porites",
-)  # fmt: skip
+    "Acropora",
+    "Astreopora",
+    "Fungia",
+    "Group1",
+    "Millepora",
+    "Montipora",
+    "Other",
+    "Pavona/Leptoseris",
+    "Pocillopora",
+    "Porites",
+)
 _FAMILIES = (
-    "Acropora", "Group1", "Montipora", "Other", "Pavona/Leptoseris", "Pocillopora", "Porites",
-)  # fmt: skip
+    "Acropora",
+    "Group1",
+    "Montipora",
+    "Other",
+    "Pavona/Leptoseris",
+    "Pocillopora",
+    "Porites",
+)
 
 _EXTENDED_FROM_FINE = {g: "Group1" for g in _GROUP1} | {g: "Other" for g in _EXTENDED_INTO_OTHER}
 # Extended classes without a family of their own are "Other" at family level.
@@ -301,7 +330,9 @@ EXTENDED = Taxonomy(
     name="extended",
     classes=_EXTENDED,
     source_labels=_EXTENDED_FROM_FINE,
-    description="CRIOBE's 10 classes: 5 genera merged into Group1, Montastrea and Psammocora into Other",
+    description=(
+        "CRIOBE's 10 classes: 5 genera merged into Group1, Montastrea and Psammocora into Other"
+    ),
 )
 FAMILIES = Taxonomy(
     name="families",
@@ -313,17 +344,23 @@ FAMILIES = Taxonomy(
 AGNOSTIC = Taxonomy(
     name="agnostic",
     classes=("Coral",),
-    source_labels={
-        label: "Coral" for label in sorted(set(_FINEGRAINED + _EXTENDED + _FAMILIES))
-    },
+    source_labels={label: "Coral" for label in sorted(set(_FINEGRAINED + _EXTENDED + _FAMILIES))},
     description="one class, Coral: every genus of the CRIOBE taxonomies",
 )
 EILAT = Taxonomy(
     name="eilat",
     classes=(
-        "Faviidae", "Stylophora", "Platygyra", "Acropora", "Pocillopora", "Other Hard Coral",
-        "Bare-subst.", "Millepora", "Unknown", "Other Inv.",
-    ),  # fmt: skip
+        "Faviidae",
+        "Stylophora",
+        "Platygyra",
+        "Acropora",
+        "Pocillopora",
+        "Other Hard Coral",
+        "Bare-subst.",
+        "Millepora",
+        "Unknown",
+        "Other Inv.",
+    ),
     description="the 10 classes of the EilatMixx reef photos (Red Sea)",
 )
 
@@ -363,7 +400,9 @@ def parse_label_map(items: Iterable[str]) -> dict[str, str]:
             except FileNotFoundError:
                 raise TaxonomyError(f"label map file {path} does not exist") from None
             except yaml.YAMLError as err:
-                raise TaxonomyError(f"label map file {path} is not valid YAML/JSON: {err}") from None
+                raise TaxonomyError(
+                    f"label map file {path} is not valid YAML/JSON: {err}"
+                ) from None
             if not isinstance(data, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in data.items()
             ):
@@ -430,7 +469,9 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise TaxonomyError(f"taxonomy file {path} is not valid {_format_name(path)}: {err}") from None
+        raise TaxonomyError(
+            f"taxonomy file {path} is not valid {_format_name(path)}: {err}"
+        ) from None
     try:
         return taxonomy_from_mapping(data, default_name=path.stem)
     except TaxonomyError as err:
@@ -464,7 +505,8 @@ def taxonomy_from_mapping(data: object, default_name: str = "custom") -> Taxonom
         extra = set(entry) - {"name", "color", "labels"}
         if extra:
             raise TaxonomyError(
-                f"class {entry['name']!r}: unknown keys {sorted(extra)}; allowed: name, color, labels"
+                f"class {entry['name']!r}: unknown keys {sorted(extra)}; "
+                "allowed: name, color, labels"
             )
         names.append(entry["name"])
         try:

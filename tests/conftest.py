@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,8 +73,16 @@ def fiftyone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     port = _free_port()
     log = (db_dir / "mongod.log").open("w")
     process = subprocess.Popen(
-        [_mongod_path(), "--dbpath", str(db_dir), "--port", str(port), "--bind_ip", "127.0.0.1",
-         "--nounixsocket"],  # fmt: skip
+        [
+            _mongod_path(),
+            "--dbpath",
+            str(db_dir),
+            "--port",
+            str(port),
+            "--bind_ip",
+            "127.0.0.1",
+            "--nounixsocket",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -9,7 +9,15 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["mmseg.models", "segment_anything", "timm", "cvat_sdk", "nuclio_sdk", "pycocotools.mask", "cv2"],
+    [
+        "mmseg.models",
+        "segment_anything",
+        "timm",
+        "cvat_sdk",
+        "nuclio_sdk",
+        "pycocotools.mask",
+        "cv2",
+    ],
 )
 def test_imports(module: str) -> None:
     assert importlib.import_module(module) is not None

@@ -62,7 +62,7 @@ def _mmcv_ops() -> str:
 
 def _mmseg() -> str:
     import mmseg
-    import mmseg.models  # noqa: F401  (imports mmcv.ops without a guard)
+    import mmseg.models
 
     return mmseg.__version__
 

@@ -36,9 +36,9 @@ def test_first_colors_are_far_apart() -> None:
 
 
 def test_negative_count_is_an_error() -> None:
-    with pytest.raises(ValueError, match="in 0..256"):
+    with pytest.raises(ValueError, match=r"in 0\.\.256"):
         distinct_colors(-1)
-    with pytest.raises(ValueError, match="in 0..256"):
+    with pytest.raises(ValueError, match=r"in 0\.\.256"):
         distinct_colors(257)
 
 

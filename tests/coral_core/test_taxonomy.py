@@ -35,17 +35,38 @@ def test_builtin_sizes() -> None:
 
 def test_finegrained_genera_are_criobes() -> None:
     assert FINEGRAINED.classes == (
-        "Acanthastrea", "Acropora", "Astreopora", "Atrea", "Fungia", "Goniastrea",
-        "Leptastrea", "Merulinidae", "Millepora", "Montastrea", "Montipora", "Other",
-        "Pavona/Leptoseris", "Pocillopora", "Porites", "Psammocora",
-    )  # fmt: skip
+        "Acanthastrea",
+        "Acropora",
+        "Astreopora",
+        "Atrea",
+        "Fungia",
+        "Goniastrea",
+        "Leptastrea",
+        "Merulinidae",
+        "Millepora",
+        "Montastrea",
+        "Montipora",
+        "Other",
+        "Pavona/Leptoseris",
+        "Pocillopora",
+        "Porites",
+        "Psammocora",
+    )
 
 
 def test_eilat_names_match_the_data_readme() -> None:
     assert EILAT.classes == (
-        "Faviidae", "Stylophora", "Platygyra", "Acropora", "Pocillopora", "Other Hard Coral",
-        "Bare-subst.", "Millepora", "Unknown", "Other Inv.",
-    )  # fmt: skip
+        "Faviidae",
+        "Stylophora",
+        "Platygyra",
+        "Acropora",
+        "Pocillopora",
+        "Other Hard Coral",
+        "Bare-subst.",
+        "Millepora",
+        "Unknown",
+        "Other Inv.",
+    )
 
 
 @pytest.mark.parametrize("coarse", CRIOBE_COARSER, ids=lambda t: t.name)
@@ -148,7 +169,7 @@ def test_write_class_files(tmp_path: Path) -> None:
 
 def test_get_taxonomy_by_name_and_unknown_name() -> None:
     assert get_taxonomy("families") is FAMILIES
-    with pytest.raises(TaxonomyError, match="unknown taxonomy 'genera'.*finegrained"):
+    with pytest.raises(TaxonomyError, match=r"unknown taxonomy 'genera'.*finegrained"):
         get_taxonomy("genera")
 
 
@@ -190,7 +211,9 @@ mapping:
 
 def test_missing_colours_are_filled_with_unused_ones(tmp_path: Path) -> None:
     first_generated = "#{:02x}{:02x}{:02x}".format(*distinct_colors(1)[0])
-    path = _write(tmp_path, "partial.yaml", f"classes: [{{name: A, color: '{first_generated}'}}, B, C]")
+    path = _write(
+        tmp_path, "partial.yaml", f"classes: [{{name: A, color: '{first_generated}'}}, B, C]"
+    )
     colors = load_taxonomy(path).colors
     assert colors[0] == distinct_colors(1)[0]
     assert len(set(colors)) == 3
@@ -207,19 +230,25 @@ def test_load_json_taxonomy_generates_distinct_colours(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("classes: [Acropora, Porites, acropora]", "duplicate class 'acropora'"),
-        ("classes: [Acropora]\nmapping: {Isopora: Montipora}", "'Isopora' maps to 'Montipora'.*not one of its classes"),
+        (
+            "classes: [Acropora]\nmapping: {Isopora: Montipora}",
+            "'Isopora' maps to 'Montipora'.*not one of its classes",
+        ),
         ("classes: [{name: A, color: '#12345'}]", "class 'A'.*colour '#12345'"),
         ("classes: [{name: A, color: [0, 300, 0]}]", "class 'A'.*three integers in 0..255"),
         ("classes: []", "non-empty list"),
         ("classes: [background, A]", "'background' is reserved"),
         ("clases: [A]", r"unknown keys \['clases'\]"),
         ("classes: [A, B]\nmapping: {X: A}\n", None),
-        ("classes: [{name: A, labels: [X]}, {name: B, labels: [x]}]", "'x' is mapped to both 'A' and 'B'"),
+        (
+            "classes: [{name: A, labels: [X]}, {name: B, labels: [x]}]",
+            "'x' is mapped to both 'A' and 'B'",
+        ),
         ("classes: [A, B]\nmapping: {A: B}", "'A' maps to 'B' and also to 'A'"),
         ("classes: [A\n", "not valid YAML"),
         ("- A\n- B\n", "expected a mapping"),
     ],
-)  # fmt: skip
+)
 def test_taxonomy_file_errors(tmp_path: Path, text: str, message: str | None) -> None:
     path = _write(tmp_path, "bad.yaml", text)
     if message is None:

@@ -28,8 +28,12 @@ def test_taxonomy_list() -> None:
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [
-        "finegrained", "extended", "families", "agnostic", "eilat",
-    ]  # fmt: skip
+        "finegrained",
+        "extended",
+        "families",
+        "agnostic",
+        "eilat",
+    ]
 
 
 def test_taxonomy_show_writes_class_files(tmp_path: Path) -> None:
