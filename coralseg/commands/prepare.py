@@ -1,0 +1,163 @@
+"""``coralseg prepare DATASET``: FiftyOne polylines -> an MMSegmentation training folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from coralseg.env import env_default, env_help
+
+DESCRIPTION = """\
+Rasterize the polygons of a FiftyOne dataset into label masks and write the folder layout
+MMSegmentation trains on: <out>/{train,val,test}/{data,labels}, classes.txt, palette.txt,
+dataset_info.py (import it from an MMSeg config) and manifest.json.
+
+Splits come from sample tags (train, val/validation, test). Where colonies overlap, the
+smaller stays on top; holes are kept; parts outside the image are clipped; degenerate
+polygons are dropped and counted. Label masks: 0 = background, 1..N = classes, 255 = ignore
+(with --background ignore: 0..N-1 = classes, 255 = background).
+"""
+
+EPILOG = """\
+example:
+  coralseg prepare criobe_quadrats --taxonomy families --out data/criobe_families --size 1024
+
+Options can also come from CORALSEG_* environment variables or a ./.env file; flags win.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="export FiftyOne polylines as an MMSegmentation dataset (masks + config)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "dataset",
+        nargs="?",
+        default=env_default("DATASET"),
+        help="FiftyOne dataset name" + env_help("DATASET"),
+    )
+    parser.add_argument(
+        "--field",
+        default=env_default("FIELD", "gt_polylines"),
+        help="fo.Polylines field to export (default: gt_polylines)" + env_help("FIELD"),
+    )
+    parser.add_argument(
+        "--taxonomy",
+        default=env_default("TAXONOMY", "finegrained"),
+        help="finegrained, extended, families, agnostic, eilat, or a taxonomy .yaml/.json file "
+        "(default: finegrained)" + env_help("TAXONOMY"),
+    )
+    parser.add_argument(
+        "--label-map",
+        action="append",
+        default=[m for m in (env_default("LABEL_MAP") or "").split(";") if m],
+        metavar="LABEL=CLASS",
+        help="map a CVAT label onto a taxonomy class (repeatable), or a YAML file of such "
+        "pairs" + env_help("LABEL_MAP") + " (';'-separated)",
+    )
+    parser.add_argument(
+        "--skip-unknown",
+        action="store_true",
+        default=env_default("SKIP_UNKNOWN", "") in {"1", "true", "yes"},
+        help="drop polygons whose label the taxonomy does not know, instead of stopping"
+        + env_help("SKIP_UNKNOWN"),
+    )
+    parser.add_argument(
+        "--out",
+        default=env_default("OUT"),
+        help="output folder (default: data/<dataset>-<taxonomy>)" + env_help("OUT"),
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=_int_or_none(env_default("SIZE")),
+        help="resize so the long side has SIZE pixels (default: keep)" + env_help("SIZE"),
+    )
+    parser.add_argument(
+        "--background",
+        choices=("class", "ignore"),
+        default=env_default("BACKGROUND", "class"),
+        help="background as class 0 (default) or as ignore (255)" + env_help("BACKGROUND"),
+    )
+    parser.add_argument(
+        "--split",
+        metavar="TRAIN,VAL[,TEST]",
+        default=env_default("SPLIT"),
+        help="split samples without a split tag reproducibly with these ratios, e.g. "
+        "0.8,0.1,0.1 (default: leave them out)" + env_help("SPLIT"),
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --split (default: 0)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output folder if it exists"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=_int_or_none(env_default("WORKERS")),
+        help="parallel processes (default: all CPUs)" + env_help("WORKERS"),
+    )
+    parser.set_defaults(run=run)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coral_core.errors import CoralsegError
+    from coral_core.mmseg_export import export_mmseg_dataset
+    from coral_core.splits import parse_ratios
+    from coral_core.taxonomy import MaskEncoding, get_taxonomy, parse_label_map, with_label_map
+    from coralseg.fiftyone_source import load_dataset, read_export_samples
+
+    if not args.dataset:
+        raise CoralsegError("name the FiftyOne dataset to export (or set CORALSEG_DATASET)")
+    taxonomy = with_label_map(get_taxonomy(args.taxonomy), parse_label_map(args.label_map))
+    encoding = MaskEncoding(taxonomy, background_is_ignore=args.background == "ignore")
+    ratios = parse_ratios(args.split) if args.split else None
+    out = Path(args.out or f"data/{args.dataset}-{taxonomy.name}")
+
+    dataset = load_dataset(args.dataset)
+    samples, source_report = read_export_samples(dataset, args.field, ratios, args.seed)
+    if source_report.without_split:
+        print(
+            f"note: {len(source_report.without_split)} sample(s) have no train/val/test tag and "
+            "are left out (tag them, or pass --split 0.8,0.1,0.1), e.g. "
+            f"{source_report.without_split[0]}"
+        )
+    if not samples:
+        raise CoralsegError(
+            f"no sample of {args.dataset!r} has a split tag (train/val/test); tag them or pass "
+            "--split 0.8,0.1,0.1"
+        )
+    summary = export_mmseg_dataset(
+        samples,
+        out,
+        encoding,
+        size=args.size,
+        overwrite=args.overwrite,
+        unknown="skip" if args.skip_unknown else "error",
+        workers=args.workers,
+        source={
+            "fiftyone_dataset": args.dataset,
+            "field": args.field,
+            "samples_without_split": len(source_report.without_split),
+            "randomly_split": dict(source_report.randomly_split),
+        },
+    )
+    print(f"wrote {summary.out_dir} in {summary.seconds:.1f}s")
+    for split, count in summary.samples.items():
+        print(f"  {split:<5} {count} images")
+    if summary.report.dropped:
+        dropped = ", ".join(f"{n} {reason}" for reason, n in summary.report.dropped.items())
+        print(f"  dropped shapes: {dropped}")
+    if summary.report.unknown_labels:
+        skipped = ", ".join(f"{label} ({n})" for label, n in summary.report.unknown_labels.items())
+        print(f"  skipped unknown labels: {skipped}")
+    print(f"train with: _base_ = ['{summary.out_dir / 'dataset_info.py'}']")
+    return 0
