@@ -1,0 +1,11 @@
+"""Model components registered in MMSegmentation's registries.
+
+Importing this package registers them; MMSeg configs do so with
+``custom_imports = dict(imports=['coral_core.models'], allow_failed_imports=False)``.
+
+* ``dinov2``: the DINOv2 ViT backbone (timm implementation, Meta's checkpoints);
+* ``metric``: the IoU metric that also keeps the confusion matrix.
+"""
+
+from coral_core import checkpoint  # noqa: F401  (allows MMEngine checkpoint types)
+from coral_core.models import dinov2, hooks, metric  # noqa: F401  (registration)

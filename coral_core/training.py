@@ -1,0 +1,188 @@
+"""Training with MMEngine's runner: configuration options, resume, hierarchical fine-tuning.
+
+:func:`prepare_config` turns a config file and the user's options into the final
+``Config``; :func:`train` runs it. Checkpoints are read with ``weights_only=True``
+(see :mod:`coral_core.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.config import Config
+
+from coral_core.checkpoint import load_checkpoint_file
+from coral_core.errors import CoralsegError
+from coral_core.mmseg_config import median_frequency_weights, read_manifest, use_prepared_dataset
+from coral_core.taxonomy import BACKGROUND_NAME, MaskEncoding
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The ``coralseg train`` options that change a config.
+
+    Attributes:
+        work_dir: where logs and checkpoints go.
+        data_dir: a ``coralseg prepare`` folder replacing the config's data (and classes).
+        resume: ``True`` resumes from the last checkpoint in ``work_dir``; a path resumes
+            from that checkpoint.
+        load_from: initial weights (another run's checkpoint; another taxonomy is fine).
+        amp: mixed precision (fp16 on GPU, bf16 on CPU).
+        accumulate: gradient accumulation steps (effective batch = batch x accumulate).
+        class_weights: ``"median-frequency"`` weights the loss by the train split's pixels.
+        cfg_options: ``key=value`` overrides, applied last.
+        launcher: ``none`` or ``pytorch`` (torchrun).
+    """
+
+    work_dir: str
+    data_dir: str | None = None
+    resume: bool | str = False
+    load_from: str | None = None
+    amp: bool = False
+    accumulate: int = 1
+    class_weights: str | None = None
+    cfg_options: dict[str, Any] = field(default_factory=dict)
+    launcher: str = "none"
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise CoralsegError(f"config {path} does not exist (the ones shipped are in configs/)")
+    return Config.fromfile(str(path))
+
+
+def prepare_config(config_path: str | Path, options: TrainOptions) -> Config:
+    """The config a run will use: the file, then the options, then ``cfg_options``."""
+    cfg = load_config(config_path)
+    cfg.work_dir = str(Path(options.work_dir).resolve())
+    cfg.launcher = options.launcher
+    if options.launcher != "none" and not torch.cuda.is_available():
+        cfg.env_cfg.dist_cfg = {"backend": "gloo"}
+    if options.launcher != "none" and torch.cuda.is_available():
+        cfg.sync_bn = "torch"
+    if options.data_dir:
+        encoding = use_prepared_dataset(cfg, options.data_dir)
+        cfg.coralseg_encoding = encoding.to_dict()
+    if options.amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.dtype = "float16" if torch.cuda.is_available() else "bfloat16"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    if options.accumulate < 1:
+        raise CoralsegError(f"--accumulate must be >= 1, got {options.accumulate}")
+    if options.accumulate > 1:
+        cfg.optim_wrapper.accumulative_counts = options.accumulate
+    if options.class_weights:
+        cfg.model.decode_head.loss_decode.class_weight = _class_weights(cfg, options)
+    if options.resume:
+        cfg.resume = True
+        cfg.load_from = None if options.resume is True else str(options.resume)
+    if options.cfg_options:
+        cfg.merge_from_dict(options.cfg_options)
+    if not torch.cuda.is_available():
+        # CPU runs: no pinned memory, and persistent workers only help with several.
+        for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            if cfg.get(loader):
+                cfg[loader].pop("pin_memory", None)
+    return cfg
+
+
+def _class_weights(cfg: Config, options: TrainOptions) -> list[float]:
+    if options.class_weights != "median-frequency":
+        raise CoralsegError(
+            f"unknown class weighting {options.class_weights!r}; use median-frequency"
+        )
+    if not options.data_dir:
+        raise CoralsegError("--class-weights needs --data (pixel counts come from its manifest)")
+    manifest = read_manifest(options.data_dir)
+    encoding = MaskEncoding.from_dict(manifest["encoding"])
+    pixels = manifest["splits"]["train"]["pixels"]
+    return median_frequency_weights(pixels, encoding.label_names)
+
+
+def train(cfg: Config, load_from: str | None = None) -> Path:
+    """Run training; returns the work dir. ``load_from`` may come from another taxonomy."""
+    from mmengine.runner import Runner
+
+    import coral_core.models  # noqa: F401  (registers the backbone, metric and hooks)
+
+    runner = Runner.from_cfg(cfg)
+    if load_from and not cfg.get("resume"):
+        model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        report = load_weights_across_taxonomies(model, load_from, cfg.get("coralseg_encoding"))
+        runner.logger.info(f"initial weights from {load_from}: {report}")
+    runner.train()
+    return Path(cfg.work_dir)
+
+
+def load_weights_across_taxonomies(
+    model: torch.nn.Module, checkpoint_path: str | Path, target_encoding: dict | None
+) -> str:
+    """Load a checkpoint's weights into ``model``, also across taxonomies.
+
+    Everything whose shape matches is copied. When the classifier sizes differ (e.g. a
+    families checkpoint for a finegrained model), each target class's classifier row starts
+    from its parent's row in the checkpoint: the class the checkpoint's taxonomy maps it to
+    (Acanthastrea <- Group1); background from background. Classes without a parent keep their
+    fresh initialisation.
+
+    Returns:
+        A one-line summary of what was loaded.
+    """
+    checkpoint = load_checkpoint_file(checkpoint_path)
+    source_state = checkpoint.get("state_dict", checkpoint)
+    target_state = model.state_dict()
+    copied, reshaped = 0, []
+    new_state = {}
+    for key, value in source_state.items():
+        if key in target_state and target_state[key].shape == value.shape:
+            new_state[key] = value
+            copied += 1
+        elif key in target_state:
+            reshaped.append(key)
+    parent_rows = None
+    if reshaped:
+        source_encoding = checkpoint.get("meta", {}).get("coralseg", {}).get("encoding")
+        if not (source_encoding and target_encoding):
+            raise CoralsegError(
+                f"{checkpoint_path} has other shapes for {', '.join(reshaped[:3])} and no "
+                "taxonomy metadata to map its classes with"
+            )
+        parent_rows = parent_rows_for(
+            MaskEncoding.from_dict(source_encoding), MaskEncoding.from_dict(target_encoding)
+        )
+        for key in reshaped:
+            if not key.startswith("decode_head.conv_seg."):
+                raise CoralsegError(
+                    f"{checkpoint_path}: {key} has shape {tuple(source_state[key].shape)}, "
+                    f"the model {tuple(target_state[key].shape)}; only the classifier may differ"
+                )
+            rows = target_state[key].clone()
+            for target_row, source_row in enumerate(parent_rows):
+                if source_row >= 0:
+                    rows[target_row] = source_state[key][source_row]
+            new_state[key] = rows
+    missing = set(target_state) - set(new_state)
+    model.load_state_dict({**target_state, **new_state}, strict=True)
+    summary = f"{copied} tensors copied"
+    if parent_rows is not None:
+        mapped = sum(r >= 0 for r in parent_rows)
+        summary += f"; classifier rows initialised from parent classes: {mapped}/{len(parent_rows)}"
+    if missing:
+        summary += f"; {len(missing)} tensors not in the checkpoint kept their initialisation"
+    return summary
+
+
+def parent_rows_for(source: MaskEncoding, target: MaskEncoding) -> list[int]:
+    """For each target label value, the source label value of its parent class, or -1."""
+    rows = []
+    for name in target.label_names:
+        if name == BACKGROUND_NAME:
+            rows.append(0 if not source.background_is_ignore else -1)
+            continue
+        parent = source.taxonomy.resolve(name)
+        rows.append(source.value_of(parent) if parent is not None else -1)
+    return rows

@@ -1,0 +1,30 @@
+"""Command-line options shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
+    """``--cfg-options key=value ...``: override config entries, as MMSeg's tools do."""
+    from mmengine.config import DictAction
+
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        metavar="KEY=VALUE",
+        help="override config entries, e.g. train_dataloader.batch_size=2 "
+        "model.backbone.frozen=False",
+    )
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG CHECKPOINT and the options every evaluation command shares."""
+    parser.add_argument("config", help="the MMSeg config the checkpoint was trained with")
+    parser.add_argument("checkpoint", help="a .pth checkpoint, e.g. WORK_DIR/best_mIoU_epoch_N.pth")
+    parser.add_argument(
+        "--split", choices=("val", "test"), default="test", help="which split (default: test)"
+    )
+    parser.add_argument("--data", metavar="DIR", help="a 'coralseg prepare' folder to test on")
+    parser.add_argument("--work-dir", help="keep the run's logs here (default: a temp folder)")
