@@ -2,32 +2,34 @@
 # model.backbone.checkpoint names Meta's file), 224x224 crops, batch 2, 120 iterations on
 # EilatMixx: a couple of minutes on 2 cores. Saves a checkpoint at the end.
 _base_ = [
-    './_base_/models/dinov2_segformer.py',
-    './_base_/datasets/eilat.py',
-    './_base_/default_runtime.py',
+    "./_base_/models/dinov2_segformer.py",
+    "./_base_/datasets/eilat.py",
+    "./_base_/default_runtime.py",
 ]
 crop_size = (224, 224)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(arch='vits14', out_indices=(8, 9, 10, 11), checkpoint=None),
-    decode_head=dict(in_channels=[384, 384, 384, 384], channels=128, num_classes={{_base_.num_classes}}),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(112, 112)),
+    backbone=dict(arch="vits14", out_indices=(8, 9, 10, 11), checkpoint=None),
+    decode_head=dict(
+        in_channels=[384, 384, 384, 384], channels=128, num_classes={{_base_.num_classes}}
+    ),
+    test_cfg=dict(mode="slide", crop_size=crop_size, stride=(112, 112)),
 )
 # EilatMixx tiles are 1380x920: shrink them first so 224 crops see whole colonies.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
-    dict(type='RandomResize', scale=(460, 460), ratio_range=(0.75, 1.25), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(type="RandomResize", scale=(460, 460), ratio_range=(0.75, 1.25), keep_ratio=True),
+    dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackSegInputs"),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(460, 460), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
-    dict(type='PackSegInputs'),
+    dict(type="LoadImageFromFile"),
+    dict(type="Resize", scale=(460, 460), keep_ratio=True),
+    dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(type="PackSegInputs"),
 ]
 train_dataloader = dict(
     batch_size=2, num_workers=1, persistent_workers=False, dataset=dict(pipeline=train_pipeline)
@@ -35,26 +37,27 @@ train_dataloader = dict(
 val_dataloader = dict(num_workers=1, persistent_workers=False, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01)
+    type="OptimWrapper",
+    optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
 )
-param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=120, by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=120, val_interval=120)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+param_scheduler = [dict(type="PolyLR", eta_min=0.0, power=0.9, begin=0, end=120, by_epoch=False)]
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=120, val_interval=120)
+val_cfg = dict(type="ValLoop")
+test_cfg = dict(type="TestLoop")
 log_processor = dict(by_epoch=False)
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
+    timer=dict(type="IterTimerHook"),
+    logger=dict(type="LoggerHook", interval=10, log_metric_by_epoch=False),
+    param_scheduler=dict(type="ParamSchedulerHook"),
     checkpoint=dict(
-        type='CheckpointHook',
+        type="CheckpointHook",
         by_epoch=False,
         interval=60,
-        save_best='mIoU',
-        rule='greater',
+        save_best="mIoU",
+        rule="greater",
         max_keep_ckpts=1,
         save_last=True,
     ),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'),
+    sampler_seed=dict(type="DistSamplerSeedHook"),
+    visualization=dict(type="SegVisualizationHook"),
 )

@@ -24,7 +24,7 @@ lines included, which keeps the exact ring exact under both rasterizers polygons
   ``cv2.fillPoly``, boundary included: every vertex lies inside a region pixel, so the ring
   becomes the polygon through the region's boundary pixels.
 
-The tests check both on every mask of up to 12 pixels and on random masks.
+The tests check both on every 3x4, 4x3 and 4x4 mask and on random masks.
 """
 
 from __future__ import annotations

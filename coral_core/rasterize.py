@@ -22,7 +22,6 @@ The rules, in the order they apply:
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon, polygons_to_mask, validate_ring
+from coral_core.polygons import Polygon, polygon_window, validate_ring
 
 
 @dataclass(frozen=True)
@@ -156,16 +155,15 @@ def _region_mask(
     Returns ``(window_mask, (y0, x0))`` with a bool window mask, or None when the rings lie
     entirely outside the image.
     """
-    points = np.concatenate(rings)
-    x0 = max(0, math.floor(points[:, 0].min()))
-    y0 = max(0, math.floor(points[:, 1].min()))
-    x1 = min(width, math.ceil(points[:, 0].max()) + 1)
-    y1 = min(height, math.ceil(points[:, 1].max()) + 1)
-    if x1 <= x0 or y1 <= y0:
+    windows = [w for w in (polygon_window(Polygon(ring), height, width) for ring in rings) if w]
+    if not windows:
         return None
-    offset = np.array([x0, y0], dtype=np.float64)
+    y0 = min(top for _, top, _ in windows)
+    x0 = min(left for _, _, left in windows)
+    y1 = max(top + inside.shape[0] for inside, top, _ in windows)
+    x1 = max(left + inside.shape[1] for inside, _, left in windows)
     region = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    for ring in rings:
-        # Integer offsets move pixel centres and vertices alike: the fill is unchanged.
-        region ^= polygons_to_mask([Polygon(ring - offset)], y1 - y0, x1 - x0)
+    for inside, top, left in windows:
+        h, w = inside.shape
+        region[top - y0 : top - y0 + h, left - x0 : left - x0 + w] ^= inside
     return region, (y0, x0)

@@ -7,6 +7,7 @@ free loopback port, points FiftyOne at it, and stops it after the session.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
@@ -95,6 +96,12 @@ def fiftyone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
         yield fo
     finally:
+        if "fiftyone" in sys.modules:
+            # FiftyOne's exit handler cleans non-persistent datasets; with the server gone it
+            # would wait 30 s for pymongo's timeout. The database is deleted below anyway.
+            import fiftyone.core.odm.database as fodb
+
+            atexit.unregister(fodb._delete_non_persistent_datasets_if_allowed)
         process.terminate()
         try:
             process.wait(timeout=30)

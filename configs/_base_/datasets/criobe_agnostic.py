@@ -1,10 +1,10 @@
 # CRIOBE photo-quadrats, 'agnostic' taxonomy, as written by
 #   coralseg prepare DATASET --taxonomy agnostic --out data/criobe_agnostic
-_base_ = ['./coral_semantic.py']
+_base_ = ["./coral_semantic.py"]
 import coral_core.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
 
-taxonomy = 'agnostic'
-data_root = 'data/criobe_agnostic'
+taxonomy = "agnostic"
+data_root = "data/criobe_agnostic"
 coralseg_encoding = coral.encoding_dict(taxonomy)
 num_classes = coral.num_labels(taxonomy)
 metainfo = coral.metainfo(taxonomy)

@@ -1,10 +1,10 @@
 # CRIOBE photo-quadrats, 'extended' taxonomy, as written by
 #   coralseg prepare DATASET --taxonomy extended --out data/criobe_extended
-_base_ = ['./coral_semantic.py']
+_base_ = ["./coral_semantic.py"]
 import coral_core.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
 
-taxonomy = 'extended'
-data_root = 'data/criobe_extended'
+taxonomy = "extended"
+data_root = "data/criobe_extended"
 coralseg_encoding = coral.encoding_dict(taxonomy)
 num_classes = coral.num_labels(taxonomy)
 metainfo = coral.metainfo(taxonomy)

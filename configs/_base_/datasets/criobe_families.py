@@ -1,10 +1,10 @@
 # CRIOBE photo-quadrats, 'families' taxonomy, as written by
 #   coralseg prepare DATASET --taxonomy families --out data/criobe_families
-_base_ = ['./coral_semantic.py']
+_base_ = ["./coral_semantic.py"]
 import coral_core.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
 
-taxonomy = 'families'
-data_root = 'data/criobe_families'
+taxonomy = "families"
+data_root = "data/criobe_families"
 coralseg_encoding = coral.encoding_dict(taxonomy)
 num_classes = coral.num_labels(taxonomy)
 metainfo = coral.metainfo(taxonomy)
