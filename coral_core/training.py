@@ -61,7 +61,14 @@ def prepare_config(config_path: str | Path, options: TrainOptions) -> Config:
     cfg.work_dir = str(Path(options.work_dir).resolve())
     cfg.launcher = options.launcher
     if options.launcher != "none" and not torch.cuda.is_available():
+        # CPU processes (tests, laptops): gloo, and DDP without device ids. MMEngine's own
+        # init_dist always selects a CUDA device, so train() starts the process group itself.
         cfg.env_cfg.dist_cfg = {"backend": "gloo"}
+        cfg.model_wrapper_cfg = {
+            "type": "MMDistributedDataParallel",
+            "device_ids": None,
+            "broadcast_buffers": False,
+        }
     if options.launcher != "none" and torch.cuda.is_available():
         cfg.sync_bn = "torch"
     if options.data_dir:
@@ -109,6 +116,11 @@ def train(cfg: Config, load_from: str | None = None) -> Path:
 
     import coral_core.models  # noqa: F401  (registers the backbone, metric and hooks)
 
+    if cfg.get("launcher", "none") != "none" and not torch.cuda.is_available():
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
     runner = Runner.from_cfg(cfg)
     if load_from and not cfg.get("resume"):
         model = runner.model.module if hasattr(runner.model, "module") else runner.model

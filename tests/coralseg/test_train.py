@@ -302,3 +302,22 @@ def test_tiny_config_beats_the_majority_baseline_on_held_out_eilat(
             f"{baseline_miou:.2%}, trained in {seconds:.0f}s"
         )
     assert result.scores.miou > baseline_miou
+
+
+def test_torchrun_with_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -> None:
+    """Multi-GPU training's code path (DDP, --launcher pytorch), on two gloo CPU processes."""
+    import subprocess
+    import sys
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun), "--nproc_per_node", "2", "--master_port", "29531",
+        "-m", "coralseg.cli", "train", str(TINY), "--work-dir", str(tmp_path),
+        "--data", str(synthetic_data), "--launcher", "pytorch",
+        "--cfg-options", *FAST, "train_cfg.max_iters=3", "train_cfg.val_interval=3",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = next(tmp_path.glob("*/*.log")).read_text()
+    assert "Distributed training: True" in log
+    assert (tmp_path / "iter_3.pth").is_file()
