@@ -37,10 +37,11 @@ def run_setting(args: argparse.Namespace, setting: dict) -> dict:
     from mmseg.structures import SegDataSample
 
     import coral_core.models  # noqa: F401
+    from coral_core.models.dinov2 import ARCHS
 
     torch.manual_seed(0)
     cfg = Config.fromfile(str(args.config))
-    dim = {"vits14": 384, "vitb14": 768, "vitl14": 1024, "vitg14": 1536}[args.arch]
+    dim = ARCHS[args.arch].embed_dim
     cfg.model.backbone.update(
         arch=args.arch,
         checkpoint=None,
@@ -97,7 +98,7 @@ def main() -> int:
         type=Path,
         default=REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py",
     )
-    parser.add_argument("--arch", default="vits14", choices=("vits14", "vitb14", "vitl14", "vitg14"))
+    parser.add_argument("--arch", default="vits14", help="vits14, vitb14, vitl14 or vitg14")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)

@@ -9,6 +9,15 @@ One module owns each concept:
 
 * ``taxonomy``: class names, ids, colours, mappings between taxonomies, the mask convention;
 * ``palette``: distinct class colours;
+* ``polygons``: masks <-> polygons (exact round trip); ``rle``: COCO and CVAT run lengths;
+* ``rasterize``: labelled polylines -> semantic mask (overlap, holes, clipping rules);
+* ``splits``: train/val/test names and reproducible splits;
+* ``mmseg_export``: the MMSegmentation dataset folder writer;
+* ``mmseg_config``: what MMSeg configs take from the taxonomy;
+* ``models``: the DINOv2 backbone, the IoU metric and hooks, registered in MMSeg;
+* ``checkpoint``: weights-only checkpoint loading;
+* ``training`` / ``evaluation``: MMEngine runs, resume, hierarchical fine-tuning, tests;
+* ``metrics`` / ``confusion_plot``: IoU/Acc from confusion matrices, and their plots;
 * ``errors``: the exception type for user mistakes.
 """
 

@@ -30,7 +30,7 @@ class TrainOptions:
         resume: ``True`` resumes from the last checkpoint in ``work_dir``; a path resumes
             from that checkpoint.
         load_from: initial weights (another run's checkpoint; another taxonomy is fine).
-        amp: mixed precision (fp16 on GPU, bf16 on CPU).
+        amp: mixed precision (fp16 with dynamic loss scaling; needs a CUDA GPU).
         accumulate: gradient accumulation steps (effective batch = batch x accumulate).
         class_weights: ``"median-frequency"`` weights the loss by the train split's pixels.
         cfg_options: ``key=value`` overrides, applied last.
@@ -75,8 +75,13 @@ def prepare_config(config_path: str | Path, options: TrainOptions) -> Config:
         encoding = use_prepared_dataset(cfg, options.data_dir)
         cfg.coralseg_encoding = encoding.to_dict()
     if options.amp:
+        if not torch.cuda.is_available():
+            raise CoralsegError(
+                "--amp (mixed precision) needs a CUDA GPU, and this machine has none; "
+                "train without --amp"
+            )
         cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.dtype = "float16" if torch.cuda.is_available() else "bfloat16"
+        cfg.optim_wrapper.dtype = "float16"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if options.accumulate < 1:
         raise CoralsegError(f"--accumulate must be >= 1, got {options.accumulate}")

@@ -275,7 +275,7 @@ def test_tiny_config_trains_on_eilat(shared_data: Path, tmp_path: Path) -> None:
 def test_tiny_config_beats_the_majority_baseline_on_held_out_eilat(
     shared_data: Path, tmp_path: Path, capsys
 ) -> None:
-    """The default tiny run (120 iterations), evaluated on every tenth image."""
+    """The default tiny run, evaluated on every tenth image (held out from training)."""
     from coral_core.evaluation import evaluate, prepare_test_config
 
     root = str(shared_data / "eilat_train")
@@ -288,7 +288,8 @@ def test_tiny_config_beats_the_majority_baseline_on_held_out_eilat(
         main(["train", str(TINY), "--work-dir", str(tmp_path), "--cfg-options", *FAST, *roots]) == 0
     )
     seconds = time.perf_counter() - start
-    cfg = prepare_test_config(TINY, tmp_path / "iter_120.pth", tmp_path / "eval", "test")
+    last = (tmp_path / "last_checkpoint").read_text().strip()
+    cfg = prepare_test_config(TINY, last, tmp_path / "eval", "test")
     cfg.merge_from_dict({"test_dataloader.num_workers": 0, **dict(r.split("=") for r in roots[2:])})
     result = evaluate(cfg)
     matrix = np.asarray(result.confusion, dtype=np.float64)
@@ -321,3 +322,52 @@ def test_torchrun_with_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -
     log = next(tmp_path.glob("*/*.log")).read_text()
     assert "Distributed training: True" in log
     assert (tmp_path / "iter_3.pth").is_file()
+
+
+def test_train_options_shape_the_config(synthetic_data: Path, tmp_path: Path) -> None:
+    from coral_core.training import TrainOptions, prepare_config
+
+    options = TrainOptions(
+        work_dir=str(tmp_path),
+        data_dir=str(synthetic_data),
+        accumulate=4,
+        class_weights="median-frequency",
+        cfg_options={"train_dataloader.batch_size": 3},
+    )
+    cfg = prepare_config(TINY, options)
+    assert cfg.optim_wrapper.accumulative_counts == 4
+    assert cfg.train_dataloader.batch_size == 3
+    assert cfg.model.decode_head.num_classes == MaskEncoding(FAMILIES).num_labels
+    weights = cfg.model.decode_head.loss_decode.class_weight
+    assert len(weights) == 8
+    labels = MaskEncoding(FAMILIES).label_names
+    # median-frequency: the rarest present class weighs most, absent classes weigh nothing
+    assert weights[labels.index("Pavona/Leptoseris")] == 0
+    assert max(weights) > 1 > min(w for w in weights if w > 0)
+    assert cfg.coralseg_encoding["taxonomy"]["name"] == "families"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_amp_without_a_gpu_is_a_clear_error(synthetic_data: Path, tmp_path: Path, capsys) -> None:
+    assert _train(tmp_path, synthetic_data, 2, "--amp") == 2
+    assert "--amp (mixed precision) needs a CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_amp_training_on_a_gpu(synthetic_data: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path, synthetic_data, 2, "--amp", "--accumulate", "2") == 0
+    checkpoint = torch.load(tmp_path / "iter_2.pth", weights_only=True)
+    assert "loss_scaler" in checkpoint["optimizer"] or checkpoint["optimizer"]
+
+
+def test_accumulated_training_and_tta_evaluation_run(
+    synthetic_data: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    assert _train(tmp_path / "acc", synthetic_data, 2, "--accumulate", "2") == 0
+    assert (tmp_path / "acc" / "iter_2.pth").is_file()
+    out = tmp_path / "tta.json"
+    args = ["test", str(TINY), str(checkpoint), "--data", str(synthetic_data), "--tta"]
+    show = tmp_path / "show"
+    assert main([*args, "--out", str(out), "--show-dir", str(show), "--cfg-options", *FAST]) == 0
+    assert json.loads(out.read_text())["mIoU"] is not None
+    assert list(show.rglob("*.png")) or list(show.rglob("*.jpg"))
