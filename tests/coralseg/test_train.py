@@ -169,9 +169,12 @@ def test_confusion_matrix_command_writes_png_and_csv(
 def test_hierarchical_fine_tuning_starts_genera_from_their_family(checkpoint: Path) -> None:
     from mmengine.config import Config
     from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
 
     import coral_core.models  # noqa: F401
     from coral_core.training import load_weights_across_taxonomies
+
+    register_all_modules()
 
     cfg = Config.fromfile(str(TINY))
     cfg.model.decode_head.num_classes = MaskEncoding(FINEGRAINED).num_labels
@@ -222,9 +225,11 @@ def test_load_from_another_taxonomy_through_the_command(
 def test_every_leaf_config_builds_and_runs_forward(config: Path) -> None:
     from mmengine.config import Config
     from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
 
     import coral_core.models  # noqa: F401
 
+    register_all_modules()
     cfg = Config.fromfile(str(config))
     cfg.model.backbone.checkpoint = None
     model = MODELS.build(cfg.model).eval()

@@ -1,0 +1,1 @@
+"""Two-stage inference: semantic probabilities (``semantic``), refined into coral instances."""

@@ -1,0 +1,222 @@
+"""Semantic stage: a trained checkpoint's class probabilities over images of any size.
+
+Sliding-window inference as MMSeg's ``slide`` mode computes it (logits of overlapping windows
+averaged, then softmax), but with the windows of an image batched, half precision on GPUs,
+and the model loaded once from a config and a checkpoint whose metadata names its classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch.nn import functional
+
+from coral_core.checkpoint import load_checkpoint_file
+from coral_core.errors import CoralsegError
+from coral_core.taxonomy import MaskEncoding, Taxonomy
+
+
+@dataclass(frozen=True)
+class SemanticModel:
+    """A loaded segmentation model and what it needs to run.
+
+    Attributes:
+        network: MMSeg ``EncoderDecoder`` in eval mode, on ``device``.
+        encoding: the mask encoding its outputs follow (pixel value = output channel).
+        window: side of the sliding window in pixels; ``stride`` between windows.
+        mean, std: per-channel RGB normalisation of the training data.
+        half: run the network in float16 (CUDA only).
+    """
+
+    network: torch.nn.Module
+    encoding: MaskEncoding
+    device: torch.device
+    window: int
+    stride: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    half: bool
+
+    @property
+    def num_labels(self) -> int:
+        return self.encoding.num_labels
+
+
+def encoding_from_checkpoint(checkpoint: dict, cfg: Config) -> MaskEncoding:
+    """The mask encoding stored by coralseg, else rebuilt from MMSeg's ``dataset_meta``."""
+    meta = checkpoint.get("meta", {})
+    stored = meta.get("coralseg", {}).get("encoding")
+    if stored:
+        return MaskEncoding.from_dict(stored)
+    classes = meta.get("dataset_meta", {}).get("classes") or cfg.get("metainfo", {}).get("classes")
+    if not classes:
+        raise CoralsegError(
+            "the checkpoint names no classes (no coralseg or dataset metadata); "
+            "was it trained with MMSegmentation?"
+        )
+    palette = meta.get("dataset_meta", {}).get("palette") or ()
+    names = tuple(classes)
+    background_is_ignore = names[0].casefold() != "background"
+    taxonomy_classes = names if background_is_ignore else names[1:]
+    colors = (
+        tuple(tuple(c) for c in palette[len(names) - len(taxonomy_classes) :]) if palette else ()
+    )
+    taxonomy = Taxonomy("checkpoint", taxonomy_classes, colors)
+    return MaskEncoding(taxonomy, background_is_ignore)
+
+
+def load_semantic_model(
+    config: str | Path,
+    checkpoint: str | Path,
+    device: str = "cpu",
+    half: bool | None = None,
+) -> SemanticModel:
+    """Build the network of an MMSeg config and load a checkpoint's weights strictly.
+
+    Args:
+        config: the config the checkpoint was trained with.
+        checkpoint: a ``.pth`` written by ``coralseg train`` (or MMSeg).
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        half: float16 weights and activations; default: on for CUDA, off on CPU.
+    """
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import coral_core.models  # noqa: F401  (registers the backbone)
+
+    register_all_modules()  # MMSeg's default scope, which nested builds (preprocessor) use
+
+    config = Path(config)
+    if not config.is_file():
+        raise CoralsegError(f"config {config} does not exist")
+    device_obj = torch.device(device)
+    if device_obj.type == "cuda" and not torch.cuda.is_available():
+        raise CoralsegError(f"device {device!r} asked for, but this machine has no CUDA GPU")
+    state = load_checkpoint_file(checkpoint)
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.checkpoint = None  # the checkpoint below holds every weight
+    encoding = encoding_from_checkpoint(state, cfg)
+    cfg.model.decode_head.num_classes = encoding.num_labels
+    network = MODELS.build(cfg.model)
+    weights = state.get("state_dict", state)
+    try:
+        network.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        first = "; ".join(str(err).splitlines()[:3])
+        raise CoralsegError(f"{checkpoint} does not fit config {config.name}: {first}") from None
+    half = device_obj.type == "cuda" if half is None else half
+    if half and device_obj.type != "cuda":
+        raise CoralsegError("half precision needs a CUDA device")
+    network = network.to(device_obj).eval()
+    if half:
+        network = network.half()
+    test_cfg = cfg.model.get("test_cfg", {})
+    window = _side(test_cfg.get("crop_size", (518, 518)))
+    stride = _side(test_cfg.get("stride", (window // 2, window // 2)))
+    preprocessor = cfg.model.data_preprocessor
+    return SemanticModel(
+        network=network,
+        encoding=encoding,
+        device=device_obj,
+        window=window,
+        stride=stride,
+        mean=tuple(float(v) for v in preprocessor.mean),
+        std=tuple(float(v) for v in preprocessor.std),
+        half=half,
+    )
+
+
+def _side(size: int | tuple[int, int] | list[int]) -> int:
+    if isinstance(size, int):
+        return size
+    if size[0] != size[1]:
+        raise CoralsegError(f"square sliding windows only, got {tuple(size)}")
+    return int(size[0])
+
+
+def window_origins(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows along one axis, as MMSeg's slide inference places them.
+
+    The last window ends exactly at ``length``; ``window <= length``.
+    """
+    if length <= window:
+        return [0]
+    steps = math.ceil((length - window) / stride)
+    return [min(i * stride, length - window) for i in range(steps + 1)]
+
+
+@torch.inference_mode()
+def predict_logits(model: SemanticModel, image: np.ndarray, batch_size: int = 8) -> torch.Tensor:
+    """Averaged sliding-window logits of one image.
+
+    Args:
+        image: ``HxWx3`` uint8 RGB.
+        batch_size: windows per forward pass.
+
+    Returns:
+        ``(C, H, W)`` float32 tensor on the model's device, ``C = model.num_labels``.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    height, width = image.shape[:2]
+    dtype = torch.float16 if model.half else torch.float32
+    tensor = torch.from_numpy(image).to(model.device).permute(2, 0, 1).float()
+    mean = torch.tensor(model.mean, device=model.device).view(3, 1, 1)
+    std = torch.tensor(model.std, device=model.device).view(3, 1, 1)
+    tensor = ((tensor - mean) / std).to(dtype)
+    # Windows never exceed the image (a smaller image is one window), as in MMSeg.
+    window_h, window_w = min(model.window, height), min(model.window, width)
+    boxes = [
+        (y, x)
+        for y in window_origins(height, window_h, model.stride)
+        for x in window_origins(width, window_w, model.stride)
+    ]
+    logits = torch.zeros((model.num_labels, height, width), device=model.device)
+    counts = torch.zeros((1, height, width), device=model.device)
+    for start in range(0, len(boxes), batch_size):
+        chunk = boxes[start : start + batch_size]
+        crops = torch.stack([tensor[:, y : y + window_h, x : x + window_w] for y, x in chunk])
+        out = _forward(model.network, crops)
+        for (y, x), crop_logits in zip(chunk, out, strict=True):
+            logits[:, y : y + window_h, x : x + window_w] += crop_logits.float()
+            counts[:, y : y + window_h, x : x + window_w] += 1
+    return logits / counts
+
+
+def _forward(network: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
+    """Logits of a batch of windows at their own resolution (decode head + bilinear resize)."""
+    features = network.extract_feat(crops)
+    logits = network.decode_head.forward(features)
+    return functional.interpolate(
+        logits,
+        size=crops.shape[2:],
+        mode="bilinear",
+        align_corners=network.decode_head.align_corners,
+    )
+
+
+@dataclass(frozen=True)
+class SemanticPrediction:
+    """Per-pixel output of the semantic stage for one image.
+
+    Attributes:
+        probabilities: ``(C, H, W)`` float32 softmax over the model's labels (pixel value
+            ``c`` of the encoding = channel ``c``).
+        labels: ``(H, W)`` uint8 argmax.
+    """
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+
+
+def predict(model: SemanticModel, image: np.ndarray, batch_size: int = 8) -> SemanticPrediction:
+    """Class probabilities and argmax map of an ``HxWx3`` uint8 RGB image."""
+    logits = predict_logits(model, image, batch_size)
+    probabilities = torch.softmax(logits, dim=0)
+    labels = probabilities.argmax(dim=0).to(torch.uint8)
+    return SemanticPrediction(probabilities.cpu().numpy(), labels.cpu().numpy())

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from coral_core.errors import CoralsegError
+from coral_core.inference.semantic import (
+    load_semantic_model,
+    predict,
+    predict_logits,
+    window_origins,
+)
+from coral_core.taxonomy import EILAT, MaskEncoding
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random-weight tiny model saved as coralseg saves checkpoints, and its config."""
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import coral_core.models  # noqa: F401
+
+    register_all_modules()
+    folder = tmp_path_factory.mktemp("tiny")
+    cfg = Config.fromfile(str(TINY))
+    # MMSeg's own inference applies the test pipeline: keep it to loading, for parity
+    cfg.test_pipeline = [dict(type="LoadImageFromFile"), dict(type="PackSegInputs")]
+    config = folder / "tiny.py"
+    cfg.dump(str(config))
+    torch.manual_seed(0)
+    network = MODELS.build(cfg.model)
+    network.init_weights()
+    encoding = MaskEncoding(EILAT, background_is_ignore=True)
+    checkpoint = folder / "tiny.pth"
+    meta = {"coralseg": {"encoding": encoding.to_dict()}}
+    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
+    return config, checkpoint
+
+
+def test_window_origins_match_mmseg_slide_placement() -> None:
+    assert window_origins(224, 224, 112) == [0]
+    assert window_origins(300, 224, 112) == [0, 76]
+    assert window_origins(448, 224, 112) == [0, 112, 224]
+    assert window_origins(449, 224, 112) == [0, 112, 224, 225]
+
+
+@pytest.mark.parametrize("size", [(300, 410), (150, 500)], ids=["two-by-three", "short"])
+def test_logits_equal_mmseg_slide_inference(tiny_checkpoint, size: tuple[int, int]) -> None:
+    from mmseg.apis import inference_model, init_model
+
+    config, checkpoint = tiny_checkpoint
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+    model = load_semantic_model(config, checkpoint)
+    ours = predict_logits(model, image, batch_size=3).cpu().numpy()
+
+    reference = init_model(str(config), str(checkpoint), device="cpu")
+    result = inference_model(reference, image[:, :, ::-1].copy())  # MMSeg takes BGR arrays
+    theirs = result.seg_logits.data.cpu().numpy()
+    assert ours.shape == theirs.shape == (10, *size)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_predict_gives_probabilities_and_labels(tiny_checkpoint) -> None:
+    config, checkpoint = tiny_checkpoint
+    model = load_semantic_model(config, checkpoint)
+    assert model.encoding.taxonomy.classes == EILAT.classes
+    image = np.zeros((100, 130, 3), np.uint8)
+    prediction = predict(model, image)
+    assert prediction.probabilities.shape == (10, 100, 130)
+    np.testing.assert_allclose(prediction.probabilities.sum(axis=0), 1.0, atol=1e-5)
+    assert prediction.labels.dtype == np.uint8
+    np.testing.assert_array_equal(prediction.labels, prediction.probabilities.argmax(axis=0))
+
+
+def test_loading_errors(tiny_checkpoint, tmp_path: Path) -> None:
+    config, checkpoint = tiny_checkpoint
+    with pytest.raises(CoralsegError, match="does not exist"):
+        load_semantic_model(config, tmp_path / "missing.pth")
+    state = torch.load(checkpoint, weights_only=True)
+    del state["state_dict"]["decode_head.conv_seg.bias"]
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(CoralsegError, match="does not fit config"):
+        load_semantic_model(config, tmp_path / "partial.pth")
+    with (
+        pytest.raises(CoralsegError, match="no CUDA GPU")
+        if not torch.cuda.is_available()
+        else (pytest.raises(CoralsegError, match="half precision"))
+    ):
+        load_semantic_model(
+            config, checkpoint, device="cuda" if not torch.cuda.is_available() else "cpu", half=True
+        )
