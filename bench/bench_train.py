@@ -33,10 +33,9 @@ def run_setting(args: argparse.Namespace, setting: dict) -> dict:
     import torch
     from mmengine.config import Config
     from mmengine.structures import PixelData
-    from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
-    import coral_core.models  # noqa: F401
+    from coral_core.models import build_segmentor
     from coral_core.models.dinov2 import ARCHS
 
     torch.manual_seed(0)
@@ -50,7 +49,7 @@ def run_setting(args: argparse.Namespace, setting: dict) -> dict:
         grad_checkpointing=setting["checkpointing"],
     )
     cfg.model.decode_head.in_channels = [dim] * 4
-    model = MODELS.build(cfg.model).to(args.device).train()
+    model = build_segmentor(cfg.model).to(args.device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     num_classes = cfg.model.decode_head.num_classes

@@ -84,12 +84,7 @@ def load_semantic_model(
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         half: float16 weights and activations; default: on for CUDA, off on CPU.
     """
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-
-    import coral_core.models  # noqa: F401  (registers the backbone)
-
-    register_all_modules()  # MMSeg's default scope, which nested builds (preprocessor) use
+    from coral_core.models import build_segmentor
 
     config = Path(config)
     if not config.is_file():
@@ -102,7 +97,7 @@ def load_semantic_model(
     cfg.model.backbone.checkpoint = None  # the checkpoint below holds every weight
     encoding = encoding_from_checkpoint(state, cfg)
     cfg.model.decode_head.num_classes = encoding.num_labels
-    network = MODELS.build(cfg.model)
+    network = build_segmentor(cfg.model)
     weights = state.get("state_dict", state)
     try:
         network.load_state_dict(weights, strict=True)
@@ -181,14 +176,14 @@ def predict_logits(model: SemanticModel, image: np.ndarray, batch_size: int = 8)
     for start in range(0, len(boxes), batch_size):
         chunk = boxes[start : start + batch_size]
         crops = torch.stack([tensor[:, y : y + window_h, x : x + window_w] for y, x in chunk])
-        out = _forward(model.network, crops)
+        out = forward_windows(model.network, crops)
         for (y, x), crop_logits in zip(chunk, out, strict=True):
             logits[:, y : y + window_h, x : x + window_w] += crop_logits.float()
             counts[:, y : y + window_h, x : x + window_w] += 1
     return logits / counts
 
 
-def _forward(network: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
+def forward_windows(network: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
     """Logits of a batch of windows at their own resolution (decode head + bilinear resize)."""
     features = network.extract_feat(crops)
     logits = network.decode_head.forward(features)

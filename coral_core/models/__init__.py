@@ -9,3 +9,16 @@ Importing this package registers them; MMSeg configs do so with
 
 from coral_core import checkpoint  # noqa: F401  (allows MMEngine checkpoint types)
 from coral_core.models import dinov2, hooks, metric  # noqa: F401  (registration)
+
+
+def build_segmentor(model_cfg: dict):
+    """Build an MMSeg model from its config dict, in MMSeg's registry scope.
+
+    Nested parts (the data preprocessor) are built through MMEngine's root registry, which
+    finds MMSeg's classes only once MMSeg's default scope is set.
+    """
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules()
+    return MODELS.build(model_cfg)

@@ -23,12 +23,8 @@ TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A random-weight tiny model saved as coralseg saves checkpoints, and its config."""
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
+    from coral_core.models import build_segmentor
 
-    import coral_core.models  # noqa: F401
-
-    register_all_modules()
     folder = tmp_path_factory.mktemp("tiny")
     cfg = Config.fromfile(str(TINY))
     # MMSeg's own inference applies the test pipeline: keep it to loading, for parity
@@ -36,7 +32,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     config = folder / "tiny.py"
     cfg.dump(str(config))
     torch.manual_seed(0)
-    network = MODELS.build(cfg.model)
+    network = build_segmentor(cfg.model)
     network.init_weights()
     encoding = MaskEncoding(EILAT, background_is_ignore=True)
     checkpoint = folder / "tiny.pth"

@@ -168,17 +168,13 @@ def test_confusion_matrix_command_writes_png_and_csv(
 
 def test_hierarchical_fine_tuning_starts_genera_from_their_family(checkpoint: Path) -> None:
     from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
-    import coral_core.models  # noqa: F401
+    from coral_core.models import build_segmentor
     from coral_core.training import load_weights_across_taxonomies
-
-    register_all_modules()
 
     cfg = Config.fromfile(str(TINY))
     cfg.model.decode_head.num_classes = MaskEncoding(FINEGRAINED).num_labels
-    model = MODELS.build(cfg.model)
+    model = build_segmentor(cfg.model)
     report = load_weights_across_taxonomies(model, checkpoint, MaskEncoding(FINEGRAINED).to_dict())
     assert "classifier rows initialised from parent classes: 17/17" in report
     source = torch.load(checkpoint, weights_only=True)["state_dict"]
@@ -224,15 +220,12 @@ def test_load_from_another_taxonomy_through_the_command(
 @pytest.mark.parametrize("config", LEAVES, ids=lambda p: p.stem)
 def test_every_leaf_config_builds_and_runs_forward(config: Path) -> None:
     from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
-    import coral_core.models  # noqa: F401
+    from coral_core.models import build_segmentor
 
-    register_all_modules()
     cfg = Config.fromfile(str(config))
     cfg.model.backbone.checkpoint = None
-    model = MODELS.build(cfg.model).eval()
+    model = build_segmentor(cfg.model).eval()
     with torch.no_grad():
         logits = model(torch.randn(1, 3, 56, 84), mode="tensor")
     assert logits.shape == (1, cfg.model.decode_head.num_classes, 4, 6)
