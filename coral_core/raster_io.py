@@ -1,0 +1,767 @@
+"""Reading reef images of any size window by window, and writing label rasters tile by tile.
+
+Windows are ``(x0, y0, x1, y1)`` in pixels of the image as it is shown (after orientation),
+end exclusive: columns ``x0..x1-1``, rows ``y0..y1-1``. ``iter_tiles`` yields windows that
+cover an image.
+
+Reading: ``open_image(path)`` -> ``ImageSource``, whose ``read(window)`` returns HxWx3 uint8
+RGB. Parts of a window outside the image read as 0 (black) and as False in
+``valid_mask(window)``, so a model sees fixed-size inputs at the edges.
+
+- TIFF (BigTIFF and GeoTIFF too; recognised by content, not by name) is read through GDAL
+  (rasterio), one window at a time: only the tiles or strips a window touches are decoded,
+  so memory follows the window, not the image, plus GDAL's cache of recently decoded
+  blocks, capped at ``GDAL_CACHE_BYTES`` while coralseg reads.
+- Every other format Pillow reads (JPEG, PNG, WebP, BMP, ...) is decoded whole, once, at
+  open; windows are slices. Images Pillow refuses as too large (decompression-bomb limit)
+  are refused with advice to convert them to a tiled GeoTIFF.
+
+Every image is normalised to what a photo viewer shows:
+
+1. Orientation: the EXIF orientation tag (TIFF tag 274 for TIFFs) is applied. Georeferenced
+   TIFFs are the exception: their geotransform describes the stored grid, and GIS tools
+   ignore the tag, so it is ignored for them too.
+2. Bands: gray -> RGB (repeated); gray + alpha -> RGB; palette -> RGB through the palette;
+   RGBA -> RGB; more than 3 bands (e.g. RGB + near-infrared) -> the first three. CMYK is
+   converted to RGB (by Pillow, or by GDAL for TIFFs).
+3. Bit depth: samples with more than 8 significant bits keep their 8 most significant ones
+   (``v >> (bits - 8)``: 16-bit 65535 -> 255, 12-bit 4095 -> 255), the same rule for every
+   window and every file, so tiles of one image agree and no pass over a huge image is
+   needed. Bits come from the TIFF's BitsPerSample (e.g. 12) or the sample type (16).
+   Samples with fewer than 8 bits are stretched (1-bit 1 -> 255, 4-bit 15 -> 255). Signed,
+   32-bit and floating-point samples are refused.
+4. Transparency: alpha is dropped from the RGB; ``valid_mask`` is False where alpha is 0 and,
+   for TIFFs, wherever GDAL's mask says no data (alpha band, nodata value or mask band).
+
+Unreadable, corrupt or non-image files raise ``CoralsegError("cannot read image PATH: ...")``.
+
+Writing: ``LabelRasterWriter`` writes a single-band uint8 label raster window by window: a
+tiled, deflate-compressed GeoTIFF (BigTIFF when the size needs it, georeferencing carried
+over) for ``.tif``/``.tiff``, or a PNG (small images only) for ``.png``. The file appears
+under its name only when the writer closes without an error.
+
+``write_test_tiff`` creates large synthetic tiled BigTIFFs tile by tile for tests and
+benchmarks; ``synthetic_rgb`` gives the content of any window of one.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import rasterio
+from PIL import Image
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.transform import Affine
+from rasterio.windows import Window as _GdalWindow
+
+from coral_core.errors import CoralsegError
+
+Window = tuple[int, int, int, int]
+RGB = tuple[int, int, int]
+
+TIFF_TILE = 512  # block side of the TIFFs written here: a multiple of 16, as TIFF requires
+MAX_PNG_SIDE = 20_000  # larger label rasters are written as GeoTIFF
+# GDAL's block cache is process-wide and defaults to 5% of RAM. While coralseg reads or writes
+# a TIFF it is capped here, so memory follows the window, not how much of the image was read.
+# 256 MiB holds a whole row of 512-px RGB tiles across a 100,000 px wide orthomosaic
+# (150 MiB), which overlapping windows read twice.
+GDAL_CACHE_BYTES = 256 * 2**20
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_ORIENTATION_TAG = 274
+_PILLOW_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# Classic TIFF offsets are 32-bit. Compression never grows the data by more than a fraction
+# of a percent, so BigTIFF is needed only near 4 GiB of uncompressed samples.
+_BIGTIFF_BYTES = int(0.9 * 2**32)
+
+
+@dataclass(frozen=True)
+class GeoInfo:
+    """Where a raster's pixels lie on Earth.
+
+    Attributes:
+        geotransform: GDAL order ``(x_origin, pixel_width, row_rotation, y_origin,
+            column_rotation, pixel_height)``; the top-left corner of pixel ``(col, row)`` is at
+            ``x = x_origin + col * pixel_width + row * row_rotation`` and
+            ``y = y_origin + col * column_rotation + row * pixel_height`` (``pixel_height`` is
+            negative for north-up rasters).
+        crs: ``"EPSG:<code>"`` where the CRS has an EPSG code, else its WKT; None when the
+            file has a geotransform but no CRS.
+    """
+
+    geotransform: tuple[float, float, float, float, float, float]
+    crs: str | None = None
+
+    def __post_init__(self) -> None:
+        values = tuple(float(v) for v in self.geotransform)
+        if len(values) != 6:
+            raise ValueError(f"a geotransform has 6 numbers, got {len(values)}")
+        object.__setattr__(self, "geotransform", values)
+
+
+@dataclass(frozen=True)
+class _Orientation:
+    """How the shown image comes from the stored one: transposed if asked, then flipped."""
+
+    transpose: bool
+    flip_rows: bool
+    flip_cols: bool
+
+    def shown_size(self, stored_height: int, stored_width: int) -> tuple[int, int]:
+        if self.transpose:
+            return stored_width, stored_height
+        return stored_height, stored_width
+
+    def stored_window(self, window: Window, height: int, width: int) -> Window:
+        """The stored window holding the shown ``window`` of a ``height x width`` image."""
+        x0, y0, x1, y1 = window
+        if self.flip_rows:
+            y0, y1 = height - y1, height - y0
+        if self.flip_cols:
+            x0, x1 = width - x1, width - x0
+        if self.transpose:
+            return y0, x0, y1, x1
+        return x0, y0, x1, y1
+
+    def apply(self, stored: np.ndarray) -> np.ndarray:
+        """Stored HxW[xC] pixels -> shown pixels (a view)."""
+        shown = stored.swapaxes(0, 1) if self.transpose else stored
+        if self.flip_rows:
+            shown = shown[::-1]
+        if self.flip_cols:
+            shown = shown[:, ::-1]
+        return shown
+
+
+# EXIF orientation value -> _Orientation (values outside 1..8 are treated as 1, as viewers do).
+_ORIENTATIONS = {
+    1: _Orientation(False, False, False),
+    2: _Orientation(False, False, True),  # mirrored left-right
+    3: _Orientation(False, True, True),  # rotated 180
+    4: _Orientation(False, True, False),  # mirrored top-bottom
+    5: _Orientation(True, False, False),  # transposed
+    6: _Orientation(True, False, True),  # shown rotated 90 clockwise
+    7: _Orientation(True, True, True),  # transversed
+    8: _Orientation(True, True, False),  # shown rotated 90 counter-clockwise
+}
+
+
+def iter_tiles(height: int, width: int, tile: int, overlap: int = 0) -> Iterator[Window]:
+    """Windows of at most ``tile x tile`` covering a ``height x width`` image, row by row.
+
+    Neighbouring windows share at least ``overlap`` pixels. Every window lies inside the
+    image and is a full ``tile x tile`` wherever the image is that large: the last window of
+    a row (or column) is moved back to end at the image's edge, so it may overlap its
+    neighbour by more. A side shorter than ``tile`` gets one window of that side's length.
+    """
+    if tile <= 0 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got {tile=} {overlap=}")
+    for y0 in _tile_starts(height, tile, tile - overlap):
+        for x0 in _tile_starts(width, tile, tile - overlap):
+            yield x0, y0, min(x0 + tile, width), min(y0 + tile, height)
+
+
+def _tile_starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= 0:
+        return []
+    if size <= tile:
+        return [0]
+    return [*range(0, size - tile, step), size - tile]
+
+
+def _block_windows(height: int, width: int, block: int) -> Iterator[Window]:
+    """The ``block`` grid's cells clipped to the image, row by row (one write per TIFF tile)."""
+    for y0 in range(0, height, block):
+        for x0 in range(0, width, block):
+            yield x0, y0, min(x0 + block, width), min(y0 + block, height)
+
+
+def _check_window(window: Window) -> Window:
+    x0, y0, x1, y1 = (int(v) for v in window)
+    if x1 < x0 or y1 < y0:
+        raise ValueError(f"window {window} is not (x0, y0, x1, y1) with x0 <= x1, y0 <= y1")
+    return x0, y0, x1, y1
+
+
+class ImageSource:
+    """An image opened for reading window by window; see the module docstring.
+
+    Attributes:
+        path: the file.
+        height, width: size of the image as shown (after orientation), in pixels.
+        geo: georeferencing of a GeoTIFF, else None.
+        has_mask: whether the file can mark pixels as empty (alpha, nodata, mask band);
+            without one, ``valid_mask`` is True everywhere inside the image.
+    """
+
+    def __init__(
+        self, path: Path, height: int, width: int, geo: GeoInfo | None, has_mask: bool
+    ) -> None:
+        self.path = path
+        self.height = height
+        self.width = width
+        self.geo = geo
+        self.has_mask = has_mask
+        self._closed = False
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """HxWx3 uint8 RGB of ``window`` (None: the whole image); 0 outside the image.
+
+        Always a new array. For TIFFs only the blocks under the window are decoded; reading
+        a whole huge image at once needs all of its memory (read it window by window).
+        """
+        return self._read_padded(window, 3, np.uint8, self._read_inside)
+
+    def valid_mask(self, window: Window | None = None) -> np.ndarray:
+        """HxW bool: True where a pixel is inside the image and not marked empty by the file."""
+        return self._read_padded(window, 0, np.bool_, self._mask_inside)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, {self.width} x {self.height})"
+
+    def _read_padded(
+        self,
+        window: Window | None,
+        channels: int,
+        dtype: type,
+        read_inside: Callable[[Window], np.ndarray],
+    ) -> np.ndarray:
+        if self._closed:
+            raise ValueError(f"{self.path} was closed; open it again to read from it")
+        x0, y0, x1, y1 = (
+            (0, 0, self.width, self.height) if window is None else _check_window(window)
+        )
+        inside = (max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height))
+        if inside == (x0, y0, x1, y1) and x1 > x0 and y1 > y0:
+            return read_inside(inside)
+        shape = (y1 - y0, x1 - x0, channels) if channels else (y1 - y0, x1 - x0)
+        out = np.zeros(shape, dtype)
+        ix0, iy0, ix1, iy1 = inside
+        if ix1 > ix0 and iy1 > iy0:
+            out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = read_inside(inside)
+        return out
+
+    def _read_inside(self, window: Window) -> np.ndarray:
+        raise NotImplementedError
+
+    def _mask_inside(self, window: Window) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _DecodedImage(ImageSource):
+    """An image decoded whole by Pillow; windows are copies of slices."""
+
+    def __init__(self, path: Path, rgb: np.ndarray, valid: np.ndarray | None) -> None:
+        super().__init__(path, rgb.shape[0], rgb.shape[1], None, valid is not None)
+        self._rgb = rgb
+        self._valid = valid
+
+    def _read_inside(self, window: Window) -> np.ndarray:
+        x0, y0, x1, y1 = window
+        return self._rgb[y0:y1, x0:x1].copy()
+
+    def _mask_inside(self, window: Window) -> np.ndarray:
+        x0, y0, x1, y1 = window
+        if self._valid is None:
+            return np.ones((y1 - y0, x1 - x0), bool)
+        return self._valid[y0:y1, x0:x1].copy()
+
+    def close(self) -> None:
+        super().close()
+        self._rgb = self._valid = None
+
+
+class _GdalImage(ImageSource):
+    """A TIFF read through GDAL one window at a time."""
+
+    def __init__(self, path: Path, dataset: rasterio.DatasetReader) -> None:
+        self._ds = dataset
+        dtypes = set(dataset.dtypes[:3])
+        if not dtypes <= {"uint8", "uint16"} or len(dtypes) != 1:
+            raise _unreadable(
+                path,
+                f"its samples are {'/'.join(sorted(dtypes))}; coralseg reads 8- or 16-bit "
+                "unsigned images (convert it, e.g. gdal_translate -ot Byte -scale)",
+            )
+        self._dtype = dtypes.pop()
+        self._palette = None
+        if dataset.colorinterp[0] == ColorInterp.palette:
+            self._palette = _palette_lut(dataset.colormap(1), np.iinfo(self._dtype).max + 1)
+            self._bands = [1]
+        else:
+            self._bands = [1, 2, 3] if dataset.count >= 3 else [1]
+        self._bits = _significant_bits(dataset, self._dtype)
+        geo = _geo_info(dataset)
+        # GIS rasters follow their geotransform; GDAL and QGIS ignore the orientation tag.
+        self._orientation = _ORIENTATIONS[1 if geo else _tiff_orientation(path)]
+        height, width = self._orientation.shown_size(dataset.height, dataset.width)
+        has_mask = any(MaskFlags.all_valid not in flags for flags in dataset.mask_flag_enums)
+        super().__init__(path, height, width, geo, has_mask)
+
+    def _gdal_window(self, window: Window) -> _GdalWindow:
+        x0, y0, x1, y1 = self._orientation.stored_window(window, self.height, self.width)
+        return _GdalWindow(x0, y0, x1 - x0, y1 - y0)
+
+    def _read_inside(self, window: Window) -> np.ndarray:
+        try:
+            with _gdal_env():
+                bands = self._ds.read(self._bands, window=self._gdal_window(window))
+        except RasterioError as exc:
+            raise _unreadable(self.path, exc) from exc
+        if self._palette is not None:
+            pixels = self._palette[bands[0]]
+        else:
+            pixels = _to_uint8(np.moveaxis(bands, 0, -1), self._bits)
+            if pixels.shape[-1] == 1:
+                pixels = np.broadcast_to(pixels, (*pixels.shape[:2], 3))
+        return np.ascontiguousarray(self._orientation.apply(pixels))
+
+    def _mask_inside(self, window: Window) -> np.ndarray:
+        try:
+            with _gdal_env():
+                mask = self._ds.dataset_mask(window=self._gdal_window(window))
+        except RasterioError as exc:
+            raise _unreadable(self.path, exc) from exc
+        return np.ascontiguousarray(self._orientation.apply(mask != 0))
+
+    def close(self) -> None:
+        super().close()
+        self._ds.close()
+
+
+def open_image(path: str | os.PathLike) -> ImageSource:
+    """Open an image for reading window by window (see the module docstring).
+
+    Raises:
+        CoralsegError: the file is missing, not an image, corrupt, or of a kind coralseg
+            cannot turn into RGB.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except IsADirectoryError as exc:
+        raise _unreadable(path, "it is a folder, not a file") from exc
+    except FileNotFoundError as exc:
+        raise _unreadable(path, "no such file") from exc
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or exc) from exc
+    if not head:
+        raise _unreadable(path, "the file is empty")
+    if head in _TIFF_MAGIC:
+        return _open_with_gdal(path)
+    return _open_with_pillow(path)
+
+
+def _gdal_env() -> rasterio.Env:
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+
+
+def _unreadable(path: Path, reason: object) -> CoralsegError:
+    return CoralsegError(f"cannot read image {path}: {reason}")
+
+
+def _open_with_gdal(path: Path) -> ImageSource:
+    try:
+        with _gdal_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(path)
+    except RasterioError as exc:
+        raise _unreadable(path, exc) from exc
+    try:
+        return _GdalImage(path, dataset)
+    except BaseException:
+        dataset.close()
+        raise
+
+
+def _open_with_pillow(path: Path) -> ImageSource:
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 Mpx and refuses from 179 Mpx; the refusal is reported below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+                rgb, valid = _pillow_to_rgb(path, image)
+    except Image.DecompressionBombError as exc:
+        raise _unreadable(
+            path,
+            "it is too large to decode at once; convert it to a tiled GeoTIFF, e.g. "
+            "gdal_translate -co TILED=YES -co COMPRESS=DEFLATE -co BIGTIFF=IF_SAFER IN OUT.tif",
+        ) from exc
+    except Image.UnidentifiedImageError as exc:
+        raise _unreadable(path, "not an image format coralseg can read") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        if isinstance(exc, CoralsegError):
+            raise
+        raise _unreadable(path, exc) from exc
+    orient = _ORIENTATIONS.get(orientation if isinstance(orientation, int) else 1, _ORIENTATIONS[1])
+    rgb = np.ascontiguousarray(orient.apply(rgb))
+    if valid is not None:
+        valid = np.ascontiguousarray(orient.apply(valid))
+    return _DecodedImage(path, rgb, valid)
+
+
+def _pillow_to_rgb(path: Path, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """A loaded Pillow image -> (HxWx3 uint8 stored RGB, HxW bool alpha != 0, or None)."""
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit gray (PNG, PGM)
+        gray = _to_uint8(np.clip(np.asarray(image), 0, 65535).astype(np.uint16), 16)
+        return np.repeat(gray[..., None], 3, axis=2), None
+    if image.mode == "F":
+        raise _unreadable(path, "its samples are floating point; convert it to 8-bit RGB")
+    if image.mode in _PILLOW_ALPHA_MODES or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"))
+        return rgba[..., :3], rgba[..., 3] != 0
+    return np.asarray(image.convert("RGB")), None
+
+
+def _to_uint8(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Unsigned samples with ``bits`` significant bits -> uint8 (module docstring, rule 3)."""
+    if bits == 8 and samples.dtype == np.uint8:
+        return samples
+    if bits > 8:
+        return np.minimum(samples >> (bits - 8), 255).astype(np.uint8)
+    top = (1 << bits) - 1
+    return (np.minimum(samples, top).astype(np.uint16) * 255 // top).astype(np.uint8)
+
+
+def _significant_bits(dataset: rasterio.DatasetReader, dtype: str) -> int:
+    """BitsPerSample as GDAL reports it (NBITS, e.g. 12 in a 16-bit container), else the type's."""
+    structure = {**dataset.tags(ns="IMAGE_STRUCTURE"), **dataset.tags(1, ns="IMAGE_STRUCTURE")}
+    declared = structure.get("NBITS", "")
+    full = np.iinfo(dtype).bits
+    bits = int(declared) if declared.isdigit() else full
+    return bits if 0 < bits <= full else full
+
+
+def _palette_lut(colormap: Mapping[int, tuple[int, ...]], size: int) -> np.ndarray:
+    lut = np.zeros((size, 3), np.uint8)
+    for index, color in colormap.items():
+        if 0 <= index < size:
+            lut[index] = color[:3]
+    return lut
+
+
+def _geo_info(dataset: rasterio.DatasetReader) -> GeoInfo | None:
+    if dataset.crs is None and dataset.transform.is_identity:
+        return None
+    crs = dataset.crs.to_string() if dataset.crs is not None else None
+    return GeoInfo(dataset.transform.to_gdal(), crs or None)
+
+
+def _tiff_orientation(path: Path) -> int:
+    """TIFF tag 274 of the first image (1 if absent or unreadable); GDAL does not report it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+            order = "<" if head[:2] == b"II" else ">"
+            big = struct.unpack(order + "H", head[2:4])[0] == 43
+            if big:
+                f.seek(struct.unpack(order + "Q", head[8:16])[0])
+                count = struct.unpack(order + "Q", f.read(8))[0]
+                entry, value_at = 20, 12
+            else:
+                f.seek(struct.unpack(order + "I", head[4:8])[0])
+                count = struct.unpack(order + "H", f.read(2))[0]
+                entry, value_at = 12, 8
+            table = f.read(entry * min(count, 4096))
+    except (OSError, struct.error):
+        return 1
+    for start in range(0, len(table) - entry + 1, entry):
+        tag, kind = struct.unpack(order + "HH", table[start : start + 4])
+        if tag == _ORIENTATION_TAG and kind == 3:  # SHORT
+            value = struct.unpack(order + "H", table[start + value_at : start + value_at + 2])[0]
+            return value if value in _ORIENTATIONS else 1
+    return 1
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """A hidden name in ``path``'s folder, so the final rename never crosses file systems."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
+def _gdal_profile(height: int, width: int, bands: int, tile: int, geo: GeoInfo | None) -> dict:
+    profile = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": bands,
+        "dtype": "uint8",
+        "tiled": True,
+        "blockxsize": tile,
+        "blockysize": tile,
+        "compress": "deflate",
+        "bigtiff": "YES" if _needs_bigtiff(height, width, bands) else "NO",
+    }
+    if geo is not None:
+        profile["transform"] = Affine.from_gdal(*geo.geotransform)
+        profile["crs"] = geo.crs
+    return profile
+
+
+def _needs_bigtiff(height: int, width: int, bands: int) -> bool:
+    return height * width * bands > _BIGTIFF_BYTES
+
+
+class LabelRasterWriter:
+    """Writes an HxW uint8 label raster window by window; a context manager.
+
+    - ``.tif``/``.tiff``: a tiled (``TIFF_TILE`` px), deflate-compressed GeoTIFF, BigTIFF
+      when over ~3.8 GB of pixels, with ``geo``'s geotransform and CRS. Memory is the window
+      plus GDAL's block cache (``GDAL_CACHE_BYTES``), not the image: write windows in row
+      order, ideally aligned to the ``block`` grid, so each tile is complete when GDAL
+      compresses it.
+    - ``.png``: the raster is kept in memory and saved at close, so at most
+      ``MAX_PNG_SIDE`` px per side; PNG cannot hold georeferencing, so ``geo`` is refused.
+    - ``palette`` (class id -> RGB, as a sequence or a mapping) is stored as the file's
+      colour table, so viewers show classes in colour; the pixel values stay class ids.
+    - Pixels never written are 0. The file is written under a temporary name in the same
+      folder and renamed to ``path`` (replacing any old file) when the writer closes without
+      an error; after an error inside the ``with`` block the partial file is removed.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        height: int,
+        width: int,
+        geo: GeoInfo | None = None,
+        palette: Sequence[RGB] | Mapping[int, RGB] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.height, self.width = int(height), int(width)
+        self.block = TIFF_TILE
+        suffix = self.path.suffix.lower()
+        if suffix not in (".tif", ".tiff", ".png"):
+            raise CoralsegError(
+                f"cannot write labels to {self.path}: use a .tif/.tiff (any size, keeps "
+                f"georeferencing) or .png (up to {MAX_PNG_SIDE} px per side) name"
+            )
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"a label raster needs a positive size, got {height} x {width}")
+        if not self.path.parent.is_dir():
+            raise CoralsegError(
+                f"cannot write labels to {self.path}: folder {self.path.parent} does not exist"
+            )
+        self._colors = _palette_entries(palette)
+        self._tmp = _temporary_sibling(self.path)
+        self._dataset = None
+        self._array = None
+        self._open = True
+        if suffix == ".png":
+            if max(self.height, self.width) > MAX_PNG_SIDE:
+                raise CoralsegError(
+                    f"cannot write labels to {self.path}: {self.width} x {self.height} px is "
+                    f"too large for PNG (at most {MAX_PNG_SIDE} px per side); use a .tif name"
+                )
+            if geo is not None:
+                raise CoralsegError(
+                    f"cannot write labels to {self.path}: PNG cannot keep the image's "
+                    "georeferencing; use a .tif name"
+                )
+            self._array = np.zeros((self.height, self.width), np.uint8)
+            return
+        try:
+            with _gdal_env(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dataset = rasterio.open(
+                    self._tmp, "w", **_gdal_profile(self.height, self.width, 1, self.block, geo)
+                )
+                if self._colors:
+                    colormap = {i: (*rgb, 255) for i, rgb in self._colors.items()}
+                    self._dataset.write_colormap(1, colormap)
+        except RasterioError as exc:
+            self.abort()
+            raise CoralsegError(f"cannot write labels to {self.path}: {exc}") from exc
+
+    def write(self, window: Window, labels: np.ndarray) -> None:
+        """Write HxW integer ``labels`` (values 0..255) at ``window``, which must lie inside."""
+        if not self._open:
+            raise ValueError(f"the writer for {self.path} is closed")
+        x0, y0, x1, y1 = _check_window(window)
+        if x0 < 0 or y0 < 0 or x1 > self.width or y1 > self.height:
+            raise ValueError(
+                f"window {window} lies outside the {self.width} x {self.height} label raster"
+            )
+        labels = _as_labels(labels)
+        if labels.shape != (y1 - y0, x1 - x0):
+            raise ValueError(
+                f"window {window} needs labels of shape {(y1 - y0, x1 - x0)}, got {labels.shape}"
+            )
+        if self._array is not None:
+            self._array[y0:y1, x0:x1] = labels
+            return
+        try:
+            with _gdal_env():
+                self._dataset.write(labels, 1, window=_GdalWindow(x0, y0, x1 - x0, y1 - y0))
+        except RasterioError as exc:
+            raise CoralsegError(f"cannot write labels to {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Finish the file and give it its name; calling it again does nothing."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            if self._dataset is not None:
+                with _gdal_env():
+                    self._dataset.close()
+            else:
+                self._save_png()
+            os.replace(self._tmp, self.path)
+        except (RasterioError, OSError) as exc:
+            raise CoralsegError(f"cannot write labels to {self.path}: {exc}") from exc
+        finally:
+            self._array = None
+            self._tmp.unlink(missing_ok=True)  # left only when something failed
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file; ``path`` is left as it was."""
+        self._open = False
+        self._array = None
+        try:
+            if self._dataset is not None:
+                with _gdal_env():
+                    self._dataset.close()
+        except RasterioError:
+            pass  # the file is being discarded anyway
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> LabelRasterWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _save_png(self) -> None:
+        image = Image.fromarray(self._array)  # mode "L"
+        if self._colors:
+            flat = np.zeros((256, 3), np.uint8)
+            for index, rgb in self._colors.items():
+                flat[index] = rgb
+            image = image.convert("P")  # same pixel values, now indices into the palette
+            image.putpalette(flat.ravel().tolist())
+        image.save(self._tmp, format="PNG")
+
+
+def _palette_entries(palette: Sequence[RGB] | Mapping[int, RGB] | None) -> dict[int, RGB]:
+    if palette is None:
+        return {}
+    items = palette.items() if isinstance(palette, Mapping) else enumerate(palette)
+    entries = {}
+    for index, rgb in items:
+        color = tuple(int(c) for c in rgb)
+        if not 0 <= int(index) <= 255 or len(color) != 3 or not all(0 <= c <= 255 for c in color):
+            raise ValueError(f"palette entry {index}: {rgb} is not an index 0..255 -> RGB 0..255")
+        entries[int(index)] = color
+    return entries
+
+
+def _as_labels(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype == np.uint8:
+        return labels
+    if labels.dtype == np.bool_:
+        return labels.astype(np.uint8)
+    if np.issubdtype(labels.dtype, np.integer):
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise ValueError("label values must lie in 0..255 to be written as uint8")
+        return labels.astype(np.uint8)
+    raise ValueError(f"labels must be integers in 0..255, got dtype {labels.dtype}")
+
+
+def synthetic_rgb(window: Window, seed: int = 0) -> np.ndarray:
+    """HxWx3 uint8 content of ``write_test_tiff``'s image at ``window`` (any window).
+
+    Ramps that change by one per pixel across x (red) and y (green) plus 64-px blocks (blue),
+    shifted by ``seed``: a misplaced, transposed or flipped read shows up, and deflate with
+    a horizontal predictor compresses it well.
+    """
+    return np.moveaxis(_synthetic_bands(_check_window(window), seed), 0, -1).copy()
+
+
+def _synthetic_bands(window: Window, seed: int) -> np.ndarray:
+    x0, y0, x1, y1 = window
+    x = np.arange(x0, x1, dtype=np.int64)
+    y = np.arange(y0, y1, dtype=np.int64)
+    # Each band is a column term plus a row term, summed in uint8 so it wraps modulo 256:
+    # a few broadcast additions per tile, which keeps 40,000 px images quick to write.
+    terms = [
+        (x + seed, y // 8),
+        (x // 8, y + 7 * seed),
+        ((x // 64) * 37 + 13 * seed, (y // 64) * 11),
+    ]
+    bands = np.empty((3, y1 - y0, x1 - x0), np.uint8)
+    for band, (column, row) in zip(bands, terms, strict=True):
+        np.add(
+            (column & 255).astype(np.uint8)[None, :],
+            (row & 255).astype(np.uint8)[:, None],
+            out=band,
+        )
+    return bands
+
+
+def write_test_tiff(
+    path: str | os.PathLike,
+    height: int,
+    width: int,
+    tile: int = TIFF_TILE,
+    geo: GeoInfo | None = None,
+    seed: int = 0,
+) -> Path:
+    """Create a tiled, deflate-compressed RGB BigTIFF of ``synthetic_rgb`` content.
+
+    Written tile by tile, so memory stays at a few tiles whatever the size (a 40,000 x
+    40,000 image is 4.8 GB of pixels and a small file). ``tile`` must be a multiple of 16.
+    Returns ``path``.
+    """
+    path = Path(path)
+    if tile <= 0 or tile % 16:
+        raise ValueError(f"TIFF tiles are a positive multiple of 16 px, got {tile}")
+    profile = _gdal_profile(height, width, 3, tile, geo)
+    profile.update(bigtiff="YES", photometric="RGB", interleave="pixel", predictor=2)
+    tmp = _temporary_sibling(path)
+    try:
+        with _gdal_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp, "w", **profile) as dataset:
+                for x0, y0, x1, y1 in _block_windows(height, width, tile):
+                    bands = _synthetic_bands((x0, y0, x1, y1), seed)
+                    dataset.write(bands, window=_GdalWindow(x0, y0, x1 - x0, y1 - y0))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,136 @@
+"""``coralseg infer`` end to end with a random-weight tiny model (and a random SAM ViT-B on the
+real quadrat photos, where ../shared/data is present)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+from pycocotools.coco import COCO
+
+from coral_core.models import build_segmentor
+from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coralseg.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny families model with random weights, saved as coralseg saves checkpoints."""
+    folder = tmp_path_factory.mktemp("model")
+    encoding = MaskEncoding(FAMILIES)
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.decode_head.num_classes = encoding.num_labels
+    torch.manual_seed(0)
+    network = build_segmentor(cfg.model)
+    network.init_weights()
+    checkpoint = folder / "tiny.pth"
+    meta = {"coralseg": {"encoding": encoding.to_dict()}}
+    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
+    return TINY, checkpoint
+
+
+def _odd_images(folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(folder / "plain.jpg")
+    Image.fromarray(rgb[:, :, 0]).save(folder / "gray.png")
+    Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(folder / "deep16.png")
+    rgba = np.concatenate([rgb, np.full((120, 160, 1), 255, np.uint8)], axis=2)
+    Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
+    rotated = Image.fromarray(rgb)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # displayed rotated by 90 degrees
+    rotated.save(folder / "rotated.jpg", exif=exif)
+    (folder / "sub").mkdir()
+    Image.fromarray(rgb).save(folder / "sub" / "plain.jpg")  # same name, another folder
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+
+
+def _infer(model_files, input_dir: Path, output_dir: Path, *extra: str) -> int:
+    config, checkpoint = model_files
+    return main(
+        [
+            "infer", "--input-dir", str(input_dir), "--output-dir", str(output_dir),
+            "--segformer-config", str(config), "--segformer-weights", str(checkpoint),
+            "--min-area", "16", *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_odd_images_are_handled_and_bad_ones_reported(model_files, tmp_path: Path, capsys) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    _odd_images(images)
+    out = tmp_path / "out"
+    assert _infer(model_files, images, out) == 0
+    printed = capsys.readouterr().out
+    assert "6 image(s) processed, 0 already done, 1 failed" in printed
+    assert "broken.jpg" in printed
+    log = (out / "inference_log.txt").read_text()
+    assert "FAILED" in log and "broken.jpg" in log
+    for stem in ("plain", "gray", "deep16", "alpha", "rotated", "sub__plain"):
+        semantic = np.array(Image.open(out / "semantic" / f"{stem}.png"))
+        expected = (160, 120) if stem == "rotated" else (120, 160)  # EXIF rotation applied
+        assert semantic.shape == expected, stem
+        assert (out / "visualizations" / f"{stem}.jpg").is_file()
+
+    coco = COCO(str(out / "predictions.json"))
+    assert len(coco.getImgIds()) == 6
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(FAMILIES.classes)
+    annotations = json.loads((out / "predictions.json").read_text())["annotations"]
+    if annotations:
+        results = coco.loadRes(annotations)
+        assert len(results.getAnnIds()) == len(annotations)
+    for image in coco.dataset["images"]:
+        stem = Path(image["file_name"]).relative_to(images).with_suffix("")
+        masks = sorted((out / "masks" / str(stem).replace("/", "__")).glob("instance_*.png"))
+        assert len(masks) == len(coco.getAnnIds(imgIds=[image["id"]]))
+
+    # a rerun skips what is done; --redo does it again
+    assert _infer(model_files, images, out) == 0
+    assert "0 image(s) processed, 6 already done, 1 failed" in capsys.readouterr().out
+    assert _infer(model_files, images, out, "--redo") == 0
+    assert "6 image(s) processed" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_one_sentence(model_files, tmp_path: Path, capsys) -> None:
+    assert _infer(model_files, tmp_path / "missing", tmp_path / "out") == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert _infer(model_files, tmp_path / "empty", tmp_path / "out") == 2
+    assert "no images" in capsys.readouterr().err
+    args = ["--min-threshold", "0.5", "--unsure-threshold", "0.1"]
+    assert _infer(model_files, tmp_path / "empty", tmp_path / "out", *args) == 2
+    assert "--min-threshold <= --unsure-threshold" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Path, capsys) -> None:
+    from tests.coral_core.sam_layout import official_state_dict
+
+    sam_path = tmp_path / "sam_vit_b_random.pth"
+    torch.save(official_state_dict("vit_b"), sam_path)
+    images = tmp_path / "quadrats"
+    images.mkdir()
+    for path in sorted((shared_data / "quadrats").glob("*.jpg"))[:2]:
+        shutil.copy(path, images / path.name)
+    out = tmp_path / "out"
+    # thresholds that make the random model's output split into coral, unsure and not coral
+    args = ["--sam-checkpoint", str(sam_path), "--min-threshold", "0.3"]
+    args += ["--unsure-threshold", "0.4"]
+    assert _infer(model_files, images, out, *args) == 0
+    assert "2 image(s) processed" in capsys.readouterr().out
+    coco = COCO(str(out / "predictions.json"))
+    assert len(coco.getImgIds()) == 2
+    for annotation in coco.dataset["annotations"]:
+        assert 0 <= annotation["score"] <= 1
+        assert coco.annToMask(annotation).sum() == annotation["area"]
