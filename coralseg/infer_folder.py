@@ -21,12 +21,16 @@ from coral_core.coco import ImageInstances, coco_predictions
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import CoralInstance
 from coral_core.inference.pipeline import TwoStagePredictor
+from coral_core.inference.semantic import predict_raster
 from coral_core.overlay import render_overlay
-from coral_core.raster_io import open_image
+from coral_core.raster_io import LabelRasterWriter, open_image
 from coral_core.rle import coco_rle_to_mask
 from coral_core.taxonomy import write_class_files
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+# Larger images (orthomosaics) get the semantic stage only, tile by tile, as a GeoTIFF: the
+# instance stage needs the whole image in memory, and SAM sees it at 1024 px anyway.
+MAX_INSTANCE_SIDE = 8192
 
 
 @dataclass
@@ -86,6 +90,14 @@ def infer_folder(
             began = time.perf_counter()
             try:
                 with open_image(path) as source:
+                    if max(source.height, source.width) > MAX_INSTANCE_SIDE:
+                        _semantic_only(output_dir, stem, source, predictor)
+                        summary.done.append(stem)
+                        log.write(
+                            f"ok {path}: {source.width}x{source.height}, semantic map only "
+                            f"(tiled) in {time.perf_counter() - began:.1f}s\n"
+                        )
+                        continue
                     image = source.read()
                 result = predictor(image)
             except CoralsegError as err:
@@ -133,6 +145,18 @@ def _write_outputs(output_dir, stem, path, image, result, predictor) -> None:
     temporary = target.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(record))
     os.replace(temporary, target)  # written last: its presence marks the image as done
+
+
+def _semantic_only(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) -> None:
+    """Tiled semantic labels of a large image, with its geotransform, as a GeoTIFF."""
+    encoding = predictor.encoding
+    target = output_dir / "semantic_raw" / f"{stem}.tif"
+    palette = dict(enumerate(encoding.palette))
+    with LabelRasterWriter(target, source.height, source.width, source.geo, palette) as writer:
+        predict_raster(predictor.semantic, source, writer, batch_size=predictor.batch_size)
+    record = {"file_name": str(source.path), "width": source.width, "height": source.height}
+    target = output_dir / "instances" / f"{stem}.json"
+    target.write_text(json.dumps(record | {"instances": [], "semantic_only": True}))
 
 
 def _write_predictions(output_dir: Path, predictor: TwoStagePredictor) -> int:

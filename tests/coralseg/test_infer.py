@@ -134,3 +134,23 @@ def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Pa
     for annotation in coco.dataset["annotations"]:
         assert 0 <= annotation["score"] <= 1
         assert coco.annToMask(annotation).sum() == annotation["area"]
+
+
+def test_large_geotiff_gets_a_tiled_semantic_map_with_its_geotransform(
+    model_files, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from coral_core.raster_io import GeoInfo, open_image, write_test_tiff
+    from coralseg import infer_folder
+
+    monkeypatch.setattr(infer_folder, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
+    images = tmp_path / "ortho"
+    images.mkdir()
+    geo = GeoInfo((500000.0, 0.01, 0.0, 8000000.0, 0.0, -0.01), "EPSG:32706")
+    write_test_tiff(images / "reef.tif", 230, 470, tile=64, geo=geo)
+    out = tmp_path / "out"
+    assert _infer(model_files, images, out) == 0
+    assert "1 image(s) processed" in capsys.readouterr().out
+    with open_image(out / "semantic_raw" / "reef.tif") as labels:
+        assert (labels.height, labels.width) == (230, 470)
+        assert labels.geo == geo
+    assert "semantic map only" in (out / "inference_log.txt").read_text()
