@@ -238,7 +238,13 @@ def iter_raster_tiles(height: int, width: int, tile: int) -> Iterator[tuple[int,
 
 
 def predict_raster(
-    model: SemanticModel, source, writer, tile: int = 1024, batch_size: int = 8, progress=None
+    model: SemanticModel,
+    source,
+    writer,
+    tile: int = 1024,
+    batch_size: int = 8,
+    progress=None,
+    rows: int | None = None,
 ) -> None:
     """Semantic labels of an image of any size, read and written tile by tile.
 
