@@ -18,6 +18,10 @@ One module owns each concept:
 * ``checkpoint``: weights-only checkpoint loading;
 * ``training`` / ``evaluation``: MMEngine runs, resume, hierarchical fine-tuning, tests;
 * ``metrics`` / ``confusion_plot``: IoU/Acc from confusion matrices, and their plots;
+* ``inference``: the semantic stage (sliding windows, tiled rasters, ONNX export), the
+  instance stage (SAM refinement) and the two-stage predictor;
+* ``sam_models``: SAM / CoralSCoP checkpoints; ``raster_io``: images, (Big)TIFF/GeoTIFF;
+* ``coco`` / ``overlay`` / ``ensemble``: COCO predictions, readable overlays, merging models;
 * ``errors``: the exception type for user mistakes.
 """
 
