@@ -10,8 +10,11 @@ ViT-B, in the same run.
 * coralseg: :class:`TwoStagePredictor`: batched windows without overlap (fp16 on a GPU), then
   SAM prompted with one box per coral region of the semantic map.
 
-Random weights make the semantic map noise, which would give thousands of specks: regions
-below ``--min-area`` (default 2000 px, a small colony at this scale) are not prompted.
+Random weights make the semantic map noise. So that the instance stage sees colony-like
+regions, as a trained model's map has, its probabilities are smoothed with a 61 px box
+filter before refinement (not timed), and the thresholds are set at quantiles of the coral
+probability (30% not coral, 30% unsure, 40% coral); regions below ``--min-area`` (2000 px,
+a small colony at this scale) are not prompted.
 
     .venv/bin/python bench/bench_infer.py [--device cuda]
 """
@@ -24,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -68,7 +72,7 @@ def main() -> int:
     from mmseg.apis import inference_model, init_model
     from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 
-    from coral_core.inference.instances import RefineSettings, refine
+    from coral_core.inference.instances import RefineSettings, coral_probability, refine
     from coral_core.inference.semantic import load_semantic_model, predict, with_overlap
     from coral_core.models import build_segmentor
     from coral_core.sam_models import SamRunner, load_sam
@@ -103,12 +107,16 @@ def main() -> int:
 
         semantic = with_overlap(load_semantic_model(config, semantic_ckpt, args.device), 0.0)
         runner = SamRunner(load_sam(sam_ckpt, device=args.device)[0])
-        settings = RefineSettings(min_area=args.min_area)
         prediction, ours_semantic = timed(lambda: predict(semantic, image), args.device)
+        coherent = np.stack([cv2.blur(p, (61, 61)) for p in prediction.probabilities])
+        coherent /= coherent.sum(axis=0, keepdims=True)
+        coral = coral_probability(coherent, semantic.encoding)
+        low, high = np.quantile(coral, [0.3, 0.6])
+        settings = RefineSettings(float(low), float(high), min_area=args.min_area)
 
         def instance_stage():
             runner.set_image(image)
-            return refine(prediction.probabilities, semantic.encoding, runner, settings)
+            return refine(coherent, semantic.encoding, runner, settings)
 
         result, ours_sam = timed(instance_stage, args.device)
 
