@@ -41,7 +41,12 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from coral_core.inference.semantic import iter_raster_tiles, load_semantic_model, predict_raster
+    from coral_core.inference.semantic import (
+        iter_raster_tiles,
+        load_semantic_model,
+        predict_raster,
+        with_overlap,
+    )
     from coral_core.models import build_segmentor
     from coral_core.raster_io import LabelRasterWriter, open_image, write_test_tiff
     from coral_core.taxonomy import EILAT, MaskEncoding
@@ -58,7 +63,7 @@ def main() -> int:
         torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
         config = Path(tmp) / "tiny.py"
         cfg.dump(str(config))
-        model = load_semantic_model(config, checkpoint, device=args.device)
+        model = with_overlap(load_semantic_model(config, checkpoint, device=args.device), 0.0)
         before = peak_mb()
 
         with open_image(image_path) as source:
@@ -67,7 +72,14 @@ def main() -> int:
             done = sum(1 for _ in iter_raster_tiles(rows or source.height, source.width, args.tile))
             start = time.perf_counter()
             with LabelRasterWriter(Path(tmp) / "labels.tif", source.height, source.width) as out:
-                predict_raster(model, source, out, tile=args.tile, rows=rows)
+                predict_raster(
+                    model,
+                    source,
+                    out,
+                    tile=args.tile,
+                    rows=rows,
+                    progress=lambda n: print(f"  tile {n}/{done}", flush=True),
+                )
             seconds = time.perf_counter() - start
 
     pixels_gb = args.size * args.size * 3 / 2**30

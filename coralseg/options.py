@@ -28,3 +28,24 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", metavar="DIR", help="a 'coralseg prepare' folder to test on")
     parser.add_argument("--work-dir", help="keep the run's logs here (default: a temp folder)")
+
+
+def run_evaluation(args: argparse.Namespace, **settings):
+    """Evaluate ``args.checkpoint`` as the evaluation arguments say; ``settings`` go to
+    :func:`coral_core.evaluation.prepare_test_config` (``tta``, ``show_dir``, ``output_dir``).
+    """
+    import tempfile
+
+    from coral_core.evaluation import evaluate, prepare_test_config
+
+    with tempfile.TemporaryDirectory(prefix="coralseg-eval-") as work_dir:
+        cfg = prepare_test_config(
+            args.config,
+            args.checkpoint,
+            work_dir=args.work_dir or work_dir,
+            split=args.split,
+            data_dir=args.data,
+            cfg_options=args.cfg_options,
+            **settings,
+        )
+        return evaluate(cfg)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,19 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coral_core.evaluation import evaluate, prepare_test_config
+    from coralseg.options import run_evaluation
 
-    with tempfile.TemporaryDirectory(prefix="coralseg-cm-") as work_dir:
-        cfg = prepare_test_config(
-            args.config,
-            args.checkpoint,
-            work_dir=args.work_dir or work_dir,
-            split=args.split,
-            data_dir=args.data,
-            output_dir=args.save_dir,
-            cfg_options=args.cfg_options,
-        )
-        result = evaluate(cfg)
+    result = run_evaluation(args, output_dir=args.save_dir)
     print(result.scores.format_table())
     print(f"confusion matrix saved to {result.output_dir}/confusion_matrix.png (and .csv)")
     return 0

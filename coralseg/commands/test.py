@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 
@@ -26,20 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coral_core.evaluation import evaluate, prepare_test_config
+    from coralseg.options import run_evaluation
 
-    with tempfile.TemporaryDirectory(prefix="coralseg-test-") as work_dir:
-        cfg = prepare_test_config(
-            args.config,
-            args.checkpoint,
-            work_dir=args.work_dir or work_dir,
-            split=args.split,
-            data_dir=args.data,
-            tta=args.tta,
-            show_dir=args.show_dir,
-            cfg_options=args.cfg_options,
-        )
-        result = evaluate(cfg)
+    result = run_evaluation(args, tta=args.tta, show_dir=args.show_dir)
     print(result.scores.format_table())
     if args.out:
         out = Path(args.out)
