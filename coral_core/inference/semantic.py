@@ -258,11 +258,11 @@ def predict_raster(
         writer: a :class:`coral_core.raster_io.LabelRasterWriter` of the same size.
         tile: side of the written tiles in pixels.
         progress: called with the number of tiles done after each tile, if given.
+        rows: predict only the first ``rows`` pixel rows of the image (None: all of it).
     """
     margin = model.window
-    for done, (x0, y0, x1, y1) in enumerate(
-        iter_raster_tiles(source.height, source.width, tile), 1
-    ):
+    height = source.height if rows is None else min(rows, source.height)
+    for done, (x0, y0, x1, y1) in enumerate(iter_raster_tiles(height, source.width, tile), 1):
         rx0, ry0 = max(0, x0 - margin), max(0, y0 - margin)
         rx1, ry1 = min(source.width, x1 + margin), min(source.height, y1 + margin)
         image = source.read((rx0, ry0, rx1, ry1))
