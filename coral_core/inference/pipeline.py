@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from coral_core.inference.instances import InstanceResult, RefineSettings, refine
-from coral_core.inference.semantic import SemanticModel, load_semantic_model, predict
+from coral_core.inference.semantic import (
+    SemanticModel,
+    load_semantic_model,
+    predict,
+    with_overlap,
+)
 from coral_core.taxonomy import MaskEncoding
 
 
@@ -59,9 +64,13 @@ class TwoStagePredictor:
         sam_checkpoint: str | Path | None = None,
         device: str = "cpu",
         settings: RefineSettings | None = None,
+        overlap: float | None = None,
     ) -> TwoStagePredictor:
+        """Load both models; ``overlap`` of the sliding windows (None: the config's stride)."""
         settings = settings or RefineSettings()
         semantic = load_semantic_model(config, checkpoint, device=device)
+        if overlap is not None:
+            semantic = with_overlap(semantic, overlap)
         sam = None
         if sam_checkpoint:
             from coral_core.sam_models import SamRunner, load_sam

@@ -80,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
 
     from coral_core.inference.instances import RefineSettings
     from coral_core.inference.pipeline import TwoStagePredictor
-    from coral_core.inference.semantic import with_overlap
     from coralseg.infer_folder import infer_folder
 
     settings = RefineSettings(
@@ -94,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         sam_checkpoint=args.sam_checkpoint,
         device=args.device,
         settings=settings,
+        overlap=args.overlap,
     )
-    predictor.semantic = with_overlap(predictor.semantic, args.overlap)
     summary = infer_folder(predictor, Path(args.input_dir), Path(args.output_dir), redo=args.redo)
     print(summary.describe())
     return 0
