@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from mmengine.config import Config
 
 from coral_core.checkpoint import load_checkpoint_file
@@ -23,7 +24,7 @@ class EvaluationResult:
     """Scores of one evaluation run and where its reports went."""
 
     scores: SegmentationScores
-    confusion: object  # (N, N) int64 numpy array, rows = ground truth
+    confusion: np.ndarray  # (N, N) int64, rows = ground truth, columns = prediction
     output_dir: Path | None
 
 
@@ -68,8 +69,7 @@ def prepare_test_config(
         cfg.visualizer.save_dir = str(show_dir)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    for loader in ("test_dataloader",):
-        cfg[loader].persistent_workers = False
+    cfg.test_dataloader.persistent_workers = False  # one pass: no workers to keep alive
     return cfg
 
 

@@ -138,7 +138,7 @@ def refine(
     probabilities: np.ndarray,
     encoding: MaskEncoding,
     sam=None,
-    settings: RefineSettings = RefineSettings(),
+    settings: RefineSettings | None = None,
 ) -> InstanceResult:
     """Turn class probabilities into coral instances.
 
@@ -147,8 +147,9 @@ def refine(
         encoding: the model's mask encoding.
         sam: a :class:`coral_core.sam_models.SamRunner` whose image is set to this image, or
             None to keep the proposals as they are (semantic regions only).
-        settings: thresholds.
+        settings: thresholds (default: :class:`RefineSettings` defaults).
     """
+    settings = settings or RefineSettings()
     if probabilities.ndim != 3 or probabilities.shape[0] != encoding.num_labels:
         raise ValueError(
             f"expected ({encoding.num_labels}, H, W) probabilities, got {probabilities.shape}"
