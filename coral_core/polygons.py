@@ -321,3 +321,18 @@ def _checked_ring(points: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(f"polygon {name} has non-finite coordinates (NaN or infinity)")
     ring.setflags(write=False)
     return ring
+
+
+def normalized_rings(polygon: Polygon, width: int, height: int) -> list[list[list[float]]]:
+    """``[exterior, *holes]`` with ``x / width, y / height``: FiftyOne's polyline ``points``.
+
+    Args:
+        polygon: in pixel coordinates.
+        width, height: the image size the coordinates are normalised by.
+
+    Returns:
+        One list of ``[x, y]`` pairs per ring, floats, in [0, 1] for points inside the image.
+    """
+    check_image_size(height, width)
+    scale = np.array([width, height], dtype=np.float64)
+    return [(ring / scale).tolist() for ring in (polygon.exterior, *polygon.holes)]

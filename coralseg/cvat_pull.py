@@ -55,7 +55,7 @@ from cvat_sdk.core.exceptions import InvalidHostException
 from PIL import Image
 
 from coral_core.errors import CoralsegError
-from coral_core.polygons import mask_to_polygons
+from coral_core.polygons import mask_to_polygons, normalized_rings
 from coral_core.rle import cvat_points_to_mask
 from coral_core.splits import normalize_split
 
@@ -254,12 +254,10 @@ def mask_parts(
     :func:`coral_core.polygons.mask_to_polygons`.
     """
     mask = cvat_points_to_mask(points, height, width)
-    scale = (float(width), float(height))
-    parts = []
-    for polygon in mask_to_polygons(mask, tolerance=tolerance):
-        rings = (polygon.exterior, *polygon.holes)
-        parts.append([[(x / scale[0], y / scale[1]) for x, y in ring.tolist()] for ring in rings])
-    return parts
+    return [
+        [[(x, y) for x, y in ring] for ring in normalized_rings(polygon, width, height)]
+        for polygon in mask_to_polygons(mask, tolerance=tolerance)
+    ]
 
 
 def shape_to_polylines(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from coral_core.polygons import Polygon, mask_to_polygons
+from coral_core.polygons import Polygon, mask_to_polygons, normalized_rings
 
 
 def polygon_to_polyline(polygon: Polygon, label: str, width: int, height: int, **attributes):
@@ -17,8 +17,7 @@ def polygon_to_polyline(polygon: Polygon, label: str, width: int, height: int, *
     """
     import fiftyone as fo
 
-    scale = np.array([width, height], dtype=np.float64)
-    shapes = [(ring / scale).tolist() for ring in (polygon.exterior, *polygon.holes)]
+    shapes = normalized_rings(polygon, width, height)
     return fo.Polyline(label=label, points=shapes, closed=True, filled=True, **attributes)
 
 

@@ -394,3 +394,14 @@ def test_eilat_labels_round_trip(shared_data: Path) -> None:
         print(f"tolerance {tolerance}: {overall:.5%} of labelled pixels back; {per_class}")
         assert overall >= (0.999 if tolerance else 1.0)
         assert min(per_class.values()) >= (0.995 if tolerance else 1.0)
+
+
+def test_normalized_rings_divide_by_the_image_size() -> None:
+    from coral_core.polygons import normalized_rings
+
+    square = Polygon(
+        np.array([[0.0, 0.0], [20.0, 0.0], [20.0, 10.0]]), (np.array([[1.0, 1], [2, 1], [2, 2]]),)
+    )
+    rings = normalized_rings(square, width=40, height=20)
+    assert rings[0] == [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]]
+    assert rings[1][2] == [0.05, 0.1]
