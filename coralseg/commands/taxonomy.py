@@ -11,7 +11,7 @@ from coral_core.taxonomy import BUILTIN_TAXONOMIES, MaskEncoding, get_taxonomy, 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "taxonomy",
-        help="list, show or check class taxonomies",
+        help="list or show class taxonomies (showing a taxonomy file checks it)",
         description=(
             "Built-in taxonomies: "
             + ", ".join(f"{t.name} ({t.num_classes})" for t in BUILTIN_TAXONOMIES.values())

@@ -26,3 +26,14 @@ def test_onnx_outputs_match_pytorch(tiny_checkpoint, tmp_path: Path) -> None:  #
     (logits,) = session.run(["logits"], {"windows": windows.numpy()})
     assert logits.shape == (3, 10, 224, 224)
     np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_export_onnx_command(tiny_checkpoint, tmp_path: Path, capsys) -> None:  # noqa: F811
+    from coralseg.cli import main
+
+    config, checkpoint = tiny_checkpoint
+    out = tmp_path / "model.onnx"
+    assert main(["export-onnx", str(config), str(checkpoint), "--out", str(out)]) == 0
+    assert out.is_file() and out.with_name("model.onnx.json").is_file()
+    assert main(["export-onnx", str(config), str(tmp_path / "nope.pth"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
