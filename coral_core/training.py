@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,18 @@ class TrainOptions:
 
 
 def load_config(path: str | Path) -> Config:
+    """A config file, with an experiment name of its own for the run that will use it.
+
+    MMEngine names a run's message hub and visualizer after the experiment and the second
+    it started; two runs of one process within a second would share (and mix) them. MMEngine
+    appends the start time to this name.
+    """
     path = Path(path)
     if not path.is_file():
         raise CoralsegError(f"config {path} does not exist (the ones shipped are in configs/)")
-    return Config.fromfile(str(path))
+    cfg = Config.fromfile(str(path))
+    cfg.experiment_name = f"{path.stem}_{secrets.token_hex(3)}"
+    return cfg
 
 
 def prepare_config(config_path: str | Path, options: TrainOptions) -> Config:
