@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Literal
@@ -18,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from coral_core.atomic import atomic_path
 from coral_core.metrics import check_confusion, normalized_confusion
 
 # Above this many classes the cells are too small for printed values to be legible.
@@ -126,21 +126,15 @@ def _write_table(handle: IO[str], names: list[str], values: np.ndarray, cell: st
 
 
 def _write_atomically(path: Path, mode: Literal["w", "wb"], write: Callable[[IO], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "x") rather than tempfile.mkstemp: the file gets the usual umask permissions
-    # instead of mkstemp's owner-only 0600.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    """Write ``path`` through an open handle of a temporary sibling, renamed into place."""
     text = mode == "w"
-    try:
-        with open(
+    with (
+        atomic_path(path) as temporary,
+        open(
             temporary,
-            mode.replace("w", "x"),
+            mode,
             newline="" if text else None,
             encoding="utf-8" if text else None,
-        ) as handle:
-            write(handle)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        ) as handle,
+    ):
+        write(handle)

@@ -19,12 +19,11 @@ too. Segmentations are RLEs or polygons (:func:`coral_core.ensemble.result_set_f
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from coral_core.atomic import write_json_atomically
 from coral_core.ensemble import ResultSet, result_set_from_coco, result_set_to_coco
 from coral_core.errors import CoralsegError
 
@@ -82,22 +81,6 @@ def read_prediction_files(
             categories = _section(categories_for[n], "categories")
         result_sets.append(result_set_from_coco(results, categories, images, name=str(paths[n])))
     return result_sets
-
-
-def write_json_atomically(path: str | Path, data: Any) -> None:
-    """Write JSON through a temporary file in the same folder, renamed into place at the end,
-    so that an interrupted run leaves no half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        # "x" rather than tempfile.mkstemp: the usual umask permissions, not 0600.
-        with temporary.open("x", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_result_set(path: str | Path, result_set: ResultSet, info: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ from cvat_sdk.core.client import AccessTokenCredentials, Client
 from cvat_sdk.core.exceptions import InvalidHostException
 from PIL import Image
 
+from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
 from coral_core.polygons import mask_to_polygons, normalized_rings
 from coral_core.rle import cvat_points_to_mask
@@ -701,10 +702,8 @@ def _ensure_image(
         report.images_reused += 1
         return
     data = task.get_frame(number, quality="original").read()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_bytes(data)
     report.images_downloaded += 1
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from coral_core.atomic import write_json_atomically
 from coral_core.coco import ImageInstances, coco_predictions
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import CoralInstance
@@ -141,10 +142,8 @@ def _write_outputs(output_dir, stem, path, image, result, predictor) -> None:
         "height": height,
         "instances": [instance.__dict__ | {"bbox": list(instance.bbox)} for instance in instances],
     }
-    target = output_dir / "instances" / f"{stem}.json"
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(record))
-    os.replace(temporary, target)  # written last: its presence marks the image as done
+    # written last: its presence marks the image as done
+    write_json_atomically(output_dir / "instances" / f"{stem}.json", record)
 
 
 def _semantic_only(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) -> None:
@@ -155,8 +154,8 @@ def _semantic_only(output_dir: Path, stem: str, source, predictor: TwoStagePredi
     with LabelRasterWriter(target, source.height, source.width, source.geo, palette) as writer:
         predict_raster(predictor.semantic, source, writer, batch_size=predictor.batch_size)
     record = {"file_name": str(source.path), "width": source.width, "height": source.height}
-    target = output_dir / "instances" / f"{stem}.json"
-    target.write_text(json.dumps(record | {"instances": [], "semantic_only": True}))
+    record |= {"instances": [], "semantic_only": True}
+    write_json_atomically(output_dir / "instances" / f"{stem}.json", record)
 
 
 def _write_predictions(output_dir: Path, predictor: TwoStagePredictor) -> int:
@@ -170,8 +169,5 @@ def _write_predictions(output_dir: Path, predictor: TwoStagePredictor) -> int:
             ImageInstances(record["file_name"], record["width"], record["height"], instances)
         )
     coco = coco_predictions(images, predictor.encoding)
-    target = output_dir / "predictions.json"
-    temporary = target.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(coco))
-    os.replace(temporary, target)
+    write_json_atomically(output_dir / "predictions.json", coco)
     return len(coco["annotations"])

@@ -8,12 +8,11 @@ normalisation, the mask encoding).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
+from coral_core.atomic import atomic_path, write_json_atomically
 from coral_core.errors import CoralsegError
 from coral_core.inference.semantic import SemanticModel, forward_windows
 
@@ -42,7 +41,6 @@ def export_onnx(model: SemanticModel, path: str | Path) -> tuple[Path, Path]:
     wrapper = _WindowLogits(model.network).eval()
     # batch 2: torch.export would specialise a size-1 dimension to a constant
     example = torch.zeros(2, 3, model.window, model.window, device=model.device)
-    temporary = path.with_name(f".{path.name}.partial")
     batch = torch.export.Dim("batch", min=1, max=64)
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(
@@ -55,23 +53,21 @@ def export_onnx(model: SemanticModel, path: str | Path) -> tuple[Path, Path]:
             dynamo=True,
             external_data=False,
         )
-    program.save(str(temporary))
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        program.save(str(temporary))
     sidecar = path.with_name(path.name + ".json")
-    sidecar.write_text(
-        json.dumps(
-            {
-                "format": "coralseg-onnx/1",
-                "window": model.window,
-                "stride": model.stride,
-                "mean": list(model.mean),
-                "std": list(model.std),
-                "input": "windows: (B, 3, window, window) float32 RGB, (pixel - mean) / std",
-                "output": "logits: (B, C, window, window); average overlapping windows, softmax",
-                "encoding": model.encoding.to_dict(),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json_atomically(
+        sidecar,
+        {
+            "format": "coralseg-onnx/1",
+            "window": model.window,
+            "stride": model.stride,
+            "mean": list(model.mean),
+            "std": list(model.std),
+            "input": "windows: (B, 3, window, window) float32 RGB, (pixel - mean) / std",
+            "output": "logits: (B, C, window, window); average overlapping windows, softmax",
+            "encoding": model.encoding.to_dict(),
+        },
+        indent=2,
     )
     return path, sidecar

@@ -12,7 +12,6 @@ after each evaluation, and can write them to ``output_dir``. Use it in a config 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
+from coral_core.atomic import write_json_atomically
 from coral_core.confusion_plot import save_confusion_matrix
 from coral_core.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
 from coral_core.taxonomy import IGNORE_INDEX
@@ -120,7 +120,4 @@ class CoralIoUMetric(BaseMetric):
             out_dir / "confusion_matrix.csv",
         )
         summary = {**scores.to_dict(), "confusion_matrix": matrix.tolist()}
-        json_path = out_dir / "metrics.json"
-        partial = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, json_path)
+        write_json_atomically(out_dir / "metrics.json", summary, indent=2)
