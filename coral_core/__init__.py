@@ -22,6 +22,7 @@ One module owns each concept:
   instance stage (SAM refinement) and the two-stage predictor;
 * ``sam_models``: SAM / CoralSCoP checkpoints; ``raster_io``: images, (Big)TIFF/GeoTIFF;
 * ``coco`` / ``overlay`` / ``ensemble``: COCO predictions, readable overlays, merging models;
+* ``atomic``: files written whole or not at all;
 * ``errors``: the exception type for user mistakes.
 """
 
