@@ -49,8 +49,8 @@ def main() -> int:
     import fiftyone as fo
     import fiftyone.utils.labels as foul
 
-    from coralseg.fiftyone_labels import semantic_mask_to_polylines
-    from coralseg.fiftyone_source import read_export_samples
+    from fiftyone_plugin.fiftyone_labels import semantic_mask_to_polylines
+    from fiftyone_plugin.fiftyone_source import read_export_samples
 
     label_paths = sorted((args.data / "labels").glob("*.png"))[: args.images]
     name = "coralseg-bench-export"

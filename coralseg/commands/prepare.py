@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from coral_core.mmseg_export import export_mmseg_dataset
     from coral_core.splits import parse_ratios
     from coral_core.taxonomy import MaskEncoding, get_taxonomy, parse_label_map, with_label_map
-    from coralseg.fiftyone_source import load_dataset, read_export_samples
+    from fiftyone_plugin.fiftyone_source import load_dataset, read_export_samples
 
     if not args.dataset:
         raise CoralsegError("name the FiftyOne dataset to export (or set CORALSEG_DATASET)")

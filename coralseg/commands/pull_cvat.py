@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # Imported here: cvat_pull loads cvat-sdk, and FiftyOne when it runs.
-    from coralseg import cvat_pull
+    from fiftyone_plugin import cvat_pull
 
     credentials = cvat_pull.resolve_credentials(
         url=args.url, username=args.username, password=args.password, token=args.token

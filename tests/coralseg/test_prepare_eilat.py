@@ -17,7 +17,7 @@ import pytest
 
 from coral_core.taxonomy import EILAT, IGNORE_INDEX
 from coralseg.cli import main
-from coralseg.fiftyone_labels import semantic_mask_to_polylines
+from fiftyone_plugin.fiftyone_labels import semantic_mask_to_polylines
 
 pytestmark = pytest.mark.shared_data
 

@@ -12,7 +12,7 @@ import pytest
 
 from coral_core.errors import CoralsegError
 from coral_core.polygons import Polygon, polygons_to_mask
-from coralseg import cvat_pull
+from fiftyone_plugin import cvat_pull
 from coralseg.cli import main
 from tests.fake_cvat import FakeCvatServer, FakeCvatState, Task, encode_mask, make_frame
 
