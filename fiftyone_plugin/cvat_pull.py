@@ -4,14 +4,9 @@ One sample per CVAT frame, its image downloaded once in original quality to
 ``MEDIA_DIR/task_<id>/<frame name>``, and its colonies in the ``gt_polylines`` field
 (``fo.Polylines``):
 
-* a CVAT polygon becomes ``fo.Polyline(closed=True, filled=True)``, a polyline
-  ``closed=False, filled=False``; ``label`` is the CVAT label name;
-* a CVAT mask becomes one filled polyline per 8-connected part whose ``points`` are
-  ``[exterior, hole1, hole2, ...]``: within a filled polyline the shapes combine by the
-  even-odd rule (holes are subtracted), as FiftyOne's rasterizer and
-  :mod:`coral_core.rasterize` read them;
-* points are CVAT pixel coordinates (pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``) divided
-  by the frame's width and height, so they lie in ``[0, 1]`` for shapes inside the image;
+* polygons, polylines and masks become ``fo.Polyline`` objects as
+  :mod:`coral_core.cvat_polylines` converts them (normalised points, mask parts with holes);
+  ``label`` is the CVAT label name;
 * each polyline keeps ``cvat_shape_id``, ``z_order``, ``occluded`` and ``cvat_shape_type``
   (``polygon``, ``polyline`` or ``mask``); all parts of one mask share its shape id;
 * rectangles are not colonies: they are skipped and counted, as are points, ellipses,
@@ -56,8 +51,7 @@ from PIL import Image
 
 from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
-from coral_core.polygons import mask_to_polygons, normalized_rings
-from coral_core.rle import cvat_points_to_mask
+from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, shape_to_polylines
 from coral_core.splits import normalize_split
 
 if TYPE_CHECKING:
@@ -74,10 +68,7 @@ ENV_TOKEN = "CVAT_ACCESS_TOKEN"
 POLYLINES_FIELD = "gt_polylines"
 INFO_KEY = "cvat"
 COLONY_SHAPES = ("polygon", "polyline", "mask")
-DEFAULT_MASK_TOLERANCE = 0.5
 CONNECT_TIMEOUT = 30.0
-
-Point = tuple[float, float]
 
 
 # --- credentials ----------------------------------------------------------------------------
@@ -217,82 +208,12 @@ def _reason(err: BaseException) -> str:
     return str(getattr(err, "reason", None) or err).split(": ", 1)[-1]
 
 
-# --- pure conversions -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PolylineSpec:
-    """One ``fo.Polyline`` to be: normalised shapes and the CVAT facts kept with it."""
-
-    label: str
-    points: list[list[Point]]
-    closed: bool
-    filled: bool
-    attributes: dict[str, Any]
+# --- small pure helpers -----------------------------------------------------------------------
 
 
 def split_tag(subset: str | None) -> str | None:
     """The sample tag for a CVAT task subset: ``train``, ``val``, ``test`` or None."""
     return normalize_split(subset)
-
-
-def normalize_points(points: Sequence[float], width: int, height: int) -> list[Point]:
-    """CVAT flat pixel coordinates ``[x0, y0, x1, ...]`` -> ``[(x0 / width, y0 / height), ...]``."""
-    if len(points) % 2:
-        raise ValueError(f"CVAT points come in x, y pairs; got {len(points)} numbers")
-    return [
-        (float(points[i]) / width, float(points[i + 1]) / height) for i in range(0, len(points), 2)
-    ]
-
-
-def mask_parts(
-    points: Sequence[float], width: int, height: int, tolerance: float = DEFAULT_MASK_TOLERANCE
-) -> list[list[list[Point]]]:
-    """A CVAT mask (``points = rle + [left, top, right, bottom]``) -> one entry per
-    8-connected part: ``[exterior, hole1, ...]``, each a list of normalised ``(x, y)``.
-
-    ``tolerance`` (pixels) is the outline simplification of
-    :func:`coral_core.polygons.mask_to_polygons`.
-    """
-    mask = cvat_points_to_mask(points, height, width)
-    return [
-        [[(x, y) for x, y in ring] for ring in normalized_rings(polygon, width, height)]
-        for polygon in mask_to_polygons(mask, tolerance=tolerance)
-    ]
-
-
-def shape_to_polylines(
-    shape: Any,
-    label: str,
-    width: int,
-    height: int,
-    tolerance: float = DEFAULT_MASK_TOLERANCE,
-) -> list[PolylineSpec]:
-    """The polylines of one CVAT polygon, polyline or mask shape (a ``LabeledShape`` or any
-    object with its attributes ``type``, ``points``, ``id``, ``z_order``, ``occluded``).
-
-    Raises:
-        ValueError: another shape type, too few points, or a malformed mask.
-    """
-    shape_type = str(shape.type)
-    attributes = {
-        "cvat_shape_id": shape.id,
-        "z_order": int(shape.z_order),
-        "occluded": bool(shape.occluded),
-        "cvat_shape_type": shape_type,
-    }
-    if shape_type == "mask":
-        return [
-            PolylineSpec(label, rings, True, True, dict(attributes))
-            for rings in mask_parts(shape.points, width, height, tolerance)
-        ]
-    if shape_type not in ("polygon", "polyline"):
-        raise ValueError(f"CVAT {shape_type} shapes are not colonies")
-    ring = normalize_points(shape.points, width, height)
-    closed = shape_type == "polygon"
-    if len(ring) < (3 if closed else 2):
-        raise ValueError(f"a CVAT {shape_type} with {len(ring)} points")
-    return [PolylineSpec(label, [ring], closed, closed, attributes)]
 
 
 def safe_relative_path(name: str, fallback: str) -> PurePosixPath:

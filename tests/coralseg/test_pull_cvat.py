@@ -328,40 +328,6 @@ def test_split_tag(subset: str, tag: str | None) -> None:
     assert cvat_pull.split_tag(subset) == tag
 
 
-def test_normalize_points_divides_by_the_frame_size() -> None:
-    assert cvat_pull.normalize_points([0, 0, 64, 48, 32.5, 12], 64, 48) == [
-        (0.0, 0.0),
-        (1.0, 1.0),
-        (32.5 / 64, 0.25),
-    ]
-    with pytest.raises(ValueError, match="pairs"):
-        cvat_pull.normalize_points([1, 2, 3], 10, 10)
-
-
-class _Shape:
-    def __init__(self, type: str, points: list[float]) -> None:
-        self.type, self.points = type, points
-        self.id, self.z_order, self.occluded = 7, 0, False
-
-
-def test_shape_to_polylines_per_type() -> None:
-    (polygon,) = cvat_pull.shape_to_polylines(_Shape("polygon", [0, 0, 4, 0, 4, 4]), "A", 4, 4)
-    assert (polygon.closed, polygon.filled, polygon.points) == (
-        True,
-        True,
-        [[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]],
-    )
-    (line,) = cvat_pull.shape_to_polylines(_Shape("polyline", [0, 0, 2, 2]), "A", 4, 4)
-    assert (line.closed, line.filled) == (False, False)
-    bitmap = np.zeros((4, 6), dtype=bool)
-    bitmap[1:3, 1:3] = bitmap[0, 5] = True
-    parts = cvat_pull.shape_to_polylines(_Shape("mask", encode_mask(bitmap)), "A", 6, 4, 0.0)
-    assert len(parts) == 2 and all(p.attributes["cvat_shape_type"] == "mask" for p in parts)
-    for bad in (_Shape("rectangle", [0, 0, 1, 1]), _Shape("polygon", [0, 0, 1, 1])):
-        with pytest.raises(ValueError):
-            cvat_pull.shape_to_polylines(bad, "A", 4, 4)
-
-
 def test_safe_relative_path_stays_inside() -> None:
     assert str(cvat_pull.safe_relative_path("../../etc/x.jpg", "f.jpg")) == "etc/x.jpg"
     assert str(cvat_pull.safe_relative_path("/abs/site 1/q.jpg", "f.jpg")) == "abs/site 1/q.jpg"
