@@ -1,0 +1,77 @@
+"""Annotation files as plain data: CVAT's "CVAT for images 1.1" XML and COCO instances JSON.
+
+Every reader returns an :class:`AnnotationSet` (images, their labelled polygons, polylines and
+masks in pixel coordinates, CVAT subsets, the shapes left out), so importers never see the
+file formats. :func:`read_annotations` picks the reader from the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from coral_core.annotation_formats.coco import parse_coco, read_coco, subset_from_filename, to_coco
+from coral_core.annotation_formats.cvat_xml import parse_cvat_xml, read_cvat_xml, to_cvat_xml
+from coral_core.annotation_formats.model import (
+    AnnotatedImage,
+    AnnotationFormatError,
+    AnnotationSet,
+    AnnotationShape,
+    shape_polylines,
+)
+
+__all__ = [
+    "AnnotatedImage",
+    "AnnotationFormatError",
+    "AnnotationSet",
+    "AnnotationShape",
+    "parse_coco",
+    "parse_cvat_xml",
+    "read_annotations",
+    "read_coco",
+    "read_cvat_xml",
+    "shape_polylines",
+    "subset_from_filename",
+    "to_coco",
+    "to_cvat_xml",
+]
+
+
+def read_annotations(path: str | Path, subset: str | None = None) -> AnnotationSet:
+    """Read a CVAT XML (``.xml``) or COCO (``.json``) annotation file.
+
+    Args:
+        path: the file. Other suffixes are told apart by their first character (``<`` or
+            ``{``).
+        subset: for COCO, every image's subset (default: from ``instances_<subset>.json``);
+            for CVAT XML, the subset of images the file gives none.
+
+    Raises:
+        AnnotationFormatError: a missing, unreadable or malformed file (see the readers).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotationFormatError(
+            f"annotation file {path} does not exist"
+            + (" (it is a folder; name the .xml or .json file in it)" if path.is_dir() else "")
+        )
+    kind = path.suffix.lower()
+    if kind not in (".xml", ".json"):
+        with path.open("rb") as handle:
+            head = handle.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+        kind = ".xml" if head.startswith(b"<") else ".json" if head.startswith(b"{") else ""
+    if kind == ".json":
+        return read_coco(path, subset)
+    if kind == ".xml":
+        annotations = read_cvat_xml(path)
+        if subset:
+            images = tuple(
+                image if image.subset else replace(image, subset=subset)
+                for image in annotations.images
+            )
+            annotations = replace(annotations, images=images)
+        return annotations
+    raise AnnotationFormatError(
+        f"{path} is neither CVAT XML nor COCO JSON; export the annotations from CVAT as "
+        "'CVAT for images 1.1' or 'COCO 1.0' (unzip the download and pass its .xml or .json)"
+    )
