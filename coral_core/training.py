@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,11 @@ def _class_weights(cfg: Config, options: TrainOptions) -> list[float]:
     return median_frequency_weights(pixels, encoding.label_names)
 
 
-def train(cfg: Config, load_from: str | None = None) -> Path:
-    """Run training; returns the work dir. ``load_from`` may come from another taxonomy."""
+def train(cfg: Config, load_from: str | None = None, hooks: Sequence[Any] = ()) -> Path:
+    """Run training; returns the work dir. ``load_from`` may come from another taxonomy.
+
+    ``hooks``: extra MMEngine hook objects (e.g. :class:`coral_core.training_progress.ProgressHook`).
+    """
     from mmengine.runner import Runner
 
     import coral_core.models  # noqa: F401  (registers the backbone, metric and hooks)
@@ -136,6 +140,8 @@ def train(cfg: Config, load_from: str | None = None) -> Path:
         if not dist.is_initialized():
             dist.init_process_group(backend="gloo")
     runner = Runner.from_cfg(cfg)
+    for hook in hooks:
+        runner.register_hook(hook)
     if load_from and not cfg.get("resume"):
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         report = load_weights_across_taxonomies(model, load_from, cfg.get("coralseg_encoding"))

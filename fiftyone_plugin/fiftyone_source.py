@@ -53,24 +53,8 @@ def read_export_samples(
     Raises:
         CoralsegError: the field is missing or not a Polylines field; a sample has two split tags.
     """
-    import fiftyone as fo
-
-    schema = dataset_or_view.get_field_schema(flat=True)
-    if field_name not in schema:
-        label_fields = sorted(
-            name for name, f in schema.items() if getattr(f, "document_type", None) is fo.Polylines
-        )
-        raise CoralsegError(
-            f"the dataset has no field {field_name!r}; its polylines fields: "
-            f"{', '.join(label_fields) or 'none'} (choose one with --field)"
-        )
-    if getattr(schema[field_name], "document_type", None) is not fo.Polylines:
-        raise CoralsegError(f"field {field_name!r} does not hold fo.Polylines")
-
-    prefix = f"{field_name}.polylines"
-    ids, paths, tags, labels, points, closed = dataset_or_view.values(
-        ["id", "filepath", "tags", f"{prefix}.label", f"{prefix}.points", f"{prefix}.closed"]
-    )
+    ids, paths, tags = dataset_or_view.values(["id", "filepath", "tags"])
+    polylines_of = labeled_polylines(dataset_or_view, field_name)
     report = SourceReport()
     splits: dict[str, str | None] = {}
     for sample_id, path, sample_tags in zip(ids, paths, tags, strict=True):
@@ -87,14 +71,51 @@ def read_export_samples(
             report.randomly_split[splits[sample_id]] += 1
 
     samples = []
-    for sample_id, path, sample_labels, sample_points, sample_closed in zip(
-        ids, paths, labels, points, closed, strict=True
-    ):
+    for sample_id, path, polylines in zip(ids, paths, polylines_of, strict=True):
         split = splits[sample_id]
         if split is None:
             report.without_split.append(path)
             continue
-        polylines = tuple(
+        report.polylines += len(polylines)
+        samples.append(
+            ExportSample(image_path=path, split=split, polylines=polylines, key=sample_id)
+        )
+    report.samples = len(samples)
+    return samples, report
+
+
+def check_polylines_field(dataset_or_view, field_name: str) -> None:
+    """Raise a :class:`CoralsegError` unless ``field_name`` is an ``fo.Polylines`` field."""
+    import fiftyone as fo
+
+    schema = dataset_or_view.get_field_schema(flat=True)
+    if field_name not in schema:
+        label_fields = sorted(
+            name for name, f in schema.items() if getattr(f, "document_type", None) is fo.Polylines
+        )
+        raise CoralsegError(
+            f"the dataset has no field {field_name!r}; its polylines fields: "
+            f"{', '.join(label_fields) or 'none'} (choose one with --field)"
+        )
+    if getattr(schema[field_name], "document_type", None) is not fo.Polylines:
+        raise CoralsegError(f"field {field_name!r} does not hold fo.Polylines")
+
+
+def labeled_polylines(
+    dataset_or_view, field_name: str = "gt_polylines"
+) -> list[tuple[LabeledPolyline, ...]]:
+    """Each sample's polylines (in the view's order) as :mod:`coral_core` annotations.
+
+    Raises:
+        CoralsegError: the field is missing or not a Polylines field.
+    """
+    check_polylines_field(dataset_or_view, field_name)
+    prefix = f"{field_name}.polylines"
+    labels, points, closed = dataset_or_view.values(
+        [f"{prefix}.label", f"{prefix}.points", f"{prefix}.closed"]
+    )
+    return [
+        tuple(
             LabeledPolyline(
                 label=label,
                 shapes=tuple(
@@ -106,9 +127,5 @@ def read_export_samples(
                 sample_labels or [], sample_points or [], sample_closed or [], strict=True
             )
         )
-        report.polylines += len(polylines)
-        samples.append(
-            ExportSample(image_path=path, split=split, polylines=polylines, key=sample_id)
-        )
-    report.samples = len(samples)
-    return samples, report
+        for sample_labels, sample_points, sample_closed in zip(labels, points, closed, strict=True)
+    ]

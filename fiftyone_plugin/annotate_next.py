@@ -1,0 +1,99 @@
+"""Choose what to annotate next: score samples by the model's uncertainty.
+
+:func:`score_samples` stores each sample's mean pixel uncertainty
+(:mod:`coral_core.uncertainty`: normalised entropy or margin, in [0, 1], higher = less sure)
+in a float field and saves a view of the scored samples sorted by it, most uncertain first,
+so that a scientist sends the top of that view to CVAT with FiftyOne's own annotate flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coral_core.errors import CoralsegError
+from coral_core.raster_io import open_image
+from coral_core.uncertainty import METHODS, pixel_uncertainty
+
+from .models import semantic_model
+
+DEFAULT_FIELD = "coralseg_uncertainty"
+DEFAULT_VIEW = "coralseg-annotate-next"
+
+
+@dataclass(frozen=True)
+class UncertaintySummary:
+    """What :func:`score_samples` did; ``ranking``: (file path, score), most uncertain first."""
+
+    field: str
+    view_name: str | None
+    method: str
+    ranking: list[tuple[str, float]]
+
+
+def image_score(model, image, method: str) -> float:
+    """Mean per-pixel uncertainty of an ``(H, W, 3)`` uint8 image under ``model``."""
+    from coral_core.inference.semantic import iter_probability_bands
+
+    total, pixels = 0.0, 0
+    for _, probabilities in iter_probability_bands(model, image):
+        scores = pixel_uncertainty(probabilities, method)  # type: ignore[arg-type]
+        total += float(scores.sum())
+        pixels += scores.numel()
+    return total / pixels if pixels else 0.0
+
+
+def score_samples(
+    samples,
+    config: str | Path,
+    checkpoint: str | Path,
+    *,
+    method: str = "entropy",
+    field: str = DEFAULT_FIELD,
+    view_name: str | None = DEFAULT_VIEW,
+    limit: int | None = None,
+    device: str = "cpu",
+    progress: Callable[[float, str], Any] | None = None,
+) -> UncertaintySummary:
+    """Score every sample of ``samples`` and save the ranked view.
+
+    Args:
+        samples: a FiftyOne dataset or view (e.g. the images nobody has annotated yet).
+        config, checkpoint: the current model.
+        method: ``entropy`` or ``margin``.
+        field: float field for the scores.
+        view_name: name of the saved view (replaced if there); None saves none.
+        limit: the saved view keeps only the ``limit`` most uncertain samples.
+        device: ``cpu`` or ``cuda``.
+        progress: called with (fraction done, label).
+    """
+    if method not in METHODS:
+        raise CoralsegError(f"unknown uncertainty {method!r}; use one of {', '.join(METHODS)}")
+    if limit is not None and limit < 1:
+        raise CoralsegError(f"the view needs at least one sample, got limit {limit}")
+    model = semantic_model(config, checkpoint, device)
+    ids, paths = samples.values(["id", "filepath"])
+    if not ids:
+        raise CoralsegError("there are no samples to score")
+    scores = []
+    for index, path in enumerate(paths):
+        if progress is not None:
+            progress(index / len(paths), f"image {index + 1}/{len(paths)}")
+        scores.append(image_score(model, open_image(path).read(), method))
+    samples.set_values(field, scores)
+    dataset = samples._dataset
+    if view_name:
+        ranked = dataset.select(ids).sort_by(field, reverse=True)
+        if limit:
+            ranked = ranked.limit(limit)
+        if dataset.has_saved_view(view_name):
+            dataset.delete_saved_view(view_name)
+        dataset.save_view(
+            view_name,
+            ranked,
+            description=f"most uncertain first ({method}); send the top to CVAT to annotate",
+        )
+    ranking = sorted(zip(paths, scores, strict=True), key=lambda item: -item[1])
+    return UncertaintySummary(field, view_name, method, ranking)

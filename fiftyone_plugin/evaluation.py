@@ -1,0 +1,230 @@
+"""Evaluate a trained model on FiftyOne samples, as a FiftyOne evaluation with IoU fields.
+
+:func:`evaluate_samples` is what the ``evaluate_model`` operator and ``coralseg demo`` call:
+
+1. the model's semantic masks go into ``pred_field`` (``fo.Segmentation``, PNGs on disk,
+   ``mask_targets`` = the checkpoint's taxonomy, colours = its palette);
+2. a ground-truth polylines field is rasterized with the same encoding
+   (:mod:`coral_core.rasterize`) into ``<gt_field>_mask``; a ground-truth
+   ``fo.Segmentation`` field is used as it is;
+3. FiftyOne's own segmentation evaluation runs under ``eval_key``, so the App's Model
+   Evaluation panel shows it with its confusion matrix;
+4. ``<eval_key>_miou`` and ``<eval_key>_iou_<class>`` per sample (:mod:`.iou_fields`), through
+   the plugin's ``segmentation_iou`` evaluation metric when FiftyOne has the plugin, so that
+   ``dataset.delete_evaluation(eval_key)`` removes them;
+5. the dataset-level per-class IoU / Acc come back in :class:`EvaluationSummary`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coral_core.errors import CoralsegError
+from coral_core.metrics import SegmentationScores, scores_from_confusion
+from coral_core.raster_io import open_image
+from coral_core.rasterize import rasterize_polylines
+
+from .fiftyone_source import labeled_polylines
+from .iou_fields import (
+    IOU_METRIC_NAME,
+    class_iou_field,
+    iou_fields,
+    miou_field,
+    write_iou_fields,
+)
+from .masks import default_mask_root, mask_targets, set_segmentation_targets, write_mask
+from .models import semantic_model
+
+DEFAULT_GT_FIELD = "gt_polylines"
+DEFAULT_PRED_FIELD = "coralseg_semantic"
+DEFAULT_EVAL_KEY = "coralseg_eval"
+PLUGIN_NAME = "@coralseg/coralseg"
+
+Progress = Callable[[float, str], Any]
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """What :func:`evaluate_samples` did.
+
+    Attributes:
+        eval_key: the FiftyOne evaluation key.
+        pred_field, gt_field: the compared ``fo.Segmentation`` fields.
+        samples: how many samples were evaluated.
+        scores: dataset-level scores (per-class IoU, Acc, ...; fractions in [0, 1]).
+        miou_field: per-sample mIoU field; ``class_fields``: class name -> per-sample IoU field.
+    """
+
+    eval_key: str
+    pred_field: str
+    gt_field: str
+    samples: int
+    scores: SegmentationScores
+    miou_field: str
+    class_fields: dict[str, str]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per class: ``class``, ``iou``, ``acc`` (percent, 2 decimals, None = n/a)."""
+
+        def percent(value: float) -> float | None:
+            return None if np.isnan(value) else round(float(value) * 100, 2)
+
+        return [
+            {"class": name, "iou": percent(self.scores.iou[i]), "acc": percent(self.scores.acc[i])}
+            for i, name in enumerate(self.scores.class_names)
+        ]
+
+    def format_table(self) -> str:
+        return self.scores.format_table()
+
+
+def _schema_type(samples, field: str):
+    field_obj = samples.get_field_schema(flat=True).get(field)
+    return getattr(field_obj, "document_type", None) if field_obj is not None else None
+
+
+def check_gt_field(samples, gt_field: str) -> str:
+    """``"polylines"`` or ``"segmentation"``: the kind of ground-truth field, else an error."""
+    import fiftyone as fo
+
+    kind = _schema_type(samples, gt_field)
+    if kind is fo.Polylines:
+        return "polylines"
+    if kind is fo.Segmentation:
+        return "segmentation"
+    usable = sorted(
+        name
+        for name, f in samples.get_field_schema(flat=True).items()
+        if getattr(f, "document_type", None) in (fo.Polylines, fo.Segmentation)
+    )
+    raise CoralsegError(
+        f"ground truth {gt_field!r} is not a polylines or segmentation field of this dataset "
+        f"(usable fields: {', '.join(usable) or 'none'})"
+    )
+
+
+def check_gt_labels(samples, gt_field: str, encoding) -> None:
+    """Raise when ground-truth polylines carry labels the model's taxonomy does not know."""
+    labels = samples.distinct(f"{gt_field}.polylines.label")
+    _, unknown = encoding.value_lookup(labels)
+    if unknown:
+        raise CoralsegError(
+            f"labels in {gt_field!r} that the model's taxonomy "
+            f"({encoding.taxonomy.name}) does not know: {', '.join(unknown)}; evaluate a "
+            "model trained on this taxonomy, or map the labels when preparing the data"
+        )
+
+
+def iou_metric_available() -> bool:
+    """Whether FiftyOne has this plugin's ``segmentation_iou`` metric registered."""
+    import fiftyone.operators as foo
+
+    try:
+        foo.get_operator(f"{PLUGIN_NAME}/{IOU_METRIC_NAME}")
+    except ValueError:
+        return False
+    return True
+
+
+def evaluate_samples(
+    samples,
+    config: str | Path,
+    checkpoint: str | Path,
+    *,
+    gt_field: str = DEFAULT_GT_FIELD,
+    pred_field: str = DEFAULT_PRED_FIELD,
+    eval_key: str = DEFAULT_EVAL_KEY,
+    mask_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> EvaluationSummary:
+    """Predict, store and evaluate (see the module docstring).
+
+    Args:
+        samples: a FiftyOne dataset or view (e.g. ``dataset.match_tags("test")``).
+        config, checkpoint: the model (``coralseg train``'s config and a checkpoint of it).
+        gt_field: ground truth, an ``fo.Polylines`` field (e.g. ``gt_polylines`` from
+            ``coralseg pull-cvat``) or an ``fo.Segmentation`` field in the model's encoding.
+        pred_field: where the predicted ``fo.Segmentation`` goes (replaced if there).
+        eval_key: the evaluation's key; an existing evaluation of that key is replaced.
+        mask_dir: folder for the mask PNGs (default: :func:`.masks.default_mask_root`).
+        device: ``cpu`` or ``cuda``.
+        progress: called with (fraction done, label).
+
+    Raises:
+        CoralsegError: a bad model file, a missing ground-truth field, labels the model's
+            taxonomy does not know, or an unreadable image.
+    """
+    import fiftyone as fo
+
+    report = progress or (lambda fraction, label: None)
+    dataset = samples._dataset
+    gt_kind = check_gt_field(samples, gt_field)
+    model = semantic_model(config, checkpoint, device)
+    encoding = model.encoding
+    if gt_kind == "polylines":
+        check_gt_labels(samples, gt_field, encoding)
+    if len(samples) == 0:
+        raise CoralsegError("there are no samples to evaluate")
+    root = Path(mask_dir) if mask_dir else default_mask_root(dataset)
+    gt_mask_field = f"{gt_field}_mask" if gt_kind == "polylines" else gt_field
+
+    from coral_core.inference.semantic import predict
+
+    ids, paths = samples.values(["id", "filepath"])
+    polylines = labeled_polylines(samples, gt_field) if gt_kind == "polylines" else None
+    values, _ = encoding.value_lookup(
+        {p.label for sample in polylines or () for p in sample}
+    )
+    predictions, ground_truth = [], []
+    for index, (sample_id, path) in enumerate(zip(ids, paths, strict=True)):
+        report(index / len(ids), f"predicting image {index + 1}/{len(ids)}")
+        image = open_image(path).read()
+        labels = predict(model, image).labels
+        predictions.append(fo.Segmentation(mask_path=write_mask(root / pred_field, sample_id, labels)))
+        if polylines is not None:
+            height, width = labels.shape
+            gt, _ = rasterize_polylines(
+                polylines[index], height, width, values, encoding.background_value, "skip"
+            )
+            ground_truth.append(
+                fo.Segmentation(mask_path=write_mask(root / gt_mask_field, sample_id, gt))
+            )
+    samples.set_values(pred_field, predictions)
+    if polylines is not None:
+        samples.set_values(gt_mask_field, ground_truth)
+    set_segmentation_targets(dataset, [pred_field, gt_mask_field], encoding)
+
+    report(0.9, "FiftyOne segmentation evaluation")
+    if eval_key in dataset.list_evaluations():
+        dataset.delete_evaluation(eval_key)
+    targets = mask_targets(encoding)
+    with_metric = iou_metric_available()
+    results = samples.evaluate_segmentations(
+        pred_field,
+        gt_field=gt_mask_field,
+        eval_key=eval_key,
+        mask_targets=targets,
+        custom_metrics=[f"{PLUGIN_NAME}/{IOU_METRIC_NAME}"] if with_metric else None,
+        progress=False,
+    )
+    if not with_metric:
+        write_iou_fields(samples, eval_key, pred_field, gt_mask_field, targets)
+        samples._add_paths_to_sidebar_group(iou_fields(samples, eval_key), eval_key)
+    names = [targets[v] for v in sorted(targets)]
+    scores = scores_from_confusion(np.asarray(results.pixel_confusion_matrix, np.int64), names)
+    report(1.0, f"mIoU {scores.miou * 100:.2f}")
+    return EvaluationSummary(
+        eval_key=eval_key,
+        pred_field=pred_field,
+        gt_field=gt_mask_field,
+        samples=len(ids),
+        scores=scores,
+        miou_field=miou_field(eval_key),
+        class_fields={name: class_iou_field(eval_key, name) for name in names},
+    )

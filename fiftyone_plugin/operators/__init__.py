@@ -1,0 +1,23 @@
+"""The plugin's operators, one per module; :data:`OPERATORS` is what ``register`` registers.
+
+Every name here is listed under ``operators:`` in ``fiftyone.yml`` (FiftyOne registers only
+listed operators).
+"""
+
+from .evaluate import EvaluateModel
+from .export_masks import ExportMasks
+from .predict import PredictColonies
+from .pull_cvat import PullCvatProject
+from .segmentation_iou import SegmentationIoU
+from .select_to_annotate import SelectToAnnotate
+from .train import TrainModel
+
+OPERATORS = (
+    PullCvatProject,
+    ExportMasks,
+    TrainModel,
+    EvaluateModel,
+    PredictColonies,
+    SelectToAnnotate,
+    SegmentationIoU,
+)

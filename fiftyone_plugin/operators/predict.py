@@ -1,0 +1,100 @@
+"""Operator: two-stage predictions (colonies + refined genus mask) onto the target samples."""
+
+from __future__ import annotations
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from coral_core.inference.instances import (
+    DEFAULT_MIN_AREA,
+    DEFAULT_MIN_THRESHOLD,
+    DEFAULT_UNSURE_THRESHOLD,
+    RefineSettings,
+)
+
+from ..checks import output_field
+from ..models import resolve_file
+from ..prediction import DEFAULT_INSTANCES_FIELD, DEFAULT_SEMANTIC_FIELD, predict_samples
+from ._form import Form, progress_callback
+from .evaluate import model_inputs
+
+
+def _settings(params) -> RefineSettings:
+    return RefineSettings(
+        min_threshold=params.get("min_threshold", DEFAULT_MIN_THRESHOLD),
+        unsure_threshold=params.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD),
+        min_area=int(params.get("min_area", DEFAULT_MIN_AREA)),
+    )
+
+
+class PredictColonies(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="predict_colonies",
+            label="coralseg: predict colonies",
+            description="Segment colonies genus by genus (SAM or CoralSCoP optional): "
+            "detections with masks and a refined semantic mask per sample",
+            dynamic=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = Form(ctx)
+        model_inputs(form)
+        form.text("sam_checkpoint", "SAM / CoralSCoP checkpoint", required=False,
+                  description="empty: colonies are the semantic regions",
+                  check=lambda v: resolve_file(v, "SAM checkpoint", (".pth", ".pt")))  # fmt: skip
+        form.text("instances_field", "Colonies field", default=DEFAULT_INSTANCES_FIELD,
+                  check=lambda v: output_field(ctx.dataset, v, fo.Detections))  # fmt: skip
+        form.text("semantic_field", "Refined mask field", default=DEFAULT_SEMANTIC_FIELD,
+                  check=lambda v: output_field(ctx.dataset, v, fo.Segmentation))  # fmt: skip
+        form.number("min_threshold", "Not coral below", default=DEFAULT_MIN_THRESHOLD,
+                    minimum=0.0, maximum=1.0)  # fmt: skip
+        form.number("unsure_threshold", "Coral from", default=DEFAULT_UNSURE_THRESHOLD,
+                    minimum=0.0, maximum=1.0)  # fmt: skip
+        form.number("min_area", "Smallest colony (pixels)", default=DEFAULT_MIN_AREA,
+                    minimum=1, integer=True)  # fmt: skip
+        form.check("unsure_threshold", lambda: _settings(ctx.params))
+        return form.property()
+
+    def execute(self, ctx):
+        params = ctx.params
+        summary = predict_samples(
+            ctx.target_view(),
+            params["config"],
+            params["checkpoint"],
+            params.get("sam_checkpoint") or None,
+            instances_field=params.get("instances_field", DEFAULT_INSTANCES_FIELD),
+            semantic_field=params.get("semantic_field", DEFAULT_SEMANTIC_FIELD),
+            settings=_settings(params),
+            progress=progress_callback(ctx),
+        )
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return {
+            "samples": summary.samples,
+            "colonies": summary.colonies,
+            "per_genus": [{"genus": g, "colonies": n} for g, n in summary.per_genus.items()],
+        }
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("samples", label="Samples")
+        outputs.int("colonies", label="Colonies")
+        table = types.TableView()
+        table.add_column("genus", label="Genus")
+        table.add_column("colonies", label="Colonies")
+        outputs.list("per_genus", types.Object(), label="Per genus", view=table)
+        return types.Property(outputs)
+
+    def __call__(self, samples, config, checkpoint, sam_checkpoint=None, *, delegate=False,
+                 **options):  # fmt: skip
+        """``foo.get_operator("@coralseg/coralseg/predict_colonies")(view, config, ckpt)``."""
+        params = dict(config=str(config), checkpoint=str(checkpoint), **options)
+        if sam_checkpoint:
+            params["sam_checkpoint"] = str(sam_checkpoint)
+        return foo.execute_operator(
+            self.uri, dict(view=samples.view()), params=params, request_delegation=delegate
+        )

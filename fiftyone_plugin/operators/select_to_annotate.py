@@ -1,0 +1,70 @@
+"""Operator: score the target samples by the model's uncertainty, save the ranked view."""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from coral_core.uncertainty import METHODS
+
+from ..annotate_next import DEFAULT_FIELD, DEFAULT_VIEW, score_samples
+from ..checks import identifier
+from ._form import Form, progress_callback
+from .evaluate import model_inputs
+
+
+class SelectToAnnotate(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="select_to_annotate",
+            label="coralseg: choose images to annotate next",
+            description="Score each image by the model's uncertainty (mean pixel entropy or "
+            "margin) and save a view with the most uncertain first",
+            dynamic=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = Form(ctx)
+        model_inputs(form)
+        form.choice("method", "Uncertainty", METHODS, default="entropy",
+                    description="entropy: spread over all classes; margin: best two close")  # fmt: skip
+        form.text("field", "Score field", default=DEFAULT_FIELD,
+                  check=lambda v: identifier(v, "the field name"))  # fmt: skip
+        form.text("view_name", "Saved view", default=DEFAULT_VIEW)
+        form.number("limit", "Keep the N most uncertain", minimum=1, integer=True)
+        return form.property()
+
+    def execute(self, ctx):
+        params = ctx.params
+        summary = score_samples(
+            ctx.target_view(),
+            params["config"],
+            params["checkpoint"],
+            method=params.get("method", "entropy"),
+            field=params.get("field", DEFAULT_FIELD),
+            view_name=params.get("view_name", DEFAULT_VIEW),
+            limit=params.get("limit") or None,
+            progress=progress_callback(ctx),
+        )
+        if not ctx.delegated and summary.view_name:
+            ctx.ops.set_view(name=summary.view_name)
+        return {
+            "field": summary.field,
+            "view": summary.view_name,
+            "top": [
+                {"image": path, "uncertainty": round(score, 4)}
+                for path, score in summary.ranking[:20]
+            ],
+        }
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("field", label="Score field (sort by it)")
+        outputs.str("view", label="Saved view")
+        table = types.TableView()
+        table.add_column("image", label="Image")
+        table.add_column("uncertainty", label="Uncertainty")
+        outputs.list("top", types.Object(), label="Most uncertain", view=table)
+        return types.Property(outputs)
