@@ -48,6 +48,7 @@ Every answered request is appended to ``state.requests`` so tests can count down
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -67,6 +68,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from .webhooks import WebhookSender
 from .state import (
     JOB_STAGES,
     JOB_STATES,
@@ -297,6 +299,16 @@ class _Serializer:
             data["score"] = float(shape.score)
         return data
 
+    def webhook_payload(self, webhook_id: int, job: Job, event: str = "update:job") -> dict:
+        """The body CVAT posts for a job event (keys in CVAT's order)."""
+        sender = self.state.tasks[job.task_id].owner_id
+        return {
+            "event": event,
+            "webhook_id": webhook_id,
+            "job": self.job(job),
+            "sender": self.user_brief(sender),
+        }
+
     def meta(self, task: Task, start: int, stop: int) -> dict[str, Any]:
         frames = task.frames[start : stop + 1]
         return {
@@ -487,11 +499,20 @@ def create_app(state: FakeCvatState) -> FastAPI:
     @app.middleware("http")
     async def authenticate_and_log(request: Request, call_next: Callable) -> Response:
         path = request.url.path.rstrip("/")
+        fault = state.take_fault(request.method, request.url.path)
         try:
+            if fault is not None and not fault.after:
+                await asyncio.sleep(fault.delay)
+                if fault.status is not None:
+                    raise HttpError(fault.status, "injected failure")
             if path.startswith("/api/") and path not in PUBLIC_PATHS:
                 with state.lock:
                     request.state.user = _authenticate(state, request)
             response = await call_next(request)
+            if fault is not None and fault.after:
+                await asyncio.sleep(fault.delay)
+                if fault.status is not None:
+                    raise HttpError(fault.status, "injected failure after the change was made")
         except HttpError as err:
             response = JSONResponse({"detail": err.detail}, status_code=err.status)
         with state.lock:
@@ -998,6 +1019,7 @@ class FakeCvatServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self.webhook_sender: WebhookSender | None = None
 
     @property
     def url(self) -> str:
@@ -1029,9 +1051,28 @@ class FakeCvatServer:
         if not self._server.started:
             self.stop()
             raise RuntimeError("the fake CVAT server did not start")
+        self.webhook_sender = WebhookSender()
+        self.state.job_listeners.append(self._deliver_job_event)
         return self
 
+    def job_event(self, job: Job, webhook_id: int = 1, event: str = "update:job") -> dict:
+        """The payload CVAT would post about ``job`` now."""
+        with self.state.lock:
+            return _Serializer(self.state, self.url).webhook_payload(webhook_id, job, event)
+
+    def _deliver_job_event(self, job: Job) -> None:
+        task = self.state.tasks[job.task_id]
+        for webhook in self.state.webhooks:
+            if webhook.is_active and webhook.project_id == task.project_id:
+                if "update:job" in webhook.events and self.webhook_sender is not None:
+                    self.webhook_sender.send(webhook, self.job_event(job, webhook.id))
+
     def stop(self, timeout: float = 10.0) -> None:
+        if self._deliver_job_event in self.state.job_listeners:
+            self.state.job_listeners.remove(self._deliver_job_event)
+        if self.webhook_sender is not None:
+            self.webhook_sender.close()
+            self.webhook_sender = None
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

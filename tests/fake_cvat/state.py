@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,6 +206,22 @@ class Project:
 
 
 @dataclass
+class Fault:
+    """Makes the next ``times`` requests whose method is ``method`` and whose path matches the
+    regular expression ``path`` slow (``delay`` seconds) and/or fail with ``status``. With
+    ``after=True`` the request is carried out first and only its answer is lost (a 5xx, or a
+    delay past the client's timeout): the case where retrying a write would do it twice."""
+
+    method: str
+    path: str
+    status: int | None = None
+    delay: float = 0.0
+    times: int = 1
+    after: bool = False
+    hits: int = 0
+
+
+@dataclass
 class RequestRecord:
     """One request the server answered: method, path, query string and status code."""
 
@@ -229,6 +245,10 @@ class FakeCvatState:
         self.api_keys: dict[str, int] = {}  # legacy "Authorization: Token KEY" from login
         self.access_tokens: dict[str, int] = {}  # personal access tokens ("Bearer")
         self.requests: list[RequestRecord] = []
+        self.faults: list[Fault] = []
+        self.webhooks: list[Any] = []  # tests.fake_cvat.webhooks.Webhook
+        # Called (under the lock) with each job that is saved: state change or annotation save.
+        self.job_listeners: list[Callable[[Job], None]] = []
         self._ids: dict[str, int] = {}
         self._last_time = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -388,13 +408,17 @@ class FakeCvatState:
         with self.lock:
             now = self.now()
             wanted = None if job_ids is None else set(job_ids)
+            saved = []
             for job in task.jobs:
                 if wanted is None or job.id in wanted:
                     job.version += 1
                     job.updated_date = now
+                    saved.append(job)
             task.updated_date = now
             if task.project_id is not None:
                 self.projects[task.project_id].updated_date = now
+            for job in saved:
+                self._job_saved(job)
 
     def set_job(self, job: Job, *, stage: str | None = None, state: str | None = None) -> None:
         """Change a job's stage/state as its PATCH does."""
@@ -411,6 +435,7 @@ class FakeCvatState:
             job.updated_date = now
             if task.status != status_before:
                 task.updated_date = now
+            self._job_saved(job)
 
     def complete_task(self, task: Task) -> None:
         """Accept every job (stage acceptance, state completed): the task becomes completed."""
@@ -423,6 +448,42 @@ class FakeCvatState:
         with self.lock:
             for job in task.jobs:
                 self.set_job(job, stage="annotation", state="in progress")
+
+    # --- webhooks and faults --------------------------------------------------------------
+
+    def add_webhook(
+        self, project: Project, target_url: str, secret: str = "", events=("update:job",)
+    ) -> Any:
+        """A project webhook; the running server delivers its events (see ``.webhooks``)."""
+        from .webhooks import Webhook
+
+        with self.lock:
+            webhook = Webhook(self.next_id("webhook"), project.id, target_url, secret, tuple(events))
+            self.webhooks.append(webhook)
+            return webhook
+
+    def add_fault(self, method: str, path: str, **kwargs: Any) -> Fault:
+        """Make matching requests fail or slow (see :class:`Fault`)."""
+        with self.lock:
+            fault = Fault(method.upper(), path, **kwargs)
+            self.faults.append(fault)
+            return fault
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The first fault matching a request, used up by one."""
+        import re
+
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.method == method and re.search(fault.path, path):
+                    fault.times -= 1
+                    fault.hits += 1
+                    return fault
+            return None
+
+    def _job_saved(self, job: Job) -> None:
+        for listener in list(self.job_listeners):
+            listener(job)
 
     # --- lookups --------------------------------------------------------------------------
 

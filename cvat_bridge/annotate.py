@@ -1,0 +1,262 @@
+"""One run: pre-annotate a CVAT job with a model, frame by frame, resumably.
+
+1. Claim the run (a lease, renewed by a heartbeat thread); a run someone else holds, or
+   one already finished, is skipped.
+2. Read the job, its frames (deleted ones left out), its labels and its shapes. If a
+   previous attempt died in the middle of an upload, find what it created (by fingerprint)
+   and record it, so nothing is uploaded twice.
+3. For each frame not yet done: download it, run the model, convert to shapes. A frame
+   that cannot be read or that the model fails on is recorded as failed; the others go on.
+4. Every ``upload_batch_frames`` frames: delete the shapes this model wrote before on
+   those frames that are still ``source: auto`` (a person's edit makes them "semi-auto";
+   those and "manual" shapes are never touched), create the new ones, record both.
+5. Finish: ``done`` (with failed frames listed) or ``failed`` with a sentence. If CVAT is
+   out of reach, the run goes back to the queue for a later attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from coral_core.errors import CoralsegError
+from cvat_bridge.cvat_io import (
+    CvatRefusedError,
+    CvatSession,
+    CvatUnavailableError,
+    is_transient,
+)
+from cvat_bridge.queue import BridgeQueue
+from cvat_bridge.registry import ModelRegistry
+from cvat_bridge.settings import BridgeSettings
+from cvat_bridge.state import DONE, FAILED, BridgeState, LostRunError
+from cvat_bridge.uploads import FrameShapes, decode_frame, fingerprint, frame_shapes, landed
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+class StopRequestedError(Exception):
+    """The worker is shutting down: give the run back to the queue."""
+
+
+class RunTimeoutError(CoralsegError):
+    """The run took longer than AUTO_ANN_TIMEOUT."""
+
+
+class Annotator:
+    """Executes runs for one worker (``owner``); called by the queue with a run id."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        state: BridgeState,
+        registry: ModelRegistry,
+        queue: BridgeQueue,
+        owner: str,
+        stop: threading.Event,
+        session_factory: Callable[..., CvatSession] = CvatSession,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.registry = registry
+        self.queue = queue
+        self.owner = owner
+        self.stop = stop
+        self.session_factory = session_factory
+
+    def __call__(self, run_id: str) -> None:
+        run = self.state.claim(run_id, self.owner, self.settings.run_lease)
+        if run is None:
+            log.info("run %s is not claimable (done, or held by another worker)", run_id)
+            return
+        log.info("run %s: job %s, model %s", run_id, run["job_id"], run["model_name"])
+        lost = threading.Event()
+        beating = threading.Event()
+        heart = threading.Thread(
+            target=self._heartbeat, args=(run_id, lost, beating), daemon=True, name="heartbeat"
+        )
+        heart.start()
+        try:
+            _Run(self, run, lost).execute()
+            self.state.finish(run_id, self.owner, DONE)
+            log.info("run %s done", run_id)
+        except LostRunError:
+            log.warning("run %s was taken over by another worker; stopping here", run_id)
+        except StopRequestedError:
+            self.state.release(run_id, self.owner)
+            self.queue.enqueue(run_id)
+            log.info("run %s given back to the queue (worker stopping)", run_id)
+        except CvatUnavailableError as err:
+            self._retry_later(run, str(err))
+        except (CoralsegError, CvatRefusedError) as err:
+            self.state.finish(run_id, self.owner, FAILED, str(err))
+            log.warning("run %s failed: %s", run_id, err)
+        except Exception as err:
+            log.exception("run %s failed unexpectedly", run_id)
+            self.state.finish(run_id, self.owner, FAILED, f"unexpected error: {err!r}")
+        finally:
+            beating.set()
+            heart.join()
+
+    def _retry_later(self, run: dict, error: str) -> None:
+        run_id = run["run_id"]
+        if run["attempts"] >= MAX_ATTEMPTS:
+            self.state.finish(run_id, self.owner, FAILED, f"{error}; gave up after {MAX_ATTEMPTS} attempts")
+            log.warning("run %s failed for good: %s", run_id, error)
+            return
+        delay = min(3600.0, 30.0 * 2 ** (run["attempts"] - 1))
+        self.state.release(run_id, self.owner, f"{error}; next attempt in {delay:.0f} s")
+        self.queue.enqueue(run_id, delay=delay)
+        log.warning("run %s: %s; retrying in %.0f s", run_id, error, delay)
+
+    def _heartbeat(self, run_id: str, lost: threading.Event, done: threading.Event) -> None:
+        interval = max(0.2, self.settings.run_lease / 3)
+        while not done.wait(interval):
+            try:
+                self.state.heartbeat(run_id, self.owner, self.settings.run_lease)
+            except LostRunError:
+                lost.set()
+                return
+            except Exception:  # a store hiccup: the lease has slack for the next beat
+                log.warning("heartbeat of run %s failed", run_id, exc_info=True)
+
+
+class _Run:
+    def __init__(self, annotator: Annotator, run: dict, lost: threading.Event) -> None:
+        self.a = annotator
+        self.run = run
+        self.lost = lost
+        self.run_id = run["run_id"]
+        self.job_id = run["job_id"]
+        self.deadline = time.monotonic() + annotator.settings.auto_ann_timeout
+
+    @property
+    def state(self) -> BridgeState:
+        return self.a.state
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LostRunError(self.run_id)
+        if self.a.stop.is_set():
+            raise StopRequestedError
+        if time.monotonic() > self.deadline:
+            raise RunTimeoutError(
+                f"the run took longer than AUTO_ANN_TIMEOUT ({self.a.settings.auto_ann_timeout:.0f}"
+                " s); raise it for jobs this large"
+            )
+
+    def execute(self) -> None:
+        spec = self.a.registry.spec(self.run["model_name"])
+        owner = self.a.owner
+        with self.a.session_factory(self.a.settings, self.a.stop) as cvat:
+            self.cvat = cvat
+            job = cvat.job(self.job_id)
+            if str(job.type) != "annotation":
+                self.state.add_error(self.run_id, owner, f"job {self.job_id} is a {job.type} job")
+                return
+            frames = cvat.frames(job)
+            self.state.set_total(self.run_id, owner, len(frames))
+            self.labels = cvat.labels(self.job_id)
+            if self.run["pending"]:
+                self._resolve_pending(self.run["pending"])
+            run = self.state.run(self.run_id)
+            finished = set(run["frames_done"]) | {int(f) for f in run["frames_failed"]}
+            todo = [f for f in frames if f not in finished]
+            if not todo:
+                return
+            predictor = self.a.registry.predictor(spec.name)
+            missing: set[str] = set()
+            batch: list[FrameShapes] = []
+            for frame in todo:
+                self.check()
+                shapes = self._infer(frame, predictor, spec.score_threshold)
+                if shapes is None:
+                    continue
+                new_missing = shapes.missing_labels - missing
+                if new_missing:
+                    missing |= new_missing
+                    self.state.add_error(
+                        self.run_id,
+                        owner,
+                        f"the job has no label(s) {', '.join(sorted(new_missing))}: add them to "
+                        "the CVAT project to receive these colonies",
+                    )
+                batch.append(shapes)
+                if len(batch) >= self.a.settings.upload_batch_frames:
+                    self._upload(batch)
+                    batch = []
+            if batch:
+                self._upload(batch)
+
+    def _infer(self, frame: int, predictor, threshold: float | None) -> FrameShapes | None:
+        try:
+            data = self.cvat.frame_bytes(self.job_id, frame)
+        except CvatRefusedError as err:
+            self.state.fail_frame(self.run_id, self.a.owner, frame, str(err))
+            return None
+        try:
+            image = decode_frame(data)
+            result = predictor(image)
+            return frame_shapes(
+                result, frame, self.labels, self.run["conv_mask_to_poly"], threshold
+            )
+        except CoralsegError as err:
+            error = str(err)
+        except Exception as err:  # a model failure on one frame must not stop the job
+            log.exception("run %s: frame %d failed", self.run_id, frame)
+            error = f"the model failed on this frame: {err!r}"
+        self.state.fail_frame(self.run_id, self.a.owner, frame, error)
+        return None
+
+    def _resolve_pending(self, pending: dict) -> None:
+        """A previous attempt died during an upload: adopt what it created, if anything."""
+        ledger = self.state.ledger(self.job_id, self.run["model_name"])
+        found = landed(self.cvat.shapes(self.job_id), pending["frames"], pending["fingerprints"], set(ledger))
+        if found:
+            self.state.commit_batch(self.run_id, self.a.owner, pending["frames"], found, removed=[])
+            log.info("run %s: adopted %d shapes of an interrupted upload", self.run_id, len(found))
+
+    def _upload(self, batch: list[FrameShapes]) -> None:
+        """Replace this model's earlier shapes on the batch's frames by the new ones."""
+        owner, model = self.a.owner, self.run["model_name"]
+        frames = [item.frame for item in batch]
+        new = [shape for item in batch for shape in item.shapes]
+        prints = [fingerprint(shape) for shape in new]
+        self.check()
+        self.state.begin_batch(self.run_id, owner, frames, prints)
+        ledger = self.state.ledger(self.job_id, model)
+        earlier = {shape_id for shape_id, frame in ledger.items() if frame in set(frames)}
+        removed: list[int] = []
+        forgotten: list[int] = []
+        if earlier:
+            current = {int(s["id"]): s for s in self.cvat.shapes(self.job_id)}
+            stale = [current[i] for i in earlier if i in current and current[i].get("source") == "auto"]
+            forgotten = [i for i in earlier if i not in current or current[i].get("source") != "auto"]
+            if stale:
+                self.cvat.delete_shapes(self.job_id, stale)
+                removed = [int(s["id"]) for s in stale]
+        created = self._create(new, frames, prints, set(ledger)) if new else {}
+        self.state.commit_batch(self.run_id, owner, frames, created, removed, forgotten)
+
+    def _create(
+        self, shapes: list[dict], frames: list[int], prints: list[str], known: set[int]
+    ) -> dict[int, int]:
+        """Create ``shapes`` exactly once: after a failed attempt, look before trying again."""
+        settings = self.a.settings
+        for attempt in range(settings.cvat_retries + 1):
+            try:
+                created = self.cvat.create_shapes_once(self.job_id, shapes)
+                return {int(s["id"]): int(s["frame"]) for s in created}
+            except Exception as err:
+                if not is_transient(err):
+                    raise CvatRefusedError(f"CVAT refused the shapes of frames {frames}: {err}", getattr(err, "status", 0)) from None
+                log.warning("run %s: upload failed (%s); checking what landed", self.run_id, err)
+            if self.a.stop.wait(min(30.0, settings.retry_base_delay * 2**attempt)):
+                raise StopRequestedError
+            found = landed(self.cvat.shapes(self.job_id), frames, prints, known)
+            if found:
+                return found
+        raise CvatUnavailableError(f"CVAT kept failing to take the shapes of frames {frames}")

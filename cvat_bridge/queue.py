@@ -1,0 +1,63 @@
+"""The work queue, on huey: SQLite (embedded, the default) or Redis (shared by workers on
+several machines), chosen by the queue URL alone.
+
+Only a run id travels through the queue; everything else about a run lives in the run
+records (:mod:`.state`), which is also what makes the queue's own delivery guarantees
+sufficient: huey drops a task once a worker takes it, so a worker killed mid-run loses its
+task, and the run -- still ``running`` with a lease that runs out -- is queued again by
+another worker's recovery loop (:mod:`.worker`). A run id queued twice is harmless: a
+worker claims a run only while it is claimable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from huey import RedisHuey, SqliteHuey
+
+QUEUE_NAME = "coralseg-bridge"
+
+_runner: Callable[[str], None] | None = None
+
+
+def set_runner(runner: Callable[[str], None] | None) -> None:
+    """Install the function that executes a run in this (worker) process."""
+    global _runner
+    _runner = runner
+
+
+def annotate_job(run_id: str) -> None:
+    """The huey task: run ``run_id`` with the worker's runner."""
+    if _runner is None:
+        raise RuntimeError("this process has no bridge worker to execute runs")
+    _runner(run_id)
+
+
+class BridgeQueue:
+    """A huey instance for ``queue_url`` with the ``annotate_job`` task registered."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.url = queue_url
+        if queue_url.startswith(("redis://", "rediss://", "unix://")):
+            self.huey = RedisHuey(QUEUE_NAME, url=queue_url, results=False)
+        else:
+            Path(queue_url).parent.mkdir(parents=True, exist_ok=True)
+            self.huey = SqliteHuey(
+                QUEUE_NAME, filename=queue_url, results=False, fsync=True, timeout=60
+            )
+        self.task = self.huey.task(name="annotate_job")(annotate_job)
+
+    def enqueue(self, run_id: str, delay: float | None = None) -> None:
+        if delay:
+            self.task.schedule(args=(run_id,), delay=delay)
+        else:
+            self.task(run_id)
+
+    def size(self) -> int:
+        """Runs waiting in the queue (queued now, not counting delayed retries)."""
+        return self.huey.pending_count()
+
+    def ping(self) -> None:
+        """Raise if the queue's storage cannot be reached."""
+        self.huey.pending_count()
