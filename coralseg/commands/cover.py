@@ -1,0 +1,211 @@
+"""``coralseg cover INPUT --out DIR``: percent cover, colonies and cover error: tables, plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+Percent cover per class, colony counts and sizes, per image and per group of images (site,
+year, ...), from label masks: a folder of masks, a 'coralseg prepare' folder or a
+'coralseg infer' output (its colonies are the predicted instances). With --compare, how far
+predicted cover is from annotated cover, in percentage points.
+
+Cover is over the annotated area: pixels valued 255 (ignore) count in no class, and the
+annotated fraction of the image (or region of interest) is reported beside it. Background
+(value 0 of masks whose classes are 1..N) is reported as the class "background" unless
+--exclude-background. Only colony classes have colonies; cover-only classes (a taxonomy's
+`cover: true` classes, e.g. bare substrate) have cover only.
+
+Writes into --out:
+  cover_per_image.csv    image, group fields, class, pixels, cover_percent,
+                         annotated_fraction, annotated_pixels, roi_pixels[, area_cm2]
+  cover_per_group.csv    group, group fields, class, n_images, mean/sd/se/pooled cover
+  colonies.csv           one row per colony: class, area, perimeter, max diameter,
+                         centroid, bbox, touches_edge, score (px, and cm with a scale)
+  colonies_per_group.csv colony counts and size distribution per group and class
+  colonies.geojson       colony outlines (map coordinates where the image has a geotransform)
+  cover_by_group.png     stacked mean cover per group, colony_sizes.png: size histograms
+  with --compare: cover_error_per_image.csv, cover_error_per_class.csv,
+  cover_error_per_group.csv, cover_agreement.png (predicted vs annotated, 1:1 line)
+"""
+
+EPILOG = """\
+examples:
+  coralseg cover data/eilat/train/labels --taxonomy eilat --background ignore --out cover/
+  coralseg cover data/criobe_finegrained --groups '<site>_<year>_*' --quadrat-size-cm 100 \\
+      --roi-margin 3%% --out cover/
+  coralseg cover data/criobe_finegrained --compare predictions/ --groups sites.csv \\
+      --group-by site,year --out cover/
+
+--groups takes a filename pattern (<field> captures text, * skips text; matched against
+the image name without extension) or a CSV with an image column (image, filename, file,
+path or name) and one column per field. --group-by picks the fields that form groups
+(default: all of them).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cover",
+        help="percent cover, colony counts and sizes, cover error: tidy CSVs, GeoJSON, plots",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="folder of label masks, a 'coralseg prepare' folder or a 'coralseg infer' output",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
+    meaning = parser.add_argument_group("what the mask values mean")
+    meaning.add_argument(
+        "--taxonomy",
+        help="finegrained, extended, families, agnostic, eilat, or a taxonomy .yaml/.json "
+        "file (default: from manifest.json or classes.txt)",
+    )
+    meaning.add_argument(
+        "--classes", metavar="FILE", help="a classes.txt: line i names pixel value i"
+    )
+    meaning.add_argument(
+        "--background",
+        choices=("class", "ignore"),
+        default="class",
+        help="with --taxonomy: masks with 0 = background, 1..N = classes (class, the default) "
+        "or 0..N-1 = classes, 255 = background (ignore), as 'coralseg prepare --background'",
+    )
+    meaning.add_argument(
+        "--exclude-background",
+        action="store_true",
+        help="leave background out of the annotated area (cover over labelled classes only)",
+    )
+    groups = parser.add_argument_group("groups")
+    groups.add_argument(
+        "--groups",
+        metavar="PATTERN|CSV",
+        help="image fields from a filename pattern such as '<site>_<year>_<quadrat>' or "
+        "from a CSV of image metadata",
+    )
+    groups.add_argument(
+        "--group-by", metavar="FIELD[,FIELD]", help="fields that form groups (default: all)"
+    )
+    groups.add_argument(
+        "--image-column", metavar="NAME", help="the image column of the --groups CSV"
+    )
+    area = parser.add_argument_group("region of interest and scale")
+    area.add_argument(
+        "--roi-margin",
+        metavar="N|N%",
+        help="measure inside the quadrat frame: cut N pixels (or N%% of each side) off every side",
+    )
+    area.add_argument(
+        "--roi-polygon",
+        metavar="'X,Y X,Y X,Y ...'",
+        help="measure inside this polygon (pixel coordinates, the same for every image)",
+    )
+    area.add_argument(
+        "--scale",
+        metavar="PX_PER_CM|CSV",
+        help="pixels per cm of every image, or a CSV with columns image, pixels_per_cm",
+    )
+    area.add_argument(
+        "--quadrat-size-cm",
+        metavar="SIDE|WxH",
+        help="the region of interest (or whole image) is a quadrat of this size, e.g. 100 "
+        "for CRIOBE's 1 m frame: gives each image's scale",
+    )
+    colonies = parser.add_argument_group("colonies")
+    colonies.add_argument(
+        "--colonies-from",
+        choices=("auto", "labels", "instances"),
+        default="auto",
+        help="connected regions of each colony class (labels) or predicted instances "
+        "(default: instances for 'coralseg infer' outputs, labels otherwise)",
+    )
+    colonies.add_argument(
+        "--min-colony-area",
+        type=int,
+        default=1,
+        metavar="PX",
+        help="leave out colonies of fewer pixels (default: 1)",
+    )
+    colonies.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(4, 8),
+        default=8,
+        help="pixels touching at a corner belong to one colony (8, default) or not (4)",
+    )
+    colonies.add_argument(
+        "--no-geojson", action="store_true", help="skip colonies.geojson (tracing outlines)"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="PRED_DIR",
+        help="predictions of the same images (e.g. a 'coralseg infer' output): cover error",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from coral_core.ecology.geojson import GeoJSONWriter
+    from coral_core.errors import CoralsegError
+    from coralseg.cover_inputs import locate
+    from coralseg.cover_options import image_fields, parse_settings
+    from coralseg.cover_report import format_summary, measure, write_report
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CoralsegError(f"--out {out} is a file; give a folder")
+    located = dict(
+        taxonomy=args.taxonomy,
+        classes_file=args.classes,
+        background=args.background,
+        exclude_background=args.exclude_background,
+    )
+    source = locate(args.input, **located)
+    prediction_source = locate(args.compare, **located) if args.compare else None
+    names = [item.name for item in source.items]
+    if prediction_source is not None:
+        seen = set(names)
+        names += [i.name for i in prediction_source.items if i.name not in seen]
+    settings = parse_settings(args, names)
+    fields, field_names, group_by, notes = image_fields(args, source, prediction_source, names)
+    for note in notes:
+        print(f"note: {note}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    geojson_path = out / "colonies.geojson"
+    # The GeoJSON is streamed while measuring and appears only if everything succeeds.
+    with nullcontext() if args.no_geojson else GeoJSONWriter(geojson_path) as writer:
+        measured = measure(source, settings, True, writer, fields, field_names, "annotations")
+        predicted = None
+        if prediction_source is not None:
+            predicted = measure(prediction_source, settings, False, description="predictions")
+        report = write_report(out, measured, fields, field_names, group_by, predicted)
+
+    for line in format_summary(measured):
+        print(line)
+    if report.agreement is not None:
+        agreement = report.agreement
+        mae = agreement.class_rows()[-1]["mean_abs_error_pp"]
+        print(
+            f"  cover error vs {args.compare}: {len(agreement.images)} image(s), mean absolute "
+            f"error {mae:.2f} percentage points over all classes"
+        )
+        if agreement.only_annotated:
+            print(
+                f"note: {len(agreement.only_annotated)} annotated image(s) have no prediction "
+                f"(or nothing annotated) and are left out, e.g. {agreement.only_annotated[0]}"
+            )
+    if writer is not None and writer.mixed:
+        print(
+            "note: colonies.geojson mixes map and pixel coordinates (some images lack a "
+            "geotransform)"
+        )
+    written = [*report.written] + ([geojson_path] if writer is not None else [])
+    print(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
+    return 0
