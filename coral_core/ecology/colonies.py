@@ -14,12 +14,13 @@ pixel squares, and its measures are in pixels (see :mod:`coral_core.ecology.scal
   centres of its boundary pixels, smoothed by Douglas-Peucker to within one pixel (the
   staircase of a digital curve otherwise adds up to 8%), then moved half a pixel out to the
   pixel edges (``+ pi`` for an outer outline, ``- pi`` for a hole's, as for a convex
-  outline). Measured against the true shapes: axis-aligned squares of side ``s >= 20``
-  within 1% (``4s - 0.86``), rotated squares of side >= 20 within 3%, discs of radius
-  ``r >= 10`` within 2% of ``2 pi r``, ``r >= 25`` within 1%;
-* ``max_diameter``: the largest distance between two points of the colony (Feret
-  diameter) of its pixel squares: exact for axis-aligned rectangles (``s * sqrt 2`` for a
-  square), ``2r + 1.3 +- 0.1`` pixels for a disc of radius ``r`` rasterized by pixel centres;
+  outline). Measured against the true shapes: axis-aligned squares of side ``s`` give
+  ``4s - 0.86`` (within 1.1% for ``s >= 20``), rotated squares of side >= 20 within 3%,
+  discs of radius ``r >= 10`` within 2% of ``2 pi r``, ``r >= 25`` within 1%;
+* ``max_diameter``: the largest distance between two points of the colony's pixel squares
+  (Feret diameter): exact for axis-aligned rectangles (``s * sqrt 2`` for a square),
+  ``2r + 1.1`` to ``2r + 1.5`` pixels for a disc of radius ``r`` rasterized by pixel
+  centres;
 * ``centroid``: the mean of its pixel centres ``(x, y)``;
 * ``bbox``: ``(x, y, w, h)`` of its pixels, COCO's convention.
 """

@@ -3,9 +3,11 @@
 Each image may carry text fields (``{"site": "RAI1", "year": "2019"}``) from
 
 * a filename pattern (:func:`fields_from_name`): ``<site>_<year>_<quadrat>`` matches
-  ``RAI1_2019_Q07`` with site ``RAI1``, year ``2019``, quadrat ``Q07``. A ``<field>`` takes
-  the shortest text that lets the rest match, ``*`` matches any text and keeps nothing; the
-  pattern must match the whole name (without extension). A pattern holding ``(?P<`` is a
+  ``RAI1_2019_Q07`` with site ``RAI1``, year ``2019``, quadrat ``Q07``. ``*`` matches any
+  text and keeps nothing. From the left, each ``<field>`` and ``*`` takes the shortest text
+  that lets the rest match (so the last field takes what is left: ``*_<quadrat>`` on
+  ``A_B_10`` gives ``B_10``; write ``*_*_<quadrat>`` for ``10``); the pattern must match
+  the whole name (without extension). A pattern holding ``(?P<`` is a
   Python regular expression with named groups instead;
 * a CSV of image metadata (:func:`read_metadata_csv`), one row per image;
 * any mapping, e.g. FiftyOne sample fields.
