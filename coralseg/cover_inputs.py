@@ -5,10 +5,11 @@ Three kinds of folder are recognised:
 * a ``coralseg prepare`` output (``manifest.json`` + ``classes.txt``): the masks in
   ``{train,val,test}/labels/``, their meaning from the manifest's encoding; each image gets
   the field ``split``;
-* a ``coralseg infer`` output (``instances/`` + ``semantic/``): the refined semantic masks,
-  their meaning from ``classes.txt`` (or ``--taxonomy``), and the predicted colonies from
-  the instance records (``instances/<image>.json``); images that got the tiled semantic map
-  only (``semantic_raw/<image>.tif``) use that;
+* a ``coralseg infer`` output (``instances/`` + ``semantic/``): the refined semantic masks
+  (``semantic/<image>.png``, or ``.tif`` for large images), their meaning from
+  ``encoding.json`` or ``classes.txt`` (or ``--taxonomy``), and the predicted colonies from
+  the instance records (``instances/<image>.json``, each colony's mask as the COCO RLE of
+  its box);
 * any folder of single-channel label masks (``.png``, ``.tif``, searched recursively),
   their meaning from ``--taxonomy`` (+ ``--background ignore``), ``--classes FILE``, or a
   ``classes.txt`` in the folder or the one above it.
@@ -45,6 +46,9 @@ from coral_core.taxonomy import (
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 PREPARE_FORMAT = "coralseg-mmseg-dataset/1"
 SPLITS = ("train", "val", "test")
+# A 'coralseg infer' output may record its model's encoding (MaskEncoding.to_dict()) here;
+# without it, classes.txt says what the values mean.
+ENCODING_FILE = "encoding.json"
 
 Kind = Literal["masks", "prepare", "infer"]
 # (label, value, mask in box, left, top, score)
@@ -147,15 +151,19 @@ def _prepare_encoding(root: Path, taxonomy: str | None) -> MaskEncoding:
 
 
 def _infer_encoding(root: Path, taxonomy: str | None) -> MaskEncoding:
+    encoding_path = root / ENCODING_FILE
+    if encoding_path.is_file():
+        try:
+            data = json.loads(encoding_path.read_text(encoding="utf-8"))
+            encoding = MaskEncoding.from_dict(data.get("encoding", data))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise CoralsegError(f"{encoding_path} is not a readable mask encoding: {err}") from None
+        return _with_taxonomy(encoding, taxonomy, encoding_path)
     path = root / "classes.txt"
     if not path.is_file():
-        if taxonomy is None:
-            raise CoralsegError(
-                f"{root} has no classes.txt; pass --taxonomy with the model's taxonomy"
-            )
         raise CoralsegError(
-            f"{root} has no classes.txt to check --taxonomy against; it is not a complete "
-            "'coralseg infer' output"
+            f"{root} has neither {ENCODING_FILE} nor classes.txt to say what its masks mean; "
+            "it is not a complete 'coralseg infer' output"
         )
     return _with_taxonomy(encoding_from_classes_file(path), taxonomy, path)
 
@@ -286,10 +294,11 @@ def _infer_items(root: Path) -> list[MaskItem]:
     items = []
     for record in sorted((root / "instances").glob("*.json")):
         stem = record.stem
-        semantic = root / "semantic" / f"{stem}.png"
-        if not semantic.is_file():
-            semantic = root / "semantic_raw" / f"{stem}.tif"
-        if semantic.is_file():
+        # refined map first (PNG, or tiled GeoTIFF for large images), else the raw one
+        candidates = [root / "semantic" / f"{stem}.png", root / "semantic" / f"{stem}.tif"]
+        candidates += [root / "semantic_raw" / f"{stem}.png", root / "semantic_raw" / f"{stem}.tif"]
+        semantic = next((c for c in candidates if c.is_file()), None)
+        if semantic is not None:
             items.append(MaskItem(stem, semantic, {}, record))
     return items
 
