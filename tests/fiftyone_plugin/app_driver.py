@@ -1,0 +1,281 @@
+"""Drive the FiftyOne App in headless Chromium: start the App server, open a dataset, run an
+operator from the operator browser, take screenshots.
+
+Used by ``tests/fiftyone_plugin/test_app.py`` and by scripts that refresh the screenshots in
+``docs/images/`` (see :func:`main`)::
+
+    python -m tests.fiftyone_plugin.app_driver --dataset reef --out docs/images \\
+        --config configs/....py --checkpoint work_dirs/x/best.pth
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromedriver``) and the
+``selenium`` package; :func:`browser_missing` says what is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WINDOW = (1400, 900)
+
+
+def browser_missing() -> str | None:
+    """Why the App cannot be driven here, or None when everything is installed."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install selenium)"
+    if not any(Path(p).exists() for p in CHROMIUM) or not shutil.which("chromedriver"):
+        return "no chromium + chromedriver (apt-get install -y chromium chromium-driver)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def app_server(env: Mapping[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """Run ``python -m fiftyone.server.main`` on a free loopback port; yields its URL.
+
+    ``env`` is the process environment (FiftyOne's database and plugins settings).
+    """
+    port = free_port()
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
+        env=dict(env or os.environ),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the App server exited with code {process.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the App server did not answer on {url} within 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log:
+            out.close()
+
+
+def list_operators(url: str, dataset: str) -> list[dict]:
+    """The operators the App server offers for ``dataset`` (its ``POST /operators`` API)."""
+    request = urllib.request.Request(
+        f"{url}/operators",
+        data=json.dumps({"dataset_name": dataset}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["operators"]
+
+
+def chrome(window: tuple[int, int] = WINDOW):
+    """A headless Chromium driven through Debian's chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    binary = next((p for p in CHROMIUM if Path(p).exists()), None)
+    if binary:
+        options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", f"--window-size={window[0]},{window[1]}"):  # fmt: skip
+        options.add_argument(argument)
+    service = Service(shutil.which("chromedriver") or CHROMEDRIVER)
+    return webdriver.Chrome(options=options, service=service)
+
+
+class App:
+    """One browser tab on the App."""
+
+    def __init__(self, driver, url: str) -> None:
+        self.driver = driver
+        self.url = url
+
+    def wait_for_text(self, text: str, timeout: float = 60) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(
+            lambda d: text in d.find_element("tag name", "body").text
+        )
+
+    def wait_for(self, xpath: str, timeout: float = 30):
+        """The first displayed element matching ``xpath``."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def shown(driver):
+            for element in driver.find_elements("xpath", xpath):
+                if element.is_displayed():
+                    return element
+            return False
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(shown)
+
+    def body_text(self) -> str:
+        return self.driver.find_element("tag name", "body").text
+
+    def click_text(self, text: str, tag: str = "*", timeout: float = 30) -> None:
+        """Click the innermost element whose visible text is ``text``."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        xpath = f"//{tag}[normalize-space(text())={json.dumps(text)}]"
+
+        def clickable(driver):
+            for element in driver.find_elements("xpath", xpath):
+                if element.is_displayed():
+                    return element
+            return False
+
+        element = WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(clickable)
+        self.driver.execute_script("arguments[0].click();", element)
+
+    def open_dataset(self, name: str) -> None:
+        self.driver.get(f"{self.url}/datasets/{name}")
+        self.wait_for_text("samples")  # "N samples" above the grid (the name is an input)
+        self.dismiss_popover()
+
+    def dismiss_popover(self) -> None:
+        """Close the "Explore Enterprise" popover if it is shown (it hides the keyboard focus)."""
+        try:
+            self.click_text("Dismiss", timeout=5)
+        except Exception:  # not shown in this App version or already closed
+            return
+
+    def open_operator_browser(self) -> None:
+        """Press the backtick key, the App's shortcut for its operator browser."""
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(self.driver).move_by_offset(2, 2).click().perform()  # focus the page
+        self.driver.find_element("tag name", "body").send_keys("`")
+        self.wait_for("//input[contains(@placeholder, 'Search operations')]", timeout=20)
+
+    def choose_operator(self, label: str) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(self.driver).send_keys(label).perform()
+        self.click_text(label, timeout=20)
+
+    def fill(self, values: Mapping[str, str]) -> None:
+        """Type into the form's text inputs, found by their labels."""
+        from selenium.webdriver.common.keys import Keys
+
+        for label, value in values.items():
+            field = self._input_for(label)
+            field.send_keys(Keys.CONTROL, "a")
+            field.send_keys(Keys.DELETE)
+            field.send_keys(value)
+            time.sleep(1.0)  # the App resolves the form again after a change
+
+    def _input_for(self, label: str):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        xpath = (
+            f"//*[normalize-space(text())={json.dumps(label)}]"
+            "/ancestor::*[.//input][1]//input[not(@type='hidden')]"
+        )
+
+        def found(driver):
+            for element in driver.find_elements("xpath", xpath):
+                if element.is_displayed():
+                    return element
+            return False
+
+        return WebDriverWait(self.driver, 20, poll_frequency=0.5).until(found)
+
+    def execute(self) -> None:
+        self.click_text("Execute", timeout=30)
+
+    def screenshot(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(path))
+        return path
+
+
+def evaluate_in_app(
+    url: str,
+    dataset: str,
+    config: str,
+    checkpoint: str,
+    shots: Path,
+    eval_key: str = "coralseg_eval",
+    timeout: float = 240,
+) -> str:
+    """Open ``dataset``, run the evaluate operator from the operator browser, and return the
+    page text once the sidebar shows the evaluation's IoU fields. Screenshots go to ``shots``:
+    ``app-dataset.png``, ``app-operator-browser.png``, ``app-evaluate-form.png``,
+    ``app-evaluate-result.png``, ``app-iou-fields.png``."""
+    driver = chrome()
+    try:
+        app = App(driver, url)
+        app.open_dataset(dataset)
+        time.sleep(2)
+        app.screenshot(shots / "app-dataset.png")
+        app.open_operator_browser()
+        app.screenshot(shots / "app-operator-browser.png")
+        app.choose_operator("coralseg: evaluate a model")
+        app.wait_for_text("Checkpoint")
+        app.fill({"Config": config, "Checkpoint": checkpoint})
+        app.screenshot(shots / "app-evaluate-form.png")
+        app.execute()
+        app.wait_for_text("Per class", timeout=timeout)
+        app.screenshot(shots / "app-evaluate-result.png")
+        app.driver.find_element("tag name", "body").send_keys("\ue00c")  # Escape
+        app.open_dataset(dataset)
+        app.wait_for_text(f"{eval_key}_miou", timeout=60)
+        app.screenshot(shots / "app-iou-fields.png")
+        return app.body_text()
+    finally:
+        driver.quit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="screenshots of the coralseg operators in the App")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--out", default="docs/images")
+    args = parser.parse_args(argv)
+    reason = browser_missing()
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    with app_server() as url:
+        evaluate_in_app(url, args.dataset, args.config, args.checkpoint, Path(args.out))
+    print(f"screenshots in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

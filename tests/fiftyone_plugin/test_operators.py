@@ -1,0 +1,249 @@
+"""Every operator through FiftyOne's own execution (``execute_operator`` and the delegated
+executor) on real datasets in the test database, with the plugin installed in FiftyOne's
+plugins directory. Models have random weights (no pretrained files here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from coral_core.metrics import confusion_matrix, scores_from_confusion
+from tests.fake_cvat import encode_mask, make_frame
+from tests.fiftyone_plugin.conftest import PLUGIN, REPO, uri
+
+
+def execute(name: str, dataset, params: dict, **ctx):
+    import fiftyone.operators as foo
+
+    ctx.setdefault("view", dataset.view())
+    return foo.execute_operator(uri(name), ctx, params=params)
+
+
+def run_delegated(name: str, dataset, params: dict, **ctx):
+    """Queue the operation as the App's "schedule" does, then run FiftyOne's executor."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    ctx.setdefault("view", dataset.view())
+    queued = foo.execute_operator(uri(name), ctx, params=params, request_delegation=True)
+    assert queued.delegated
+    service = DelegatedOperationService()
+    (outcome,) = service.execute_queued_operations(operator=uri(name))
+    assert outcome.error is None, outcome.error
+    return service.get(queued.result["id"])
+
+
+def validation_error(name: str, dataset, params: dict) -> str:
+    from fiftyone.operators.executor import ExecutionError
+
+    with pytest.raises(ExecutionError) as caught:
+        execute(name, dataset, params)
+    return str(caught.value)
+
+
+def test_every_operator_is_registered_and_listed_in_the_manifest(plugins_dir) -> None:
+    import fiftyone.operators as foo
+    import fiftyone.plugins as fop
+
+    manifest = yaml.safe_load((REPO / "fiftyone.yml").read_text())
+    assert manifest["name"] == PLUGIN and manifest["py_entry"] == "fiftyone_plugin/__init__.py"
+    assert {"FIFTYONE_CVAT_URL", "FIFTYONE_CVAT_PASSWORD"} <= set(manifest["secrets"])
+    registered = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
+    assert registered == set(manifest["operators"])
+    (plugin,) = [p for p in fop.list_plugins() if p.name == PLUGIN]
+    assert plugin.fiftyone_compatible
+
+
+def test_evaluate_registers_a_fiftyone_evaluation_with_iou_fields(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    result = execute("evaluate_model", reef, {"config": str(config), "checkpoint": str(checkpoint)})
+    out = result.result
+    key = out["eval_key"]
+    assert key in reef.list_evaluations()
+    assert out["samples"] == len(reef)
+    # FiftyOne's own results (what the Model Evaluation panel loads) know our classes
+    results = reef.load_evaluation_results(key)
+    classes = [row["class"] for row in out["per_class"]]
+    assert list(results.classes) == classes and classes[:2] == ["background", "Acropora"]
+    assert results.custom_metrics  # the plugin's IoU metric ran inside FiftyOne's evaluation
+
+    # the per-sample IoU fields equal IoU recomputed here from the masks on disk
+    sample = reef.first()
+    gt = np.asarray(Image.open(sample["gt_polylines_mask"].mask_path))
+    pred = np.asarray(Image.open(sample["coralseg_semantic"].mask_path))
+    assert gt.shape == pred.shape == (96, 96)
+    assert set(np.unique(gt)) <= {0, 1, 6, 3}  # background, Acropora, Porites, Montipora
+    scores = scores_from_confusion(confusion_matrix(pred, gt, len(classes)), classes)
+    assert sample[f"{key}_iou_Acropora"] == pytest.approx(scores.iou[1])
+    assert sample[f"{key}_miou"] == pytest.approx(scores.miou)
+
+    # the dataset table: summed confusion over all samples
+    total = sum(
+        confusion_matrix(
+            np.asarray(Image.open(s["coralseg_semantic"].mask_path)),
+            np.asarray(Image.open(s["gt_polylines_mask"].mask_path)),
+            len(classes),
+        )
+        for s in reef
+    )
+    expected = scores_from_confusion(total, classes)
+    acropora = out["per_class"][1]
+    assert acropora["iou"] == pytest.approx(round(expected.iou[1] * 100, 2))
+    assert out["mIoU"] == pytest.approx(round(expected.miou * 100, 2))
+
+    # sortable, and removed with the evaluation
+    ranked = reef.sort_by(f"{key}_miou", reverse=True).values(f"{key}_miou")
+    assert ranked == sorted(ranked, reverse=True)
+    reef.delete_evaluation(key)
+    assert not [f for f in reef.get_field_schema() if f.startswith(f"{key}_")]
+
+
+@pytest.mark.parametrize(
+    ("params", "sentence"),
+    [
+        ({"config": "configs/nope.py", "checkpoint": "x.pth"}, "the config configs/nope.py does not exist"),
+        ({"checkpoint": "x.pth"}, "Give the config"),
+        ({"config": "{tiny}", "checkpoint": "missing.pth"}, "does not exist"),
+        ({"config": "{tiny}", "checkpoint": "{ckpt}", "gt_field": "nope"}, "is not one of"),
+        ({"config": "{tiny}", "checkpoint": "{ckpt}", "eval_key": "2 bad"}, "must be letters"),
+        ({"config": "{tiny}", "checkpoint": "{ckpt}", "pred_field": "gt_polylines"}, "already holds Polylines"),
+    ],
+)  # fmt: skip
+def test_evaluate_form_errors_are_sentences(reef, tiny_model, params, sentence) -> None:
+    config, checkpoint = tiny_model
+    filled = {k: v.format(tiny=config, ckpt=checkpoint) for k, v in params.items()}
+    assert sentence in validation_error("evaluate_model", reef, filled)
+    assert reef.list_evaluations() == []
+
+
+def test_a_checkpoint_that_does_not_fit_and_unknown_labels(reef, tiny_model, tmp_path) -> None:
+    import torch
+
+    config, checkpoint = tiny_model
+    state = torch.load(checkpoint, weights_only=True)
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if "decode_head" not in k}
+    broken = tmp_path / "headless.pth"
+    torch.save(state, broken)
+    message = validation_error("evaluate_model", reef, {"config": str(config), "checkpoint": str(broken)})
+    assert "does not fit config" in message
+
+    sample = reef.first()
+    sample["gt_polylines"].polylines[0].label = "Seagrass"
+    sample.save()
+    message = validation_error("evaluate_model", reef, {"config": str(config), "checkpoint": str(checkpoint)})
+    assert "does not know: Seagrass" in message
+
+
+def test_evaluate_delegated_on_the_current_view(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    view = reef.match_tags("val")
+    params = {"config": str(config), "checkpoint": str(checkpoint), "eval_key": "val_eval"}
+    done = run_delegated("evaluate_model", reef, params, view=view)
+    assert done.run_state == "completed"
+    assert done.result.result["samples"] == len(view) == 2
+    assert len(reef.exists("val_eval_miou")) == 2  # only the view's samples were scored
+    assert done.status.progress == pytest.approx(1.0)
+
+
+def test_predict_colonies_as_masked_detections(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    params = {"config": str(config), "checkpoint": str(checkpoint), "min_area": 4,
+              "min_threshold": 0.0, "unsure_threshold": 0.0}  # fmt: skip
+    out = execute("predict_colonies", reef, params).result
+    assert out["samples"] == len(reef)
+    detections = [d for dets in reef.values("coralseg_colonies.detections") for d in dets]
+    assert len(detections) == out["colonies"] > 0
+    for detection in detections:
+        x, y, w, h = detection.bounding_box
+        assert detection.mask.shape == (round(h * 96), round(w * 96))
+        assert detection.mask.any() and 0 <= detection.confidence <= 1
+        assert detection.genus == detection.label and detection.area == detection.mask.sum()
+    refined = np.asarray(Image.open(reef.first()["coralseg_refined"].mask_path))
+    assert refined.shape == (96, 96)
+    assert reef.mask_targets["coralseg_refined"][1] == "Acropora"
+
+
+def test_select_to_annotate_scores_and_saves_a_ranked_view(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    params = {"config": str(config), "checkpoint": str(checkpoint), "method": "margin", "limit": 3}
+    out = execute("select_to_annotate", reef, params).result
+    scores = reef.values("coralseg_uncertainty")
+    assert all(0 <= s <= 1 for s in scores) and len(set(scores)) == len(reef)
+    view = reef.load_saved_view(out["view"])
+    assert len(view) == 3
+    assert view.values("coralseg_uncertainty") == sorted(scores, reverse=True)[:3]
+    bad = validation_error("select_to_annotate", reef, {**params, "method": "variance"})
+    assert "is not one of: entropy, margin" in bad
+
+
+def test_export_masks_of_the_selected_samples(reef, tmp_path) -> None:
+    chosen = reef.match_tags("train").values("id")
+    out = tmp_path / "prepared"
+    params = {"out": str(out), "taxonomy": "families", "view_target": "SELECTED_SAMPLES"}
+    result = execute("export_masks", reef, params, selected=chosen).result
+    assert result["images"] == len(chosen) == 2
+    assert len(list((out / "train" / "labels").glob("*.png"))) == 2
+    assert "already exists" in validation_error("export_masks", reef, {"out": str(out), "taxonomy": "families"})
+    assert "unknown taxonomy" in validation_error(
+        "export_masks", reef, {"out": str(tmp_path / "x"), "taxonomy": "nope"}
+    ).lower()
+
+
+def test_pull_cvat_project_with_credentials_from_secrets(fake_cvat, fiftyone, plugins_dir, monkeypatch) -> None:
+    state = fake_cvat.state
+    project = state.add_project("plugin-reef", ("Acropora", "Porites"))
+    task = state.add_task(project, "site-a", [make_frame("q0.jpg", 64, 48)], subset="train", completed=True)
+    state.add_shape(task, 0, "Acropora", "polygon", [8, 6, 40, 6, 24, 30])
+    bitmap = np.zeros((48, 64), dtype=bool)
+    bitmap[10:20, 30:50] = True
+    state.add_shape(task, 0, "Porites", "mask", encode_mask(bitmap))
+    for name in ("FIFTYONE_CVAT_URL", "FIFTYONE_CVAT_USERNAME", "FIFTYONE_CVAT_PASSWORD",
+                 "FIFTYONE_CVAT_EMAIL", "CVAT_ACCESS_TOKEN"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    empty = fiftyone.Dataset()
+    assert "no CVAT server given" in validation_error("pull_cvat_project", empty, {"project": "plugin-reef"})
+
+    monkeypatch.setenv("FIFTYONE_CVAT_URL", fake_cvat.url)
+    monkeypatch.setenv("FIFTYONE_CVAT_USERNAME", "alice")
+    monkeypatch.setenv("FIFTYONE_CVAT_PASSWORD", "secret")
+    try:
+        out = execute("pull_cvat_project", empty, {"project": "plugin-reef"}).result
+        pulled = fiftyone.load_dataset("plugin-reef")
+        assert out["samples"] == len(pulled) == 1 and out["tasks_imported"] == 1
+        labels = pulled.values("gt_polylines.polylines.label")[0]
+        assert sorted(labels) == ["Acropora", "Porites"] and pulled.first().tags == ["train"]
+    finally:
+        if fiftyone.dataset_exists("plugin-reef"):
+            fiftyone.delete_dataset("plugin-reef")
+        empty.delete()
+
+
+def test_train_cannot_run_immediately_and_checks_its_folders(reef, tmp_path) -> None:
+    message = validation_error("train_model", reef, {"data": str(tmp_path), "work_dir": str(tmp_path / "w")})
+    assert "is not a prepared data folder" in message
+    overrides = {"data": str(tmp_path), "work_dir": str(tmp_path), "overrides": "max_iters"}
+    assert "is not key=value" in validation_error("train_model", reef, overrides)
+
+
+@pytest.mark.slow
+def test_export_then_train_delegated_end_to_end(reef, tmp_path) -> None:
+    prepared = tmp_path / "prepared"
+    execute("export_masks", reef, {"out": str(prepared), "taxonomy": "families"})
+    overrides = " ".join([
+        "train_dataloader.num_workers=0", "val_dataloader.num_workers=0",
+        "test_dataloader.num_workers=0", "train_cfg.max_iters=4", "train_cfg.val_interval=2",
+        "param_scheduler.0.end=4", "default_hooks.checkpoint.interval=2",
+    ])  # fmt: skip
+    params = {"config": str(REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"),
+              "data": str(prepared), "work_dir": str(tmp_path / "work"), "overrides": overrides}  # fmt: skip
+    done = run_delegated("train_model", reef, params)
+    assert done.run_state == "completed"
+    out = done.result.result
+    best = Path(out["best_checkpoint"])
+    assert best.is_file() and best.name.startswith("best_mIoU_iter_")
+    assert 0 <= out["best_mIoU"] <= 100
+    assert done.status.progress == pytest.approx(1.0) and "iteration 4/4" in done.status.label
