@@ -34,7 +34,7 @@ EPILOG = """\
 examples:
   coralseg cover data/eilat/train/labels --taxonomy eilat --background ignore --out cover/
   coralseg cover data/criobe_finegrained --groups '<site>_<year>_*' --quadrat-size-cm 100 \\
-      --roi-margin 3%% --out cover/
+      --roi-margin 3% --out cover/
   coralseg cover data/criobe_finegrained --compare predictions/ --groups sites.csv \\
       --group-by site,year --out cover/
 
