@@ -40,8 +40,7 @@ tiled, deflate-compressed GeoTIFF (BigTIFF when the size needs it, georeferencin
 over) for ``.tif``/``.tiff``, or a PNG (small images only) for ``.png``. The file appears
 under its name only when the writer closes without an error.
 
-``write_test_tiff`` creates large synthetic tiled BigTIFFs tile by tile for tests and
-benchmarks; ``synthetic_rgb`` gives the content of any window of one.
+Synthetic test rasters of any size (``write_test_tiff``) live in ``tests/raster_fixtures.py``.
 """
 
 from __future__ import annotations
@@ -176,13 +175,6 @@ def _tile_starts(size: int, tile: int, step: int) -> list[int]:
     if size <= tile:
         return [0]
     return [*range(0, size - tile, step), size - tile]
-
-
-def _block_windows(height: int, width: int, block: int) -> Iterator[Window]:
-    """The ``block`` grid's cells clipped to the image, row by row (one write per TIFF tile)."""
-    for y0 in range(0, height, block):
-        for x0 in range(0, width, block):
-            yield x0, y0, min(x0 + block, width), min(y0 + block, height)
 
 
 def _check_window(window: Window) -> Window:
@@ -702,66 +694,3 @@ def _as_labels(labels: np.ndarray) -> np.ndarray:
         return labels.astype(np.uint8)
     raise ValueError(f"labels must be integers in 0..255, got dtype {labels.dtype}")
 
-
-def synthetic_rgb(window: Window, seed: int = 0) -> np.ndarray:
-    """HxWx3 uint8 content of ``write_test_tiff``'s image at ``window`` (any window).
-
-    Ramps that change by one per pixel across x (red) and y (green) plus 64-px blocks (blue),
-    shifted by ``seed``: a misplaced, transposed or flipped read shows up, and deflate with
-    a horizontal predictor compresses it well.
-    """
-    return np.moveaxis(_synthetic_bands(_check_window(window), seed), 0, -1).copy()
-
-
-def _synthetic_bands(window: Window, seed: int) -> np.ndarray:
-    x0, y0, x1, y1 = window
-    x = np.arange(x0, x1, dtype=np.int64)
-    y = np.arange(y0, y1, dtype=np.int64)
-    # Each band is a column term plus a row term, summed in uint8 so it wraps modulo 256:
-    # a few broadcast additions per tile, which keeps 40,000 px images quick to write.
-    terms = [
-        (x + seed, y // 8),
-        (x // 8, y + 7 * seed),
-        ((x // 64) * 37 + 13 * seed, (y // 64) * 11),
-    ]
-    bands = np.empty((3, y1 - y0, x1 - x0), np.uint8)
-    for band, (column, row) in zip(bands, terms, strict=True):
-        np.add(
-            (column & 255).astype(np.uint8)[None, :],
-            (row & 255).astype(np.uint8)[:, None],
-            out=band,
-        )
-    return bands
-
-
-def write_test_tiff(
-    path: str | os.PathLike,
-    height: int,
-    width: int,
-    tile: int = TIFF_TILE,
-    geo: GeoInfo | None = None,
-    seed: int = 0,
-) -> Path:
-    """Create a tiled, deflate-compressed RGB BigTIFF of ``synthetic_rgb`` content.
-
-    Written tile by tile, so memory stays at a few tiles whatever the size (a 40,000 x
-    40,000 image is 4.8 GB of pixels and a small file). ``tile`` must be a multiple of 16.
-    Returns ``path``.
-    """
-    path = Path(path)
-    if tile <= 0 or tile % 16:
-        raise ValueError(f"TIFF tiles are a positive multiple of 16 px, got {tile}")
-    profile = _gdal_profile(height, width, 3, tile, geo)
-    profile.update(bigtiff="YES", photometric="RGB", interleave="pixel", predictor=2)
-    tmp = _temporary_sibling(path)
-    try:
-        with _gdal_env(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dataset:
-                for x0, y0, x1, y1 in _block_windows(height, width, tile):
-                    bands = _synthetic_bands((x0, y0, x1, y1), seed)
-                    dataset.write(bands, window=_GdalWindow(x0, y0, x1 - x0, y1 - y0))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -24,14 +24,8 @@ from rasterio.transform import Affine
 
 from coral_core import raster_io
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import (
-    GeoInfo,
-    LabelRasterWriter,
-    iter_tiles,
-    open_image,
-    synthetic_rgb,
-    write_test_tiff,
-)
+from coral_core.raster_io import GeoInfo, LabelRasterWriter, iter_tiles, open_image
+from tests.raster_fixtures import synthetic_rgb, write_test_tiff
 
 RNG = np.random.default_rng(0)
 GEO = GeoInfo((500_000.0, 0.01, 0.0, 3_300_000.0, 0.0, -0.01), "EPSG:32636")
@@ -500,7 +494,8 @@ def test_40k_square_tiff_is_read_in_bounded_memory(tmp_path) -> None:
         f"""
         import resource
         import numpy as np
-        from coral_core.raster_io import LabelRasterWriter, iter_tiles, open_image, write_test_tiff
+        from coral_core.raster_io import LabelRasterWriter, iter_tiles, open_image
+        from tests.raster_fixtures import write_test_tiff
 
         path = write_test_tiff({str(tmp_path / "big.tif")!r}, 40_000, 40_000)
         with open_image(path) as source, LabelRasterWriter(

@@ -139,8 +139,9 @@ def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Pa
 def test_large_geotiff_gets_a_tiled_semantic_map_with_its_geotransform(
     model_files, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from coral_core.raster_io import GeoInfo, open_image, write_test_tiff
+    from coral_core.raster_io import GeoInfo, open_image
     from coralseg import infer_folder
+    from tests.raster_fixtures import write_test_tiff
 
     monkeypatch.setattr(infer_folder, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
     images = tmp_path / "ortho"
