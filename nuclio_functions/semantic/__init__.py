@@ -1,0 +1,1 @@
+"""The semantic-only function folder (colonies = connected regions of one class)."""

@@ -1,0 +1,1 @@
+"""The two-stage function folder (semantic model + SAM / CoralSCoP)."""
