@@ -1,0 +1,348 @@
+"""COCO instance predictions as *result sets*: parsed, checked, written back.
+
+A *result set* is what one model predicted: COCO results (one mask, category and score per
+instance) with the images and categories its ids refer to. Masks are COCO RLEs
+``{"size": [H, W], "counts": str}`` of the whole image (see :mod:`coral_core.rle`);
+polygon segmentations are rasterized the way pycocotools does with the image's size.
+Scores are numbers >= 0. Merging result sets is :mod:`coral_core.ensemble.fusion`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from coral_core.errors import CoralsegError
+from coral_core.polygons import validate_ring
+from coral_core.rle import coco_rle_area, coco_rle_bbox
+
+ImageId = int | str  # COCO ids are ints; Ultralytics writes file stems for other datasets
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image of a result set: its id there, file name and size in pixels.
+
+    Raises:
+        CoralsegError: width or height is not a positive integer.
+    """
+
+    id: ImageId
+    file_name: str
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        _image_size((self.height, self.width))  # raises unless both are positive ints
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One predicted instance.
+
+    Attributes:
+        image_id: the :class:`ImageInfo` id of its image in its result set.
+        category_id: its category id in its result set.
+        score: confidence, a finite number >= 0.
+        rle: COCO RLE of the whole image, stored read-only as
+            ``{"size": (H, W), "counts": str}`` (bytes counts are decoded; uncompressed
+            counts are not accepted here, :func:`result_set_from_coco` converts them).
+
+    Raises:
+        CoralsegError: a score that is not a finite number >= 0, or a malformed RLE.
+    """
+
+    image_id: ImageId
+    category_id: int
+    score: float
+    rle: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        score = self.score
+        if not _is_number(score) or not math.isfinite(score) or score < 0:
+            raise CoralsegError(f"a score must be a finite number >= 0, got {score!r}")
+        object.__setattr__(self, "score", float(score))
+        rle = self.rle
+        if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
+            raise CoralsegError('a mask must be a COCO RLE {"size": [H, W], "counts": ...}')
+        counts = rle["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode()
+        if not isinstance(counts, str):
+            raise CoralsegError("an instance's RLE must have compressed (string) counts")
+        size = _image_size(rle["size"])
+        object.__setattr__(self, "rle", MappingProxyType({"size": size, "counts": counts}))
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    """The predictions of one model (or of an ensemble).
+
+    Attributes:
+        name: shown in messages and reports, e.g. the file it came from.
+        images: image id -> :class:`ImageInfo` (with that id).
+        categories: category id -> category name.
+        instances: every instance refers to an image and a category listed here, and its
+            mask has its image's size.
+
+    Raises:
+        CoralsegError: an instance refers to an unlisted image or category, or its mask
+            has another size than its image.
+    """
+
+    name: str
+    images: Mapping[ImageId, ImageInfo]
+    categories: Mapping[int, str]
+    instances: tuple[Instance, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", MappingProxyType(dict(self.images)))
+        object.__setattr__(self, "categories", MappingProxyType(dict(self.categories)))
+        object.__setattr__(self, "instances", tuple(self.instances))
+        for image_id, image in self.images.items():
+            if image.id != image_id:
+                raise CoralsegError(
+                    f"{self.name}: image {image.file_name!r} is listed under id {image_id!r} "
+                    f"but has id {image.id!r}"
+                )
+        for number, instance in enumerate(self.instances, start=1):
+            image = self.images.get(instance.image_id)
+            if image is None:
+                raise CoralsegError(
+                    f"{self.name}: prediction #{number} refers to image_id "
+                    f"{instance.image_id!r}, which is not among its images; give the images "
+                    "list the predictions were made on"
+                )
+            if instance.category_id not in self.categories:
+                raise CoralsegError(
+                    f"{self.name}: prediction #{number} refers to category_id "
+                    f"{instance.category_id!r}, which is not among its categories "
+                    f"({_some(sorted(self.categories))}); give the categories the model was "
+                    "trained with"
+                )
+            height, width = instance.rle["size"]
+            if (height, width) != (image.height, image.width):
+                raise CoralsegError(
+                    f"{self.name}: prediction #{number} has a {width}x{height} mask but its "
+                    f"image {image.file_name!r} is {image.width}x{image.height} "
+                    "(width x height); masks must cover the whole image at its own size, so "
+                    "check that the images list is the one inference ran on"
+                )
+
+
+def result_set_from_coco(
+    results: object, categories: object, images: object, name: str = "predictions"
+) -> ResultSet:
+    """A result set from COCO data as loaded from JSON.
+
+    Args:
+        results: COCO results, ``[{"image_id", "category_id", "segmentation", "score"}]``;
+            ``segmentation`` is an RLE (compressed or uncompressed counts) or polygons
+            ``[[x0, y0, x1, y1, ...], ...]`` (a single flat ring is accepted too). Other
+            keys (``bbox``, ``area``, ``id``) are ignored: boxes and areas follow the masks.
+        categories: ``[{"id", "name"}, ...]`` as in a COCO file, or ``{id: name}``.
+        images: ``[{"id", "file_name", "width", "height"}, ...]`` as in a COCO file.
+        name: names the source in error messages and reports.
+
+    Raises:
+        CoralsegError: the data is not COCO or inconsistent; the message says where.
+    """
+    image_map = _parse_images(images, name)
+    category_map = _parse_categories(categories, name)
+    if not _is_list(results):
+        raise CoralsegError(
+            f"{name}: COCO results must be a list of predictions, got {type(results).__name__}"
+        )
+    instances = []
+    for number, result in enumerate(results, start=1):
+        where = f"{name}: prediction #{number}"
+        if not isinstance(result, Mapping):
+            raise CoralsegError(f"{where} is not a JSON object; is this a COCO results file?")
+        missing = [
+            k for k in ("image_id", "category_id", "segmentation", "score") if k not in result
+        ]
+        if missing:
+            raise CoralsegError(
+                f"{where} has no {', '.join(missing)}; COCO instance predictions need "
+                "image_id, category_id, segmentation and score"
+            )
+        image = image_map.get(result["image_id"])
+        if image is None:
+            raise CoralsegError(
+                f"{where} refers to image_id {result['image_id']!r}, which is not among its "
+                f"{len(image_map)} images; give the images list the predictions were made on"
+            )
+        try:
+            rle = _segmentation_rle(result["segmentation"], image)
+            instances.append(Instance(image.id, result["category_id"], result["score"], rle))
+        except ValueError as err:  # CoralsegError included: add where it happened
+            raise CoralsegError(f"{where}: {err}") from None
+    return ResultSet(name, image_map, category_map, tuple(instances))
+
+
+def result_set_to_coco(result_set: ResultSet) -> dict[str, Any]:
+    """COCO data of a result set: ``{"images", "categories", "annotations"}``.
+
+    The annotations are COCO results with ``id``, ``bbox`` (``[x, y, w, h]`` of the mask),
+    ``area`` (its pixel count) and ``iscrowd: 0`` added, so the dict loads as a COCO
+    dataset (``pycocotools.coco.COCO``) and its annotations as results (``loadRes``).
+    """
+    annotations = []
+    for number, instance in enumerate(result_set.instances, start=1):
+        rle = {"size": list(instance.rle["size"]), "counts": instance.rle["counts"]}
+        annotations.append(
+            {
+                "id": number,
+                "image_id": instance.image_id,
+                "category_id": instance.category_id,
+                "segmentation": rle,
+                "score": instance.score,
+                "bbox": list(coco_rle_bbox(rle)),
+                "area": coco_rle_area(rle),
+                "iscrowd": 0,
+            }
+        )
+    return {
+        "images": [
+            {"id": i.id, "file_name": i.file_name, "width": i.width, "height": i.height}
+            for i in result_set.images.values()
+        ],
+        "categories": [{"id": k, "name": v} for k, v in result_set.categories.items()],
+        "annotations": annotations,
+    }
+
+
+# --- Parsing COCO data ---------------------------------------------------------------------
+
+
+def _parse_images(images: object, name: str) -> dict[ImageId, ImageInfo]:
+    if not _is_list(images):
+        raise CoralsegError(
+            f'{name}: "images" must be a list of {{"id", "file_name", "width", "height"}} '
+            f"records, got {type(images).__name__}"
+        )
+    parsed: dict[ImageId, ImageInfo] = {}
+    for number, record in enumerate(images, start=1):
+        where = f"{name}: image #{number}"
+        if not isinstance(record, Mapping) or not all(
+            k in record for k in ("id", "file_name", "width", "height")
+        ):
+            raise CoralsegError(
+                f'{where} must be a record with "id", "file_name", "width", "height"'
+            )
+        image_id, file_name = record["id"], record["file_name"]
+        if isinstance(image_id, bool) or not isinstance(image_id, int | str):
+            raise CoralsegError(
+                f"{where} has id {image_id!r}; image ids are integers (or file stems)"
+            )
+        if not isinstance(file_name, str) or not file_name.strip():
+            raise CoralsegError(f"{where} has file_name {file_name!r}; it must be a file name")
+        try:
+            height, width = _image_size((record["height"], record["width"]))
+        except CoralsegError:
+            raise CoralsegError(
+                f"{where} ({file_name!r}) has width {record['width']!r} and height "
+                f"{record['height']!r}; both must be positive whole numbers of pixels"
+            ) from None
+        if image_id in parsed:
+            raise CoralsegError(f"{where} repeats image id {image_id!r}; image ids must be unique")
+        parsed[image_id] = ImageInfo(image_id, file_name, width, height)
+    return parsed
+
+
+def _parse_categories(categories: object, name: str) -> dict[int, str]:
+    if isinstance(categories, Mapping):
+        items = list(categories.items())
+    elif _is_list(categories):
+        items = []
+        for number, record in enumerate(categories, start=1):
+            if not isinstance(record, Mapping) or "id" not in record or "name" not in record:
+                raise CoralsegError(
+                    f'{name}: category #{number} must be a record with "id" and "name"'
+                )
+            items.append((record["id"], record["name"]))
+    else:
+        raise CoralsegError(
+            f'{name}: "categories" must be a list of {{"id", "name"}} records, '
+            f"got {type(categories).__name__}"
+        )
+    parsed: dict[int, str] = {}
+    for category_id, label in items:
+        if isinstance(category_id, bool) or not isinstance(category_id, int):
+            raise CoralsegError(f"{name}: category id {category_id!r} is not an integer")
+        if not isinstance(label, str) or not label.strip():
+            raise CoralsegError(f"{name}: category {category_id} has name {label!r}; it needs one")
+        if category_id in parsed:
+            raise CoralsegError(f"{name}: category id {category_id} is listed twice")
+        parsed[category_id] = label
+    return parsed
+
+
+def _segmentation_rle(segmentation: object, image: ImageInfo) -> dict[str, Any]:
+    """The compressed COCO RLE of a segmentation (RLE or polygons) on ``image``."""
+    height, width = image.height, image.width
+    if isinstance(segmentation, Mapping):
+        if "size" not in segmentation or "counts" not in segmentation:
+            raise CoralsegError('an RLE segmentation needs "size" and "counts"')
+        size = _image_size(segmentation["size"])
+        if size != (height, width):
+            raise CoralsegError(
+                f"its mask is {size[1]}x{size[0]} but image {image.file_name!r} is "
+                f"{width}x{height} (width x height); masks must cover the whole image at its "
+                "own size, so check that the images list is the one inference ran on"
+            )
+        coco_rle_area(segmentation)  # checks the runs cover exactly H * W pixels
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            counts = mask_utils.frPyObjects(
+                {"size": [height, width], "counts": counts}, height, width
+            )["counts"]
+        return {"size": [height, width], "counts": counts}
+    if _is_list(segmentation) and segmentation:
+        rings = [segmentation] if all(_is_number(v) for v in segmentation) else segmentation
+        checked = []
+        for ring in rings:
+            problem = validate_ring(ring) if _is_list(ring) else "malformed points"
+            if problem not in (None, "zero area"):
+                raise CoralsegError(
+                    f"a polygon has {problem}; polygons are flat lists x0, y0, x1, y1, ... of "
+                    "at least 3 points"
+                )
+            checked.append([float(v) for v in ring])
+        merged = mask_utils.merge(mask_utils.frPyObjects(checked, height, width))
+        return {"size": [height, width], "counts": merged["counts"]}
+    raise CoralsegError(
+        'a segmentation must be a COCO RLE {"size": [H, W], "counts": ...} or polygons '
+        f"[[x0, y0, x1, y1, ...], ...], got {type(segmentation).__name__}"
+    )
+
+
+def _image_size(size: object) -> tuple[int, int]:
+    """``(H, W)`` from a ``[H, W]`` pair of positive integers."""
+    if (
+        not _is_list(size)
+        or len(size) != 2
+        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size)
+        or min(size) <= 0
+    ):
+        raise CoralsegError(f"a mask size must be [height, width] in pixels, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _some(values: Sequence[object], limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (", ..." if len(values) > limit else "") if values else "none"
