@@ -104,7 +104,9 @@ class Annotator:
     def _retry_later(self, run: dict, error: str) -> None:
         run_id = run["run_id"]
         if run["attempts"] >= MAX_ATTEMPTS:
-            self.state.finish(run_id, self.owner, FAILED, f"{error}; gave up after {MAX_ATTEMPTS} attempts")
+            self.state.finish(
+                run_id, self.owner, FAILED, f"{error}; gave up after {MAX_ATTEMPTS} attempts"
+            )
             log.warning("run %s failed for good: %s", run_id, error)
             return
         delay = min(3600.0, 30.0 * 2 ** (run["attempts"] - 1))
@@ -214,7 +216,9 @@ class _Run:
     def _resolve_pending(self, pending: dict) -> None:
         """A previous attempt died during an upload: adopt what it created, if anything."""
         ledger = self.state.ledger(self.job_id, self.run["model_name"])
-        found = landed(self.cvat.shapes(self.job_id), pending["frames"], pending["fingerprints"], set(ledger))
+        found = landed(
+            self.cvat.shapes(self.job_id), pending["frames"], pending["fingerprints"], set(ledger)
+        )
         if found:
             self.state.commit_batch(self.run_id, self.a.owner, pending["frames"], found, removed=[])
             log.info("run %s: adopted %d shapes of an interrupted upload", self.run_id, len(found))
@@ -233,8 +237,12 @@ class _Run:
         forgotten: list[int] = []
         if earlier:
             current = {int(s["id"]): s for s in self.cvat.shapes(self.job_id)}
-            stale = [current[i] for i in earlier if i in current and current[i].get("source") == "auto"]
-            forgotten = [i for i in earlier if i not in current or current[i].get("source") != "auto"]
+            stale = [
+                current[i] for i in earlier if i in current and current[i].get("source") == "auto"
+            ]
+            forgotten = [
+                i for i in earlier if i not in current or current[i].get("source") != "auto"
+            ]
             if stale:
                 self.cvat.delete_shapes(self.job_id, stale)
                 removed = [int(s["id"]) for s in stale]
@@ -252,7 +260,10 @@ class _Run:
                 return {int(s["id"]): int(s["frame"]) for s in created}
             except Exception as err:
                 if not is_transient(err):
-                    raise CvatRefusedError(f"CVAT refused the shapes of frames {frames}: {err}", getattr(err, "status", 0)) from None
+                    raise CvatRefusedError(
+                        f"CVAT refused the shapes of frames {frames}: {err}",
+                        getattr(err, "status", 0),
+                    ) from None
                 log.warning("run %s: upload failed (%s); checking what landed", self.run_id, err)
             if self.a.stop.wait(min(30.0, settings.retry_base_delay * 2**attempt)):
                 raise StopRequestedError

@@ -150,7 +150,9 @@ def create_app(
             event = job_event(data)
         except (UnknownModelError, BadEventError) as err:
             return _error(400, str(err))
-        model = ModelChoice(spec.name, await run_in_threadpool(lambda: spec.version), conv_text in TRUE)
+        model = ModelChoice(
+            spec.name, await run_in_threadpool(lambda: spec.version), conv_text in TRUE
+        )
 
         def record() -> Any:
             state.subscribe(event.project_id, model)

@@ -92,14 +92,18 @@ class ModelRegistry:
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as err:
-            raise CoralsegError(f"the model registry {path} is not valid YAML/JSON: {err}") from None
+            raise CoralsegError(
+                f"the model registry {path} is not valid YAML/JSON: {err}"
+            ) from None
         models = (data or {}).get("models") if isinstance(data, dict) else None
         if not isinstance(models, dict) or not models:
             raise CoralsegError(
                 f"the model registry {path} needs a 'models:' mapping of model names to "
                 "config/weights entries"
             )
-        return cls({name: _spec(name, entry, path.parent) for name, entry in models.items()}, device)
+        return cls(
+            {name: _spec(name, entry, path.parent) for name, entry in models.items()}, device
+        )
 
     @property
     def names(self) -> list[str]:

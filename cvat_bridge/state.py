@@ -223,7 +223,9 @@ class BridgeState:
 
     def heartbeat(self, run_id: str, owner: str, lease: float) -> None:
         """Renew the lease; raises :class:`LostRunError` if another worker took the run."""
-        self._update_owned(run_id, owner, lambda txn, run: run.update(lease_until=self.clock() + lease))
+        self._update_owned(
+            run_id, owner, lambda txn, run: run.update(lease_until=self.clock() + lease)
+        )
 
     def set_total(self, run_id: str, owner: str, frames_total: int) -> None:
         self._update_owned(run_id, owner, lambda txn, run: run.update(frames_total=frames_total))
@@ -387,6 +389,7 @@ def summary(run: dict) -> dict:
         "started_at": run["started_at"],
         "finished_at": run["finished_at"],
         "attempts": run["attempts"],
+        "worker": run["owner"],
         "frames_total": run["frames_total"],
         "frames_done": len(run["frames_done"]),
         "frames_failed": [

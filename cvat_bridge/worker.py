@@ -116,7 +116,7 @@ class Worker:
         out. Returns how many."""
         count = 0
         for run in self.state.open_runs():
-            if run["status"] == QUEUED or self.state.claimable(run):
+            if run["status"] == QUEUED or self.state.requeue_expired(run["run_id"]):
                 self.queue.enqueue(run["run_id"])
                 count += 1
         if count:
@@ -157,7 +157,9 @@ class Worker:
                 if period > 0 and time.monotonic() >= next_reconcile:
                     next_reconcile = time.monotonic() + period
                     if self.state.take_lease("reconcile", self.worker_id, period * 0.9):
-                        reconcile(self.settings, self.state, self.registry, self.queue, self.stop_event)
+                        reconcile(
+                            self.settings, self.state, self.registry, self.queue, self.stop_event
+                        )
             except Exception:
                 log.exception("bridge maintenance failed; trying again in %.0f s", interval)
             self.stop_event.wait(interval)

@@ -68,7 +68,6 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from .webhooks import WebhookSender
 from .state import (
     JOB_STAGES,
     JOB_STATES,
@@ -83,6 +82,7 @@ from .state import (
     Task,
     User,
 )
+from .webhooks import WebhookSender
 
 PUBLIC_PATHS = frozenset({"/api/server/about", "/api/auth/login"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -1063,9 +1063,9 @@ class FakeCvatServer:
     def _deliver_job_event(self, job: Job) -> None:
         task = self.state.tasks[job.task_id]
         for webhook in self.state.webhooks:
-            if webhook.is_active and webhook.project_id == task.project_id:
-                if "update:job" in webhook.events and self.webhook_sender is not None:
-                    self.webhook_sender.send(webhook, self.job_event(job, webhook.id))
+            wanted = webhook.is_active and "update:job" in webhook.events
+            if wanted and webhook.project_id == task.project_id and self.webhook_sender:
+                self.webhook_sender.send(webhook, self.job_event(job, webhook.id))
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._deliver_job_event in self.state.job_listeners:

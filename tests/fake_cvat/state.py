@@ -218,6 +218,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     after: bool = False
+    skip: int = 0  # let this many matching requests through first
     hits: int = 0
 
 
@@ -458,7 +459,9 @@ class FakeCvatState:
         from .webhooks import Webhook
 
         with self.lock:
-            webhook = Webhook(self.next_id("webhook"), project.id, target_url, secret, tuple(events))
+            webhook = Webhook(
+                self.next_id("webhook"), project.id, target_url, secret, tuple(events)
+            )
             self.webhooks.append(webhook)
             return webhook
 
@@ -476,6 +479,9 @@ class FakeCvatState:
         with self.lock:
             for fault in self.faults:
                 if fault.times > 0 and fault.method == method and re.search(fault.path, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     fault.hits += 1
                     return fault

@@ -16,8 +16,8 @@ Deliveries go out one at a time, in order, from a background thread.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import heapq
+import hmac
 import itertools
 import json
 import threading
@@ -123,9 +123,7 @@ class WebhookSender:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (
-                    not self._heap or self._heap[0][0] > time.monotonic()
-                ):
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
                     self._cond.wait(0.05)
                 if self._stopped:
                     return
@@ -143,7 +141,9 @@ class WebhookSender:
     def _post(self, delivery: Delivery) -> int:
         started = time.monotonic()
         try:
-            response = self._client.post(delivery.url, content=delivery.body, headers=delivery.headers)
+            response = self._client.post(
+                delivery.url, content=delivery.body, headers=delivery.headers
+            )
             status = response.status_code
         except httpx.TimeoutException:
             status = 504

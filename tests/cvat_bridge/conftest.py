@@ -1,0 +1,139 @@
+"""Fixtures of the bridge tests: a tiny random-weight model and its registry file, a fake CVAT
+with a project, a Redis server, and the bridge itself -- in this process (web service in a
+uvicorn thread, worker in threads: fast) or as ``coralseg bridge`` subprocesses (for
+SIGKILL and scale-out)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cvat_bridge.harness import (
+    PASSWORD,
+    SECRET,
+    USERNAME,
+    InProcessBridge,
+    bridge_settings,
+)
+from tests.fake_cvat import FakeCvatServer, FakeCvatState
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny families model with random weights (the recipe of tests/coralseg/test_infer)."""
+    import torch
+    from mmengine.config import Config
+
+    from coral_core.models import build_segmentor
+    from coral_core.taxonomy import FAMILIES, MaskEncoding
+
+    folder = tmp_path_factory.mktemp("bridge-model")
+    encoding = MaskEncoding(FAMILIES)
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.decode_head.num_classes = encoding.num_labels
+    torch.manual_seed(0)
+    network = build_segmentor(cfg.model)
+    network.init_weights()
+    checkpoint = folder / "tiny.pth"
+    meta = {"coralseg": {"encoding": encoding.to_dict()}}
+    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
+    return TINY, checkpoint
+
+
+@pytest.fixture(scope="session")
+def colony_labels() -> list[str]:
+    from coral_core.taxonomy import FAMILIES, MaskEncoding
+
+    encoding = MaskEncoding(FAMILIES)
+    return [encoding.label_names[v] for v in encoding.colony_values]
+
+
+def write_registry(path: Path, model_files: tuple[Path, Path], version: str = "1") -> Path:
+    config, weights = model_files
+    path.write_text(
+        "models:\n"
+        "  tiny-coral:\n"
+        f"    config: {config}\n"
+        f"    weights: {weights}\n"
+        f"    version: '{version}'\n"
+        "    min_threshold: 0.0\n"
+        "    unsure_threshold: 0.0\n"
+        "    min_area: 4\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def registry_file(tmp_path: Path, model_files) -> Path:
+    return write_registry(tmp_path / "models.yaml", model_files)
+
+
+@pytest.fixture
+def cvat() -> Iterator[FakeCvatServer]:
+    """A fake CVAT with the bridge's user; tests add projects, tasks and the webhook."""
+    state = FakeCvatState()
+    state.add_user(USERNAME, PASSWORD, email="alice@example.org")
+    with FakeCvatServer(state) as server:
+        yield server
+
+
+@pytest.fixture
+def bridge(cvat: FakeCvatServer, registry_file: Path, tmp_path: Path) -> Iterator[InProcessBridge]:
+    """The bridge in this process: embedded SQLite queue, one worker thread."""
+    settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache")
+    with InProcessBridge(settings) as running:
+        yield running
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A private redis-server on a free loopback port, stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def secret() -> str:
+    return SECRET
+
+
+os.environ.setdefault("CORALSEG_TEST", "1")
