@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 from coral_core.atomic import atomic_path
 from coral_core.palette import RGB
@@ -150,7 +150,11 @@ def plot_colony_sizes(
                 fontsize=9,
             )
         axes.set_xlim(bins[0], bins[-1])
-        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        # Few ticks: matplotlib lays out every minor tick label of a log axis, which takes
+        # seconds over seven decades.
+        axes.xaxis.set_major_locator(LogLocator(numticks=6))
+        axes.xaxis.set_minor_locator(NullLocator())
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         axes.set_title(f"{name} (n={values.size})", fontsize=9)
         axes.set_xlabel(f"area ({unit})", fontsize=8)
         axes.set_ylabel("colonies", fontsize=8)
