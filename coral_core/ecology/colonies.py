@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -216,8 +217,22 @@ def colonies_from_labels(
     return colonies
 
 
+InstanceTuple = tuple[str, int, np.ndarray, int, int, float | None]
+
+
+class BoxInstance(Protocol):
+    """What :func:`colonies_from_instances` reads of an instance object, e.g. a
+    :class:`coral_core.inference.instances.CoralInstance`."""
+
+    label: str
+    value: int
+    score: float
+    bbox: tuple[int, int, int, int]
+    mask: np.ndarray
+
+
 def colonies_from_instances(
-    instances: Iterable[tuple[str, int, np.ndarray, int, int, float | None]],
+    instances: Iterable[InstanceTuple | BoxInstance],
     legend: ClassLegend | None = None,
     roi: np.ndarray | None = None,
     image_size: tuple[int, int] | None = None,
@@ -228,8 +243,10 @@ def colonies_from_instances(
 
     Args:
         instances: ``(label, value, mask, left, top, score)`` per instance, ``mask`` the
-            ``(h, w)`` bool pixels inside its box at ``(left, top)``; score None for
-            annotations.
+            ``(h, w)`` bool pixels inside its box at ``(left, top)``, score None for
+            annotations; or objects with ``label``, ``value``, ``score``, ``bbox`` (COCO
+            ``x, y, w, h``) and the box-local ``mask``, such as the predictor's
+            ``CoralInstance``.
         legend: when given, instances of classes it does not mark as colony classes are
             left out.
         roi: optional ``(H, W)`` bool region of interest: pixels outside it are dropped.
@@ -240,7 +257,17 @@ def colonies_from_instances(
     colony_values = set(legend.colony_values) if legend is not None else None
     edge = roi_edge(roi) if roi is not None else None
     colonies: list[Colony] = []
-    for label, value, mask, left, top, score in instances:
+    for instance in instances:
+        if isinstance(instance, tuple):
+            label, value, mask, left, top, score = instance
+        else:
+            label, value, mask, score = (
+                instance.label,
+                instance.value,
+                instance.mask,
+                instance.score,
+            )
+            left, top = int(instance.bbox[0]), int(instance.bbox[1])
         if colony_values is not None and int(value) not in colony_values:
             continue
         mask = np.asarray(mask, dtype=bool)

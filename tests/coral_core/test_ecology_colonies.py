@@ -176,3 +176,15 @@ def test_colony_rows_in_pixels_and_cm() -> None:
     assert rows[0]["score"] == ""
     unscaled = colony_rows("reef_01", colonies, with_scale_columns=True)
     assert unscaled[0]["area_cm2"] == "" and "site" not in unscaled[0]
+
+
+def test_colonies_from_the_predictors_instances() -> None:
+    from coral_core.inference.instances import CoralInstance
+
+    mask = np.zeros((6, 8), dtype=bool)
+    mask[1:5, 2:8] = True
+    instance = CoralInstance(
+        label="Acropora", value=ACROPORA, score=0.75, bbox=(10, 20, 8, 6), mask=mask, area=24
+    )
+    (colony,) = colonies_from_instances([instance], LEGEND, image_size=(100, 100))
+    assert colony.area == 24 and colony.bbox == (12, 21, 6, 4) and colony.score == 0.75
