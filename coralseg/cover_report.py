@@ -79,11 +79,8 @@ class Measured:
 
     source: CoverSource
     table: CoverTable
-    colonies: dict[str, list[Colony]] = field(default_factory=dict)
+    colonies: dict[str, list[Colony]] | None = None  # None: not measured
     pixels_per_cm: dict[str, float] = field(default_factory=dict)
-    geojson_crs: str | None = None
-    geojson_features: int = 0
-    geojson_mixed: bool = False
 
 
 def region_of_interest(height: int, width: int, settings: CoverSettings) -> np.ndarray | None:
@@ -128,6 +125,8 @@ def measure(
     names: list[str] = []
     covers: list[ImageCover] = []
     measured = Measured(source, CoverTable((), legend.names, np.zeros((0, 0)), np.zeros(0)))
+    if with_colonies:
+        measured.colonies = {}
     items = source.items
     for item in tqdm(items, desc=description, unit="img", disable=len(items) < PROGRESS_FROM):
         mask, geo = read_mask(item.path)
@@ -168,11 +167,8 @@ def measure(
             features = colony_features(item.name, colonies, geo, image_fields, field_names, scale)
             geojson.add(features, None if geo is None else (geo.crs or "unknown CRS"))
             colonies = [replace(c, outline=()) for c in colonies]
-        measured.colonies[item.name] = colonies
+        measured.colonies[item.name] = colonies  # type: ignore[index]
     measured.table = CoverTable.from_covers(names, covers)
-    if geojson is not None:
-        measured.geojson_features = geojson.count
-        measured.geojson_mixed = geojson.mixed
     return measured
 
 
@@ -222,48 +218,8 @@ def write_report(
         plot_cover_by_group(labels, legend.names, groups.mean, colors, out / "cover_by_group.png")
     )
 
-    rows: list[dict[str, object]] = []
-    for image in table.images:
-        rows += colony_rows(
-            image,
-            measured.colonies.get(image, ()),
-            dict(fields.get(image, {})),
-            field_names,
-            measured.pixels_per_cm.get(image),
-            with_scale_columns=scaled,
-        )
-    written.append(write_csv(out / "colonies.csv", rows, colony_columns(field_names, scaled)))
-    colony_classes = [n for n, c in zip(legend.names, legend.colony, strict=True) if c]
-    summary = colony_summary_rows(
-        table.images,
-        measured.colonies,
-        grouping,
-        colony_classes,
-        dict(zip(table.images, table.roi_pixels.tolist(), strict=True)),
-        measured.pixels_per_cm if scaled else None,
-    )
-    written.append(write_csv(out / "colonies_per_group.csv", summary))
-    if colony_classes:
-        all_scaled = scaled and all(i in measured.pixels_per_cm for i in table.images)
-        areas = {
-            name: np.array(
-                [
-                    c.area / (measured.pixels_per_cm[i] ** 2 if all_scaled else 1.0)
-                    for i in table.images
-                    for c in measured.colonies.get(i, ())
-                    if c.label == name
-                ]
-            )
-            for name in colony_classes
-        }
-        written.append(
-            plot_colony_sizes(
-                areas,
-                {n: legend.color_of(n) for n in colony_classes},
-                out / "colony_sizes.png",
-                unit="cm²" if all_scaled else "px",
-            )
-        )
+    if measured.colonies is not None:
+        written += _write_colonies(out, measured, fields, field_names, grouping)
 
     if predicted is not None and agreement is not None:
         written.append(
@@ -285,6 +241,64 @@ def write_report(
             )
         )
     return ReportFiles(tuple(written), agreement)
+
+
+def _write_colonies(
+    out: Path,
+    measured: Measured,
+    fields: Mapping[str, Mapping[str, str]],
+    field_names: Sequence[str],
+    grouping: Grouping,
+) -> list[Path]:
+    """colonies.csv, colonies_per_group.csv and colony_sizes.png."""
+    legend = measured.source.legend
+    table = measured.table
+    colonies = measured.colonies or {}
+    scaled = bool(measured.pixels_per_cm)
+    written: list[Path] = []
+    rows: list[dict[str, object]] = []
+    for image in table.images:
+        rows += colony_rows(
+            image,
+            colonies.get(image, ()),
+            dict(fields.get(image, {})),
+            field_names,
+            measured.pixels_per_cm.get(image),
+            with_scale_columns=scaled,
+        )
+    written.append(write_csv(out / "colonies.csv", rows, colony_columns(field_names, scaled)))
+    colony_classes = [n for n, c in zip(legend.names, legend.colony, strict=True) if c]
+    summary = colony_summary_rows(
+        table.images,
+        colonies,
+        grouping,
+        colony_classes,
+        dict(zip(table.images, table.roi_pixels.tolist(), strict=True)),
+        measured.pixels_per_cm if scaled else None,
+    )
+    written.append(write_csv(out / "colonies_per_group.csv", summary))
+    if colony_classes:
+        all_scaled = scaled and all(i in measured.pixels_per_cm for i in table.images)
+        areas = {
+            name: np.array(
+                [
+                    c.area / (measured.pixels_per_cm[i] ** 2 if all_scaled else 1.0)
+                    for i in table.images
+                    for c in colonies.get(i, ())
+                    if c.label == name
+                ]
+            )
+            for name in colony_classes
+        }
+        written.append(
+            plot_colony_sizes(
+                areas,
+                {n: legend.color_of(n) for n in colony_classes},
+                out / "colony_sizes.png",
+                unit="cm²" if all_scaled else "px",
+            )
+        )
+    return written
 
 
 def _grouping(
@@ -314,7 +328,7 @@ def format_summary(measured: Measured, top: int = 5) -> list[str]:
     order = np.argsort(-pooled)[:top] if annotated else []
     best = ", ".join(f"{table.classes[j]} {pooled[j]:.1f}%" for j in order if pooled[j] > 0)
     lines.append(f"  annotated: {100 * fraction:.1f}% of the sampled area; cover: {best or 'none'}")
-    if measured.colonies:
+    if measured.colonies is not None:
         count = sum(len(c) for c in measured.colonies.values())
         lines.append(f"  colonies: {count}")
     if measured.pixels_per_cm:

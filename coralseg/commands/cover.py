@@ -140,6 +140,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     colonies.add_argument(
         "--no-geojson", action="store_true", help="skip colonies.geojson (tracing outlines)"
     )
+    colonies.add_argument(
+        "--no-colonies",
+        action="store_true",
+        help="cover only: no colonies.csv, colonies_per_group.csv, GeoJSON or size plot",
+    )
     parser.add_argument(
         "--compare",
         metavar="PRED_DIR",
@@ -180,8 +185,11 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     geojson_path = out / "colonies.geojson"
     # The GeoJSON is streamed while measuring and appears only if everything succeeds.
-    with nullcontext() if args.no_geojson else GeoJSONWriter(geojson_path) as writer:
-        measured = measure(source, settings, True, writer, fields, field_names, "annotations")
+    no_geojson = args.no_geojson or args.no_colonies
+    with nullcontext() if no_geojson else GeoJSONWriter(geojson_path) as writer:
+        measured = measure(
+            source, settings, not args.no_colonies, writer, fields, field_names, "annotations"
+        )
         predicted = None
         if prediction_source is not None:
             predicted = measure(prediction_source, settings, False, description="predictions")

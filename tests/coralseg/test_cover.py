@@ -164,6 +164,16 @@ def test_metadata_csv_groups_and_scale_csv(tmp_path: Path, capsys) -> None:
         r["group"]: r for r in read_csv(out / "colonies_per_group.csv") if r["class"] == "Porites"
     }
     assert summary["10m"]["area_cm2_max"] != "" and summary["5m"]["area_cm2_max"] == ""
+    cover_only = tmp_path / "cover-only"
+    code, stdout, _ = run(
+        [str(folder), "--taxonomy", "families", "--no-colonies", "--out", str(cover_only)], capsys
+    )
+    assert code == 0 and "colonies:" not in stdout
+    assert sorted(p.name for p in cover_only.iterdir()) == [
+        "cover_by_group.png",
+        "cover_per_group.csv",
+        "cover_per_image.csv",
+    ]
 
 
 def write_prepare_folder(root: Path, masks: dict[str, np.ndarray]) -> Path:

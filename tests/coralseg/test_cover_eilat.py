@@ -28,17 +28,15 @@ def readme_counts(readme: Path) -> dict[int, tuple[float, float]]:
     return counts
 
 
-def test_cover_pixels_sum_to_the_readme_counts(shared_data: Path, tmp_path: Path, capsys) -> None:
-    eilat = shared_data / "eilat_train"
-    expected = readme_counts(eilat / "README.md")
-    assert sorted(expected) == [*range(10), 255]
-    out = tmp_path / "cover"
+def run_cover(eilat: Path, out: Path, *extra: str) -> list[dict[str, str]]:
     args = ["cover", str(eilat / "labels"), "--taxonomy", "eilat", "--background", "ignore"]
-    assert main([*args, "--no-geojson", "--out", str(out)]) == 0
-    assert "91 image(s)" in capsys.readouterr().out
-
+    assert main([*args, *extra, "--out", str(out)]) == 0
     with (out / "cover_per_image.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        return list(csv.DictReader(handle))
+
+
+def class_pixels(rows: list[dict[str, str]]) -> tuple[Counter[str], int, int]:
+    """Pixels per class, unannotated pixels and images of cover_per_image.csv rows."""
     pixels: Counter[str] = Counter()
     unannotated = 0
     images = set()
@@ -47,7 +45,19 @@ def test_cover_pixels_sum_to_the_readme_counts(shared_data: Path, tmp_path: Path
         if row["image"] not in images:
             images.add(row["image"])
             unannotated += int(row["roi_pixels"]) - int(row["annotated_pixels"])
-    assert len(images) == 91 and len(rows) == 91 * EILAT.num_classes
+    return pixels, unannotated, len(images)
+
+
+def test_cover_pixels_sum_to_the_readme_counts(shared_data: Path, tmp_path: Path, capsys) -> None:
+    eilat = shared_data / "eilat_train"
+    expected = readme_counts(eilat / "README.md")
+    assert sorted(expected) == [*range(10), 255]
+    out = tmp_path / "cover"
+    rows = run_cover(eilat, out, "--no-colonies")
+    assert "91 image(s)" in capsys.readouterr().out
+    assert not (out / "colonies.csv").exists()
+    pixels, unannotated, images = class_pixels(rows)
+    assert images == 91 and len(rows) == 91 * EILAT.num_classes
     for value, name in enumerate(EILAT.classes):
         count, tolerance = expected[value]
         assert abs(pixels[name] - count) <= tolerance, (name, pixels[name], count)
@@ -55,14 +65,18 @@ def test_cover_pixels_sum_to_the_readme_counts(shared_data: Path, tmp_path: Path
     assert abs(unannotated - count) <= tolerance
     assert sum(pixels.values()) + unannotated == 91 * 1380 * 920
 
+
+@pytest.mark.slow
+def test_every_colony_pixel_is_in_one_colony(shared_data: Path, tmp_path: Path) -> None:
+    """The ~20,000 annotated regions of the 91 masks as colonies (about a minute)."""
+    out = tmp_path / "cover"
+    pixels, _, _ = class_pixels(run_cover(shared_data / "eilat_train", out, "--no-geojson"))
     with (out / "colonies.csv").open(newline="") as handle:
         colonies = list(csv.DictReader(handle))
     # colonies only of colony classes: bare substrate, "Unknown" and "Other Inv." have none
     assert {r["class"] for r in colonies} == set(EILAT.colony_classes)
-    per_class = Counter(r["class"] for r in colonies)
-    colony_pixels = Counter()
-    for r in colonies:
-        colony_pixels[r["class"]] += int(r["area_px"])
+    colony_pixels: Counter[str] = Counter()
+    for row in colonies:
+        colony_pixels[row["class"]] += int(row["area_px"])
     for name in EILAT.colony_classes:
-        assert colony_pixels[name] == pixels[name]  # every pixel of a colony class is in one
-        assert per_class[name] > 0
+        assert colony_pixels[name] == pixels[name]
