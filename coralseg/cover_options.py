@@ -21,6 +21,8 @@ from coralseg.cover_inputs import CoverSource
 from coralseg.cover_report import CoverSettings
 
 SCALE_COLUMN = "pixels_per_cm"
+ROI_COLUMN = "roi_polygon"
+GEOTRANSFORM = "geotransform"  # --scale geotransform: from each GeoTIFF's pixel size
 
 
 def parse_margin(text: str) -> tuple[float, str]:
@@ -82,8 +84,8 @@ def parse_scale(text: str, names: Sequence[str]) -> tuple[float | None, dict[str
     path = Path(text)
     if not path.is_file():
         raise CoralsegError(
-            f"--scale takes pixels per cm (e.g. 18.5) or a CSV with columns image, "
-            f"{SCALE_COLUMN}; {text!r} is neither a positive number nor a file"
+            f"--scale takes pixels per cm (e.g. 18.5), a CSV with columns image, "
+            f"{SCALE_COLUMN}, or {GEOTRANSFORM}; {text!r} is none of these"
         )
     rows, columns = read_metadata_csv(path)
     if SCALE_COLUMN not in columns:
@@ -106,8 +108,35 @@ def parse_scale(text: str, names: Sequence[str]) -> tuple[float | None, dict[str
     return None, scales
 
 
-def parse_settings(args: argparse.Namespace, names: Sequence[str] = ()) -> CoverSettings:
-    """The measuring settings of the command's options."""
+def parse_roi_csv(path: Path, names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per-image polygons from a CSV with an image column and a ``roi_polygon`` column
+    (``"x,y x,y x,y ..."``, pixels): ``(polygons by image name, names without one)``."""
+    rows, columns = read_metadata_csv(path)
+    if ROI_COLUMN not in columns:
+        raise CoralsegError(
+            f"the region-of-interest CSV {path} needs a column {ROI_COLUMN!r} of pixel "
+            f"corners 'x,y x,y x,y ...'; its columns are {', '.join(columns)}"
+        )
+    matched, missing = match_metadata(names, rows)
+    polygons = {}
+    for name, row in matched.items():
+        if not row.get(ROI_COLUMN):
+            missing.append(name)
+            continue
+        try:
+            polygons[name] = parse_polygon(row[ROI_COLUMN])
+        except CoralsegError:
+            raise CoralsegError(
+                f"the region-of-interest CSV {path} gives {row[ROI_COLUMN]!r} for {name}; "
+                "write at least three pixel corners 'x,y x,y x,y'"
+            ) from None
+    return polygons, missing
+
+
+def parse_settings(
+    args: argparse.Namespace, names: Sequence[str] = ()
+) -> tuple[CoverSettings, list[str]]:
+    """The measuring settings of the command's options, and notes to print."""
     if args.roi_margin and args.roi_polygon:
         raise CoralsegError("give either --roi-margin or --roi-polygon, not both")
     if args.scale and args.quadrat_size_cm:
@@ -116,19 +145,36 @@ def parse_settings(args: argparse.Namespace, names: Sequence[str] = ()) -> Cover
         raise CoralsegError(
             f"--min-colony-area must be at least 1 pixel, got {args.min_colony_area}"
         )
+    notes = []
     margin, unit = parse_margin(args.roi_margin) if args.roi_margin else (None, "px")
-    pixels_per_cm, by_image = parse_scale(args.scale, names) if args.scale else (None, None)
-    return CoverSettings(
+    polygon, polygons = None, None
+    if args.roi_polygon and Path(args.roi_polygon).is_file():
+        polygons, missing = parse_roi_csv(Path(args.roi_polygon), names)
+        if missing:
+            notes.append(
+                f"{len(missing)} image(s) have no polygon in {args.roi_polygon} and are "
+                f"measured whole, e.g. {missing[0]}"
+            )
+    elif args.roi_polygon:
+        polygon = parse_polygon(args.roi_polygon)
+    from_geo = args.scale == GEOTRANSFORM
+    pixels_per_cm, by_image = (None, None)
+    if args.scale and not from_geo:
+        pixels_per_cm, by_image = parse_scale(args.scale, names)
+    settings = CoverSettings(
         roi_margin=margin,
         roi_margin_unit=unit,
-        roi_polygon=parse_polygon(args.roi_polygon) if args.roi_polygon else None,
+        roi_polygon=polygon,
+        roi_polygon_by_image=polygons,
         pixels_per_cm=pixels_per_cm,
         scale_by_image=by_image,
         quadrat_cm=parse_quadrat(args.quadrat_size_cm) if args.quadrat_size_cm else None,
+        scale_from_geotransform=from_geo,
         colonies_from=args.colonies_from,
         min_colony_area=args.min_colony_area,
         connectivity=args.connectivity,
     )
+    return settings, notes
 
 
 def image_fields(

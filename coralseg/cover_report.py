@@ -33,9 +33,10 @@ from coral_core.ecology.groups import (
 )
 from coral_core.ecology.plots import plot_colony_sizes, plot_cover_agreement, plot_cover_by_group
 from coral_core.ecology.roi import roi_from_margin, roi_from_polygon
-from coral_core.ecology.scale import scale_from_quadrat
+from coral_core.ecology.scale import scale_from_geotransform, scale_from_quadrat
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
+from coral_core.raster_io import GeoInfo
 from coralseg.cover_inputs import CoverSource, read_instances, read_mask, record_geo
 
 # Progress bars appear from this many images on.
@@ -48,8 +49,11 @@ class CoverSettings:
 
     Attributes:
         roi_margin, roi_margin_unit: cut this margin (``"px"`` or ``"fraction"``) off every
-            side. ``roi_polygon``: ``(K, 2)`` pixel vertices of the region instead.
-        pixels_per_cm: one scale for every image; ``scale_by_image``: per image name.
+            side. ``roi_polygon``: ``(K, 2)`` pixel vertices of the region instead;
+            ``roi_polygon_by_image``: one per image name (images it lacks are measured
+            whole).
+        pixels_per_cm: one scale for every image; ``scale_by_image``: per image name;
+            ``scale_from_geotransform``: from each georeferenced mask's pixel size.
         quadrat_cm: ``(width, height)`` of the frame whose inside is the region of interest
             (the whole image without one): the scale of each image from its size.
         colonies_from: ``"auto"`` (instance records where a source has them, else connected
@@ -61,16 +65,14 @@ class CoverSettings:
     roi_margin: float | None = None
     roi_margin_unit: str = "px"
     roi_polygon: np.ndarray | None = None
+    roi_polygon_by_image: Mapping[str, np.ndarray] | None = None
     pixels_per_cm: float | None = None
     scale_by_image: Mapping[str, float] | None = None
     quadrat_cm: tuple[float, float] | None = None
+    scale_from_geotransform: bool = False
     colonies_from: str = "auto"
     min_colony_area: int = 1
     connectivity: int = 8
-
-    @property
-    def scaled(self) -> bool:
-        return bool(self.pixels_per_cm or self.scale_by_image or self.quadrat_cm)
 
 
 @dataclass
@@ -83,20 +85,29 @@ class Measured:
     pixels_per_cm: dict[str, float] = field(default_factory=dict)
 
 
-def region_of_interest(height: int, width: int, settings: CoverSettings) -> np.ndarray | None:
+def region_of_interest(
+    height: int, width: int, settings: CoverSettings, name: str = ""
+) -> np.ndarray | None:
     """The ROI of an image as the settings define it; None for the whole image."""
     try:
+        if settings.roi_polygon_by_image is not None:
+            polygon = settings.roi_polygon_by_image.get(name)
+            return None if polygon is None else roi_from_polygon(height, width, polygon)
         if settings.roi_polygon is not None:
             return roi_from_polygon(height, width, settings.roi_polygon)
         if settings.roi_margin:
             return roi_from_margin(height, width, settings.roi_margin, settings.roi_margin_unit)
     except ValueError as err:
-        raise CoralsegError(str(err)) from None
+        raise CoralsegError(f"{name or 'image'}: {err}") from None
     return None
 
 
-def image_scale(name: str, roi_pixels: int, settings: CoverSettings) -> float | None:
+def image_scale(
+    name: str, roi_pixels: int, settings: CoverSettings, geo: GeoInfo | None = None
+) -> float | None:
     """Pixels per cm of an image, or None when the settings give none for it."""
+    if settings.scale_from_geotransform:
+        return None if geo is None else geotransform_scale(geo, name)
     if settings.scale_by_image is not None:
         return settings.scale_by_image.get(name)
     if settings.pixels_per_cm:
@@ -104,6 +115,31 @@ def image_scale(name: str, roi_pixels: int, settings: CoverSettings) -> float | 
     if settings.quadrat_cm:
         return scale_from_quadrat(roi_pixels, *settings.quadrat_cm)
     return None
+
+
+def geotransform_scale(geo: GeoInfo, name: str) -> float:
+    """Pixels per cm of a georeferenced mask from its pixel size and its CRS's units."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    if geo.crs is None:
+        raise CoralsegError(
+            f"{name} has a geotransform but no CRS, so its pixel size has no unit; give --scale"
+        )
+    try:
+        crs = CRS.from_user_input(geo.crs)
+    except CRSError as err:
+        raise CoralsegError(f"{name}: cannot read its CRS ({err}); give --scale") from None
+    if crs.is_geographic:
+        raise CoralsegError(
+            f"{name} is in a geographic CRS ({geo.crs}: degrees); reproject it to a metric CRS "
+            "(e.g. UTM) or give --scale"
+        )
+    _, metres_per_unit = crs.linear_units_factor
+    try:
+        return scale_from_geotransform(geo, metres_per_unit)
+    except ValueError as err:
+        raise CoralsegError(f"{name}: {err}") from None
 
 
 def measure(
@@ -130,11 +166,13 @@ def measure(
     items = source.items
     for item in tqdm(items, desc=description, unit="img", disable=len(items) < PROGRESS_FROM):
         mask, geo = read_mask(item.path)
-        roi = region_of_interest(*mask.shape, settings)
+        roi = region_of_interest(*mask.shape, settings, item.name)
         cover = image_cover(mask, legend, roi, where=str(item.path))
         names.append(item.name)
         covers.append(cover)
-        scale = image_scale(item.name, cover.roi_pixels, settings)
+        if settings.scale_from_geotransform:
+            geo = geo or record_geo(item)
+        scale = image_scale(item.name, cover.roi_pixels, settings, geo)
         if scale is not None:
             measured.pixels_per_cm[item.name] = scale
         if not with_colonies:

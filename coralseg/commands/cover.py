@@ -102,12 +102,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     area.add_argument(
         "--roi-polygon",
         metavar="'X,Y X,Y X,Y ...'",
-        help="measure inside this polygon (pixel coordinates, the same for every image)",
+        help="measure inside this polygon (pixel corners, the same for every image), or a "
+        "CSV with columns image, roi_polygon: one polygon per image",
     )
     area.add_argument(
         "--scale",
-        metavar="PX_PER_CM|CSV",
-        help="pixels per cm of every image, or a CSV with columns image, pixels_per_cm",
+        metavar="PX_PER_CM|CSV|geotransform",
+        help="pixels per cm of every image, a CSV with columns image, pixels_per_cm, or "
+        "'geotransform': from each GeoTIFF mask's (or photo's) pixel size in a metric CRS",
     )
     area.add_argument(
         "--quadrat-size-cm",
@@ -177,9 +179,11 @@ def run(args: argparse.Namespace) -> int:
     if prediction_source is not None:
         seen = set(names)
         names += [i.name for i in prediction_source.items if i.name not in seen]
-    settings = parse_settings(args, names)
-    fields, field_names, group_by, notes = image_fields(args, source, prediction_source, names)
-    for note in notes:
+    settings, notes = parse_settings(args, names)
+    fields, field_names, group_by, group_notes = image_fields(
+        args, source, prediction_source, names
+    )
+    for note in notes + group_notes:
         print(f"note: {note}")
 
     out.mkdir(parents=True, exist_ok=True)

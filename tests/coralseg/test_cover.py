@@ -353,3 +353,69 @@ def test_help_has_examples(capsys) -> None:
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "coralseg cover data/" in text and "--compare" in text and "cover_per_image.csv" in text
+
+
+def test_one_polygon_per_image_from_a_csv(tmp_path: Path, capsys) -> None:
+    folder = write_masks(tmp_path / "labels", survey_masks())
+    rois = tmp_path / "rois.csv"
+    rois.write_text(
+        'image,roi_polygon\nTEM_2019_q1.jpg,"30,30 70,30 70,50 30,50"\n'
+        'TEM_2019_q2.jpg,"0,0 80,0 80,60 0,60"\n'
+    )
+    out = tmp_path / "cover"
+    code, stdout, _ = run(
+        [str(folder), "--taxonomy", "families", "--roi-polygon", str(rois), "--out", str(out)],
+        capsys,
+    )
+    assert code == 0
+    assert "2 image(s) have no polygon" in stdout
+    roi = {r["image"]: int(r["roi_pixels"]) for r in read_csv(out / "cover_per_image.csv")}
+    assert roi == {
+        "TEM_2019_q1": 40 * 20,
+        "TEM_2019_q2": 4800,
+        "TIA_2019_q1": 4800,
+        "TIA_2020_q1": 4800,
+    }
+    porites = next(
+        r
+        for r in read_csv(out / "cover_per_image.csv")
+        if r["image"] == "TEM_2019_q1" and r["class"] == "Porites"
+    )
+    assert porites["cover_percent"] == "75.0"  # rows 30..49, columns 40..69 of 30..69
+
+
+def write_geotiff_masks(folder: Path, crs: str) -> dict[str, np.ndarray]:
+    from coral_core.raster_io import GeoInfo, LabelRasterWriter
+
+    folder.mkdir(parents=True)
+    masks = dict(list(survey_masks().items())[:2])
+    for index, (name, mask) in enumerate(masks.items()):
+        # 5 mm pixels: 2 px per cm, in UTM metres
+        geo = GeoInfo((600_000.0 + 100 * index, 0.005, 0.0, 8_050_000.0, 0.0, -0.005), crs)
+        with LabelRasterWriter(folder / f"{name}.tif", *mask.shape, geo) as writer:
+            writer.write((0, 0, mask.shape[1], mask.shape[0]), mask)
+    return masks
+
+
+def test_georeferenced_masks_give_scale_and_map_coordinates(tmp_path: Path, capsys) -> None:
+    write_geotiff_masks(tmp_path / "ortho", "EPSG:32706")
+    out = tmp_path / "cover"
+    args = [str(tmp_path / "ortho"), "--taxonomy", "families", "--scale", "geotransform"]
+    code, stdout, _ = run([*args, "--out", str(out)], capsys)
+    assert code == 0, stdout
+    assert "scale: 2 px/cm on 2 of 2 image(s)" in stdout
+    first = next(r for r in read_csv(out / "colonies.csv") if r["class"] == "Acropora")
+    assert float(first["area_cm2"]) == 200 / 4 and first["image"] == "TEM_2019_q1"
+    collection = json.loads((out / "colonies.geojson").read_text())
+    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32706"
+    xs = [x for x, _ in collection["features"][0]["geometry"]["coordinates"][0]]
+    # the Acropora square's columns 5..24 at 5 mm from x = 600000 m (a quarter pixel inside)
+    assert min(xs) == pytest.approx(600_000 + 5.25 * 0.005)
+    assert max(xs) == pytest.approx(600_000 + 24.75 * 0.005)
+
+
+def test_scale_from_a_geographic_crs_is_refused(tmp_path: Path, capsys) -> None:
+    write_geotiff_masks(tmp_path / "ortho", "EPSG:4326")
+    args = [str(tmp_path / "ortho"), "--taxonomy", "families", "--scale", "geotransform"]
+    code, _, err = run([*args, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "geographic CRS" in err and "reproject" in err
