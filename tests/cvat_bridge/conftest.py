@@ -5,7 +5,6 @@ SIGKILL and scale-out)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -45,7 +44,8 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     network = build_segmentor(cfg.model)
     network.init_weights()
     checkpoint = folder / "tiny.pth"
-    meta = {"coralseg": {"encoding": encoding.to_dict()}}
+    # native resolution (no test-time resize): the fake CVAT's small frames stay one window
+    meta = {"coralseg": {"encoding": encoding.to_dict(), "inference_resize": None}}
     torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
     return TINY, checkpoint
 
@@ -134,6 +134,3 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def secret() -> str:
     return SECRET
-
-
-os.environ.setdefault("CORALSEG_TEST", "1")
