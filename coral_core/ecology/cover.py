@@ -15,6 +15,7 @@ Percent covers of one image add up to 100 over the legend's classes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -74,7 +75,8 @@ def image_cover(
     counts = value_counts(mask, roi)
     present = np.flatnonzero(counts)
     legend.check_values(present, where)
-    pixels = counts[list(legend.values)].astype(np.int64)
+    # a uint8 mask has no pixel of a class valued above 255
+    pixels = np.array([counts[v] if v < counts.size else 0 for v in legend.values], np.int64)
     roi_pixels = int(mask.size if roi is None else np.count_nonzero(roi))
     return ImageCover(legend.names, pixels, roi_pixels)
 
@@ -121,10 +123,9 @@ class CoverTable:
             len(self.images), len(self.classes)
         )
         roi = np.asarray(self.roi_pixels, dtype=np.int64).reshape(len(self.images))
-        if len(set(self.images)) != len(self.images):
-            seen: set[str] = set()
-            twice = sorted({n for n in self.images if n in seen or seen.add(n)})
-            raise ValueError(f"image names must be unique; repeated: {', '.join(twice[:5])}")
+        repeated = sorted(n for n, count in Counter(self.images).items() if count > 1)
+        if repeated:
+            raise ValueError(f"image names must be unique; repeated: {', '.join(repeated[:5])}")
         object.__setattr__(self, "images", tuple(self.images))
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "pixels", pixels)

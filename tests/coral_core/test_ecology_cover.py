@@ -161,3 +161,9 @@ def test_cover_table_rows_and_class_alignment() -> None:
         table.with_classes(table.classes[1:])
     with pytest.raises(ValueError, match="unique"):
         CoverTable(("a", "a"), ("x",), np.zeros((2, 1)), np.zeros(2))
+
+
+def test_classes_valued_above_255_have_no_pixels_in_8_bit_masks() -> None:
+    legend = ClassLegend(("a", "b"), (1, 300), (True, True), ((1, 2, 3), (4, 5, 6)))
+    cover = image_cover(np.ones((2, 3), dtype=np.uint8), legend)
+    assert cover.pixels.tolist() == [6, 0]
