@@ -203,7 +203,7 @@ def measure(
             geo = geo or record_geo(item)
             image_fields = (fields or {}).get(item.name, {})
             features = colony_features(item.name, colonies, geo, image_fields, field_names, scale)
-            geojson.add(features, None if geo is None else (geo.crs or "unknown CRS"))
+            geojson.add(features, None if geo is None else (geo.crs or ""))
             colonies = [replace(c, outline=()) for c in colonies]
         measured.colonies[item.name] = colonies  # type: ignore[index]
     measured.table = CoverTable.from_covers(names, covers)

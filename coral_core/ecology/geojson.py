@@ -121,7 +121,8 @@ class GeoJSONWriter:
         return self
 
     def add(self, features: Sequence[dict[str, Any]], crs: str | None = None) -> None:
-        """Append features whose coordinates are in ``crs`` (None: pixel coordinates)."""
+        """Append features whose coordinates are in ``crs``: None for pixel coordinates,
+        ``""`` for map coordinates of an unknown CRS."""
         if self._handle is None:
             raise RuntimeError("GeoJSONWriter.add is for use inside its with block")
         for feature in features:
@@ -132,8 +133,8 @@ class GeoJSONWriter:
 
     @property
     def crs(self) -> str | None:
-        """The CRS of every feature so far, or None (pixel coordinates, or mixed)."""
-        return next(iter(self._crs)) if len(self._crs) == 1 else None
+        """The CRS of every feature so far, or None (pixel coordinates, unknown, or mixed)."""
+        return (next(iter(self._crs)) or None) if len(self._crs) == 1 else None
 
     @property
     def mixed(self) -> bool:

@@ -107,6 +107,10 @@ def test_streaming_writer_and_points_without_outline(tmp_path: Path) -> None:
         mixed.add(colony_features("a", colonies), None)
         mixed.add(colony_features("b", colonies), "EPSG:4326")
     assert mixed.mixed and "crs" not in json.loads((tmp_path / "m.geojson").read_text())
+    with GeoJSONWriter(tmp_path / "u.geojson") as unknown:
+        unknown.add(colony_features("a", colonies), "")
+    assert not unknown.mixed and unknown.crs is None
+    assert "crs" not in json.loads((tmp_path / "u.geojson").read_text())
     with pytest.raises(RuntimeError), GeoJSONWriter(tmp_path / "failed.geojson") as failing:
         failing.add(colony_features("a", colonies))
         raise RuntimeError("interrupted")
