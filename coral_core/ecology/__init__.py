@@ -13,11 +13,17 @@ Pure functions over numpy arrays (conventions in each docstring), one concept pe
 * ``agreement``: predicted vs annotated cover, errors in percentage points;
 * ``tables``: tidy CSVs; ``geojson``: colonies as GeoJSON; ``plots``: PNG figures.
 
-Typical use, for one image (e.g. from a FiftyOne operator)::
+Typical use (e.g. from a FiftyOne operator: arrays in, rows out)::
 
     legend = ClassLegend.from_encoding(encoding)
-    cover = image_cover(mask, legend)            # cover.as_dict() -> {class: percent}
-    colonies = colonies_from_labels(mask, legend)
+    covers = [image_cover(mask, legend) for mask in masks]   # .as_dict(): {class: percent}
+    table = CoverTable.from_covers(names, covers)
+    per_image = table.rows(fields, ["site", "year"])          # tidy rows
+    grouping = group_images(names, fields, ["site", "year"])
+    per_group = group_cover(table, grouping).rows()           # mean, SD, SE, n per class
+    colonies = colonies_from_labels(mask, legend)             # or colonies_from_instances
+    rows = colony_rows(name, colonies)
+    error = cover_agreement(table, predicted_table)           # .class_rows(), .image_rows()
 """
 
 from coral_core.ecology.agreement import CoverAgreement, cover_agreement
