@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -186,7 +187,12 @@ def run(args: argparse.Namespace) -> int:
     for note in notes + group_notes:
         print(f"note: {note}")
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CoralsegError(f"cannot create --out {out}: {err.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise CoralsegError(f"cannot write into --out {out}; choose a folder you can write to")
     geojson_path = out / "colonies.geojson"
     # The GeoJSON is streamed while measuring and appears only if everything succeeds.
     no_geojson = args.no_geojson or args.no_colonies
