@@ -75,9 +75,10 @@ else
     while kill -0 "$build_pid" 2>/dev/null; do
       sleep 60
       kill -0 "$build_pid" 2>/dev/null || break
-      done_objs=$(grep -c -E '^\[[0-9]+/[0-9]+\]' "$log" || true)
-      printf '    ... still compiling (%s min elapsed, %s build steps done; log: %s)\n' \
-        "$(( ($(date +%s) - START) / 60 ))" "$done_objs" "$log"
+      # ninja prints "[done/total] c++ ..."; pip -v indents the build's output.
+      step_now=$(grep -oE '^[[:space:]]*\[[0-9]+/[0-9]+\]' "$log" | tail -n 1 | tr -d ' []' || true)
+      printf '    ... still compiling (%s min elapsed, build step %s; log: %s)\n' \
+        "$(( ($(date +%s) - START) / 60 ))" "${step_now:-starting}" "$log"
     done
     build_rc=0; wait "$build_pid" || build_rc=$?
     pip install -q "setuptools>=77"

@@ -67,6 +67,26 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def load_weights_strictly(
+    network: torch.nn.Module, checkpoint: dict[str, Any], checkpoint_path: str | Path, config: str
+) -> None:
+    """Load a checkpoint's ``state_dict`` into a network, every key and shape matching.
+
+    Raises:
+        CoralsegError: the weights do not fit the network (another config, another number of
+            classes); the sentence names the first mismatches.
+    """
+    weights = checkpoint.get("state_dict", checkpoint)
+    try:
+        network.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        first = "; ".join(str(err).splitlines()[:3])
+        raise CoralsegError(
+            f"{checkpoint_path} does not fit config {config}: {first}. Use the config the "
+            "checkpoint was trained with"
+        ) from None
+
+
 @CheckpointLoader.register_scheme(prefixes="", force=True)
 def _load_local_checkpoint(filename: str, map_location: Any = None) -> dict[str, Any]:
     """MMEngine's loader for local paths, with the allowed types above (weights-only)."""

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 from mmengine.config import Config
 
-from coral_core.checkpoint import load_checkpoint_file
+from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
 from coral_core.errors import CoralsegError
 from coral_core.metrics import SegmentationScores
-from coral_core.mmseg_config import use_prepared_dataset
+from coral_core.mmseg_config import read_manifest, use_prepared_dataset
+from coral_core.taxonomy import MaskEncoding
 from coral_core.training import load_config
 
 
@@ -42,17 +43,26 @@ def prepare_test_config(
     """The config of a test run: the checkpoint's weights on ``split`` of the config's data."""
     if split not in ("val", "test"):
         raise CoralsegError(f"--split must be val or test, got {split!r}")
-    load_checkpoint_file(checkpoint)  # a clear error for a missing or unreadable file
+    state = load_checkpoint_file(checkpoint)  # a clear error for a missing or unreadable file
     cfg = load_config(config_path)
     cfg.work_dir = str(Path(work_dir).resolve())
     cfg.load_from = str(checkpoint)
     cfg.model.backbone.checkpoint = None  # the checkpoint holds the whole model
     if data_dir:
-        use_prepared_dataset(cfg, data_dir)
+        data_encoding = use_prepared_dataset(cfg, data_dir)
+        splits = read_manifest(data_dir).get("splits", {})
+        if split not in splits:
+            raise CoralsegError(
+                f"{data_dir} has no {split} split (it has {', '.join(sorted(splits))}); "
+                f"use --split {'val' if 'val' in splits else 'test'}, or tag samples "
+                f"'{split}' and run coralseg prepare again"
+            )
+        _check_taxonomy(state, data_encoding, checkpoint)
     if split == "val":
         if cfg.get("val_dataloader") is None:
             raise CoralsegError("this dataset has no val split")
         cfg.test_dataloader = cfg.val_dataloader
+    _check_weights_fit(cfg, state, checkpoint, config_path)
     cfg.test_evaluator = {
         "type": "CoralIoUMetric",
         "output_dir": str(output_dir) if output_dir else None,
@@ -71,6 +81,31 @@ def prepare_test_config(
         cfg.merge_from_dict(cfg_options)
     cfg.test_dataloader.persistent_workers = False  # one pass: no workers to keep alive
     return cfg
+
+
+def _check_taxonomy(state: dict, data: MaskEncoding, checkpoint: str | Path) -> None:
+    """Refuse data whose classes are not the ones the checkpoint was trained on."""
+    stored = state.get("meta", {}).get("coralseg", {}).get("encoding")
+    if not stored:
+        return  # an MMSeg checkpoint without coralseg metadata: the weight check decides
+    trained = MaskEncoding.from_dict(stored)
+    if trained.label_names != data.label_names:
+        raise CoralsegError(
+            f"{checkpoint} was trained on the classes {', '.join(trained.label_names)}, but the "
+            f"data has {', '.join(data.label_names)}; prepare the data with the checkpoint's "
+            f"taxonomy ({trained.taxonomy.name}) and background setting"
+        )
+
+
+def _check_weights_fit(
+    cfg: Config, state: dict, checkpoint: str | Path, config: str | Path
+) -> None:
+    """Build the config's network and load the checkpoint strictly (MMEngine's test loop
+    would load it leniently, leaving a random head with only a warning)."""
+    from coral_core.models import build_segmentor
+
+    network = build_segmentor(cfg.model)
+    load_weights_strictly(network, state, checkpoint, Path(config).name)
 
 
 def evaluate(cfg: Config) -> EvaluationResult:

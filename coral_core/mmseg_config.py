@@ -73,7 +73,8 @@ def use_prepared_dataset(cfg: Any, data_dir: str | Path) -> MaskEncoding:
 
     Sets ``data_root`` and ``metainfo`` of the train/val/test datasets and the decode head's
     ``num_classes`` from the folder's manifest; splits the folder lacks keep the config's
-    settings only if they are never used (a missing ``val`` split disables validation).
+    settings only if they are never used (a missing ``val`` split disables validation; a
+    missing ``test`` split is refused by ``coralseg test``, never replaced by another).
 
     Returns:
         The folder's mask encoding (taxonomy and background convention).
@@ -88,8 +89,6 @@ def use_prepared_dataset(cfg: Any, data_dir: str | Path) -> MaskEncoding:
         if cfg.get(loader) is None:
             continue
         dataset = cfg[loader]["dataset"]
-        if split not in splits:
-            split = "val" if split == "test" and "val" in splits else split
         dataset["data_root"] = str(data_dir)
         dataset["metainfo"] = _metainfo(encoding)
         dataset["data_prefix"] = {"img_path": f"{split}/data", "seg_map_path": f"{split}/labels"}

@@ -40,6 +40,50 @@ def mask_to_coco_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode()}
 
 
+def box_mask_to_coco_rle(
+    mask: np.ndarray, left: int, top: int, height: int, width: int
+) -> dict[str, Any]:
+    """COCO RLE over a whole image of a mask given inside its box, in time ~ the box.
+
+    Args:
+        mask: ``hxw`` bool (or integer, nonzero = foreground) mask of the box.
+        left, top: the box's first column and row in the image.
+        height, width: the image size; the box must lie inside it.
+
+    Returns:
+        The same ``{"size": [height, width], "counts": str}`` as :func:`mask_to_coco_rle` of
+        the whole-image mask, without building that mask.
+    """
+    binary = as_binary_mask(mask)
+    check_image_size(height, width)
+    box_height, box_width = binary.shape
+    if left < 0 or top < 0 or left + box_width > width or top + box_height > height:
+        raise ValueError(
+            f"the {box_width}x{box_height} box at ({left}, {top}) is not inside the "
+            f"{width}x{height} image"
+        )
+    # Column-major, as COCO counts run: pad each column with background above and below, so
+    # every foreground run has a start (+1 step) and an end (-1 step) within its column.
+    padded = np.zeros((box_height + 2, box_width), dtype=np.int8)
+    padded[1:-1] = binary
+    steps = np.diff(padded, axis=0).T  # (box_width, box_height + 1)
+    columns, rows = np.nonzero(steps)
+    linear = (left + columns).astype(np.int64) * height + top + rows
+    starts, ends = linear[steps[columns, rows] > 0], linear[steps[columns, rows] < 0]
+    if starts.size:
+        # Runs that end where the next column's run starts (boxes as tall as the image) join.
+        joined = np.flatnonzero(ends[:-1] == starts[1:])
+        starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
+    edges = np.empty(2 * starts.size + 2, dtype=np.int64)
+    edges[0], edges[-1] = 0, height * width
+    edges[1:-1:2], edges[2:-1:2] = starts, ends
+    counts = np.diff(edges).tolist()
+    if len(counts) > 1 and counts[-1] == 0:
+        counts.pop()  # pycocotools ends on the last run that has pixels
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode()}
+
+
 def coco_rle_to_mask(rle: Mapping[str, Any]) -> np.ndarray:
     """Decode a COCO RLE into an ``HxW`` bool array (C order).
 

@@ -19,7 +19,7 @@ decoder's ``cate_*`` keys mark CoralSCoP. Either can be forced by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -379,13 +379,14 @@ class PromptMasks(NamedTuple):
     """One mask per prompt, at the resolution of the image given to ``set_image``.
 
     Attributes:
-        masks: ``(N, H, W)`` bool, True inside the object.
+        masks: ``(N, H, W)`` bool, True inside the object; or, when crops were asked for,
+            a list of N ``(h, w)`` bool arrays, each mask inside its crop window.
         iou_scores: ``(N,)`` float32, the model's predicted IoU of each mask.
         coral_scores: ``(N,)`` float32 in [0, 1], CoralSCoP's probability that the mask is a
             coral (> 0.5 is the class CoralSCoP's own mask generator keeps); None for SAM.
     """
 
-    masks: np.ndarray
+    masks: np.ndarray | list[np.ndarray]
     iou_scores: np.ndarray
     coral_scores: np.ndarray | None
 
@@ -464,12 +465,18 @@ class SamRunner:
             lambda chunk: {"points": (coords_t[chunk, None, :], labels_t[chunk, None])},
         )
 
-    def predict_boxes(self, boxes: np.ndarray) -> PromptMasks:
+    def predict_boxes(
+        self, boxes: np.ndarray, crops: Sequence[tuple[int, int, int, int]] | None = None
+    ) -> PromptMasks:
         """One mask per box prompt.
 
         Args:
             boxes: ``(N, 4)`` float ``(x0, y0, x1, y1)`` pixel coordinates (XYXY).
+            crops: N integer windows ``(x0, y0, x1, y1)`` (ends exclusive): return each mask
+                inside its window only, so memory is that of the windows, not N images.
         """
+        if crops is not None and len(crops) != len(boxes):
+            raise CoralsegError(f"{len(boxes)} boxes but {len(crops)} crop windows")
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise CoralsegError(
@@ -481,23 +488,31 @@ class SamRunner:
             dtype=torch.float,
             device=self.model.device,
         )
-        return self._predict_batches(len(boxes), lambda chunk: {"boxes": boxes_t[chunk]})
+        return self._predict_batches(len(boxes), lambda chunk: {"boxes": boxes_t[chunk]}, crops)
 
     def _require_image(self) -> None:
         if not self.predictor.is_image_set:
             raise RuntimeError("call SamRunner.set_image before predicting masks")
 
     def _predict_batches(
-        self, count: int, prompts_of: Callable[[slice], dict[str, object]]
+        self,
+        count: int,
+        prompts_of: Callable[[slice], dict[str, object]],
+        crops: Sequence[tuple[int, int, int, int]] | None = None,
     ) -> PromptMasks:
         height, width = self.predictor.original_size
-        masks = np.zeros((count, height, width), dtype=bool)
+        masks: np.ndarray | list[np.ndarray]
+        masks = [] if crops is not None else np.zeros((count, height, width), dtype=bool)
         iou_scores = np.zeros(count, dtype=np.float32)
         coral_scores = np.zeros(count, dtype=np.float32) if self.has_category_head else None
         for start in range(0, count, self.prompts_per_batch):
             chunk = slice(start, min(start + self.prompts_per_batch, count))
             batch_masks, batch_iou, batch_coral = self._decode(**prompts_of(chunk))
-            masks[chunk] = batch_masks.cpu().numpy()
+            if crops is None:
+                masks[chunk] = batch_masks.cpu().numpy()
+            else:
+                for mask, (x0, y0, x1, y1) in zip(batch_masks, crops[chunk], strict=True):
+                    masks.append(mask[y0:y1, x0:x1].cpu().numpy())
             iou_scores[chunk] = batch_iou.cpu().numpy()
             if coral_scores is not None:
                 coral_scores[chunk] = batch_coral.cpu().numpy()

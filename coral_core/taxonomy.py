@@ -63,6 +63,10 @@ class Taxonomy:
         source_labels: extra label names (e.g. CVAT labels, finer genera) mapped to a class
             name; many-to-one. Every class name also maps to itself without being listed.
         description: one line for help texts.
+        cover_classes: classes that are cover only, not countable colonies (bare
+            substrate, sand, rubble, algae, "unknown"): they have percent cover but no
+            colonies, so the instance stage, COCO output and colony counts leave them out.
+            Every other class is a colony class.
     """
 
     name: str
@@ -70,6 +74,7 @@ class Taxonomy:
     colors: tuple[RGB, ...] = ()
     source_labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    cover_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -122,10 +127,28 @@ class Taxonomy:
             index[source_key] = index[target_key]
         object.__setattr__(self, "source_labels", MappingProxyType(dict(self.source_labels)))
         object.__setattr__(self, "_index", MappingProxyType(index))
+        cover = []
+        for class_name in self.cover_classes:
+            if normalize_label(class_name) not in {normalize_label(c) for c in self.classes}:
+                raise TaxonomyError(
+                    f"taxonomy {self.name!r}: cover class {class_name!r} is not one of its "
+                    f"classes ({', '.join(self.classes)})"
+                )
+            cover.append(index[normalize_label(class_name)])
+        object.__setattr__(self, "cover_classes", tuple(c for c in self.classes if c in cover))
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def is_colony(self, class_name: str) -> bool:
+        """Whether a class (or a source label's class) is a countable colony class."""
+        return self.classes[self.class_position(class_name)] not in self.cover_classes
+
+    @property
+    def colony_classes(self) -> tuple[str, ...]:
+        """The classes that are colonies, in taxonomy order."""
+        return tuple(c for c in self.classes if c not in self.cover_classes)
 
     def resolve(self, label: str) -> str | None:
         """Return the class a label belongs to (matching ignores case and spacing), or None."""
@@ -163,6 +186,7 @@ class Taxonomy:
             "classes": list(self.classes),
             "colors": [list(c) for c in self.colors],
             "source_labels": dict(self.source_labels),
+            "cover_classes": list(self.cover_classes),
         }
 
     @classmethod
@@ -174,6 +198,7 @@ class Taxonomy:
             colors=tuple(tuple(c) for c in data.get("colors", ())),
             source_labels=dict(data.get("source_labels", {})),
             description=data.get("description", ""),
+            cover_classes=tuple(data.get("cover_classes", ())),
         )
 
 
@@ -213,6 +238,11 @@ class MaskEncoding:
         """Colours of pixel values ``0..num_labels-1``: MMSeg's ``metainfo['palette']``."""
         prefix = () if self.background_is_ignore else (BACKGROUND_COLOR,)
         return prefix + self.taxonomy.colors
+
+    @property
+    def colony_values(self) -> tuple[int, ...]:
+        """Pixel values of the colony classes (see :attr:`Taxonomy.cover_classes`)."""
+        return tuple(self.value_of(name) for name in self.taxonomy.colony_classes)
 
     def value_of(self, label: str) -> int:
         """Pixel value of a class name or source label."""
@@ -362,6 +392,7 @@ EILAT = Taxonomy(
         "Other Inv.",
     ),
     description="the 10 classes of the EilatMixx reef photos (Red Sea)",
+    cover_classes=("Bare-subst.", "Unknown", "Other Inv."),
 )
 
 BUILTIN_TAXONOMIES: Mapping[str, Taxonomy] = MappingProxyType(
@@ -449,6 +480,8 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
           - name: Porites
             color: "#1f77b4"           # or [31, 119, 180]
             labels: [Porites massive, Porites rus]   # source labels merged into it
+          - name: Sand
+            cover: true                # cover only: percent cover, but no colonies
         mapping:                       # more source labels, many-to-one
           Goniastrea: Other
           Leptastrea: Other
@@ -497,17 +530,25 @@ def taxonomy_from_mapping(data: object, default_name: str = "custom") -> Taxonom
     names: list[str] = []
     colors: list[RGB | None] = []
     source_labels: dict[str, str] = {}
+    cover_classes: list[str] = []
     for position, entry in enumerate(entries, start=1):
         if isinstance(entry, str):
             entry = {"name": entry}
         if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
             raise TaxonomyError(f"class #{position} must be a name or a mapping with a 'name'")
-        extra = set(entry) - {"name", "color", "labels"}
+        extra = set(entry) - {"name", "color", "labels", "cover"}
         if extra:
             raise TaxonomyError(
                 f"class {entry['name']!r}: unknown keys {sorted(extra)}; "
-                "allowed: name, color, labels"
+                "allowed: name, color, labels, cover"
             )
+        if not isinstance(entry.get("cover", False), bool):
+            raise TaxonomyError(
+                f"class {entry['name']!r}: 'cover' must be true (cover only, e.g. sand) or "
+                "false (a countable colony class, the default)"
+            )
+        if entry.get("cover", False):
+            cover_classes.append(entry["name"])
         names.append(entry["name"])
         try:
             colors.append(parse_color(entry["color"]) if "color" in entry else None)
@@ -531,6 +572,7 @@ def taxonomy_from_mapping(data: object, default_name: str = "custom") -> Taxonom
         colors=tuple(_fill_missing_colors(colors)),
         source_labels=source_labels,
         description=str(data.get("description", "")),
+        cover_classes=tuple(cover_classes),
     )
 
 

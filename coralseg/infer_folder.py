@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,20 +19,21 @@ import numpy as np
 from tqdm import tqdm
 
 from coral_core.atomic import write_json_atomically
-from coral_core.coco import ImageInstances, coco_predictions
+from coral_core.coco import ImageInstances, write_coco_predictions
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import CoralInstance
 from coral_core.inference.pipeline import TwoStagePredictor
-from coral_core.inference.semantic import predict_raster
 from coral_core.overlay import render_overlay
 from coral_core.raster_io import LabelRasterWriter, open_image
-from coral_core.rle import coco_rle_to_mask
+from coral_core.rle import coco_rle_to_mask, mask_to_coco_rle
 from coral_core.taxonomy import write_class_files
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
-# Larger images (orthomosaics) get the semantic stage only, tile by tile, as a GeoTIFF: the
-# instance stage needs the whole image in memory, and SAM sees it at 1024 px anyway.
+# Larger images (orthomosaics) are processed tile by tile at their native resolution: their
+# semantic maps become tiled GeoTIFFs and their colonies are merged across tile seams
+# (coral_core.inference.tiled); no per-colony PNG or overlay is drawn at that size.
 MAX_INSTANCE_SIDE = 8192
+LARGE_TILE = 2048
 
 
 @dataclass
@@ -64,9 +66,19 @@ def find_images(input_dir: Path) -> list[Path]:
     return images
 
 
-def _stem(path: Path, input_dir: Path) -> str:
-    """A unique output name: the relative path with separators replaced."""
-    return str(path.relative_to(input_dir).with_suffix("")).replace(os.sep, "__")
+def output_names(images: list[Path], input_dir: Path) -> dict[Path, str]:
+    """A unique output name per image: its relative path without suffix, separators
+    replaced; images sharing that name (``a.jpg``, ``a.png``) keep their suffix too
+    (``a_jpg``, ``a_png``), so neither is mistaken for the other's finished result."""
+    stems = {
+        path: str(path.relative_to(input_dir).with_suffix("")).replace(os.sep, "__")
+        for path in images
+    }
+    taken = Counter(stems.values())
+    return {
+        path: f"{stem}_{path.suffix.lstrip('.').lower()}" if taken[stem] > 1 else stem
+        for path, stem in stems.items()
+    }
 
 
 def infer_folder(
@@ -81,9 +93,10 @@ def infer_folder(
     write_class_files(predictor.encoding, output_dir)
     log = (output_dir / "inference_log.txt").open("a", encoding="utf-8")
     log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in {input_dir}\n")
+    names = output_names(images, input_dir)
     try:
         for path in tqdm(images, desc="inferring", unit="img"):
-            stem = _stem(path, input_dir)
+            stem = names[path]
             record = output_dir / "instances" / f"{stem}.json"
             if record.exists() and not redo:
                 summary.skipped.append(stem)
@@ -92,11 +105,11 @@ def infer_folder(
             try:
                 with open_image(path) as source:
                     if max(source.height, source.width) > MAX_INSTANCE_SIDE:
-                        _semantic_only(output_dir, stem, source, predictor)
+                        count = _tiled(output_dir, stem, source, predictor)
                         summary.done.append(stem)
                         log.write(
-                            f"ok {path}: {source.width}x{source.height}, semantic map only "
-                            f"(tiled) in {time.perf_counter() - began:.1f}s\n"
+                            f"ok {path}: {source.width}x{source.height}, tiled, {count} "
+                            f"colonies in {time.perf_counter() - began:.1f}s\n"
                         )
                         continue
                     image = source.read()
@@ -132,42 +145,80 @@ def _write_outputs(output_dir, stem, path, image, result, predictor) -> None:
     mask_dir.mkdir(parents=True, exist_ok=True)
     for old in mask_dir.glob("instance_*.png"):
         old.unlink()
-    for index, instance in enumerate(instances, start=1):
-        mask = coco_rle_to_mask(instance.rle).astype(np.uint8) * 255
-        cv2.imwrite(str(mask_dir / f"instance_{index:03d}.png"), mask)
     height, width = image.shape[:2]
+    for index, instance in enumerate(instances, start=1):
+        mask = instance.full_mask(height, width).astype(np.uint8) * 255
+        cv2.imwrite(str(mask_dir / f"instance_{index:03d}.png"), mask)
     record = {
         "file_name": str(path),
         "width": width,
         "height": height,
-        "instances": [instance.__dict__ | {"bbox": list(instance.bbox)} for instance in instances],
+        "instances": [_instance_record(instance) for instance in instances],
     }
     # written last: its presence marks the image as done
     write_json_atomically(output_dir / "instances" / f"{stem}.json", record)
 
 
-def _semantic_only(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) -> None:
-    """Tiled semantic labels of a large image, with its geotransform, as a GeoTIFF."""
+def _tiled(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) -> int:
+    """Colonies of a large image tile by tile, with its raw and refined semantic maps as
+    tiled GeoTIFFs carrying its geotransform; memory is bounded by the tile."""
     encoding = predictor.encoding
-    target = output_dir / "semantic_raw" / f"{stem}.tif"
     palette = dict(enumerate(encoding.palette))
-    with LabelRasterWriter(target, source.height, source.width, source.geo, palette) as writer:
-        predict_raster(predictor.semantic, source, writer, batch_size=predictor.batch_size)
+    raw_path = output_dir / "semantic_raw" / f"{stem}.tif"
+    refined_path = output_dir / "semantic" / f"{stem}.tif"
+    size = (source.height, source.width)
+    tiles = -(-source.height // LARGE_TILE) * -(-source.width // LARGE_TILE)
+    with (
+        LabelRasterWriter(raw_path, *size, source.geo, palette) as raw,
+        LabelRasterWriter(refined_path, *size, source.geo, palette) as refined,
+        tqdm(total=tiles, desc=f"{stem} tiles", unit="tile", leave=False) as bar,
+    ):
+
+        def write_core(core, region, result) -> None:
+            x0, y0, x1, y1 = core
+            inside = (slice(y0 - region[1], y1 - region[1]), slice(x0 - region[0], x1 - region[0]))
+            raw.write(core, result.semantic_raw[inside])
+            refined.write(core, result.instances.semantic[inside])
+            bar.update()
+
+        instances = list(predictor.colonies_of_raster(source, LARGE_TILE, write_core))
+    instances.sort(key=lambda instance: -instance.score)
     record = {"file_name": str(source.path), "width": source.width, "height": source.height}
-    record |= {"instances": [], "semantic_only": True}
+    record |= {"instances": [_instance_record(i) for i in instances], "tiled": True}
     write_json_atomically(output_dir / "instances" / f"{stem}.json", record)
+    return len(instances)
 
 
 def _write_predictions(output_dir: Path, predictor: TwoStagePredictor) -> int:
-    images = []
-    for record_path in sorted((output_dir / "instances").glob("*.json")):
-        record = json.loads(record_path.read_text())
-        instances = [
-            CoralInstance(**(item | {"bbox": tuple(item["bbox"])})) for item in record["instances"]
-        ]
-        images.append(
-            ImageInstances(record["file_name"], record["width"], record["height"], instances)
-        )
-    coco = coco_predictions(images, predictor.encoding)
-    write_json_atomically(output_dir / "predictions.json", coco)
-    return len(coco["annotations"])
+    """``predictions.json`` from every image's record, one record in memory at a time."""
+
+    def images():
+        for record_path in sorted((output_dir / "instances").glob("*.json")):
+            record = json.loads(record_path.read_text())
+            instances = [_instance_from_record(item) for item in record["instances"]]
+            yield ImageInstances(record["file_name"], record["width"], record["height"], instances)
+
+    return write_coco_predictions(output_dir / "predictions.json", images(), predictor.encoding)
+
+
+def _instance_record(instance: CoralInstance) -> dict:
+    """JSON of a colony; its mask as the COCO RLE of its box (cost ~ the box)."""
+    return {
+        "label": instance.label,
+        "value": instance.value,
+        "score": instance.score,
+        "bbox": list(instance.bbox),
+        "area": instance.area,
+        "box_rle": mask_to_coco_rle(instance.mask),
+    }
+
+
+def _instance_from_record(item: dict) -> CoralInstance:
+    return CoralInstance(
+        label=item["label"],
+        value=item["value"],
+        score=item["score"],
+        bbox=tuple(item["bbox"]),
+        mask=coco_rle_to_mask(item["box_rle"]),
+        area=item["area"],
+    )

@@ -1,1 +1,2 @@
-"""Two-stage inference: semantic probabilities (``semantic``), refined into coral instances."""
+"""Two-stage inference: the semantic stage (``semantic``, its compact output ``prediction``,
+its scale ``scaling``), refined into coral colonies (``instances``) by ``pipeline``."""

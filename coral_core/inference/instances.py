@@ -1,37 +1,58 @@
-"""Instance stage: semantic probabilities refined into coral colonies with SAM / CoralSCoP.
+"""Instance stage: the semantic summary refined into coral colonies with SAM / CoralSCoP.
 
-For each pixel, the *coral probability* is its best probability among the taxonomy's classes
-(background excluded). With thresholds ``min_threshold <= unsure_threshold``:
+Only *colony classes* make colonies (:attr:`coral_core.taxonomy.Taxonomy.cover_classes`
+are cover only: bare substrate, sand, "unknown" have cover but no colonies). For each pixel
+the *coral probability* is the summed probability of the colony classes
+(:mod:`coral_core.inference.prediction`). With ``min_threshold <= unsure_threshold``:
 
-* coral probability ``< min_threshold``: **not coral**. Never part of an instance.
-* ``>= unsure_threshold``: **coral**. Connected regions of coral pixels with the same most
-  likely class are the *proposals*; each keeps all its pixels.
-* in between: **unsure**. SAM decides: an unsure pixel joins an instance where that
-  instance's SAM mask covers it, and is background otherwise.
+* coral probability ``< min_threshold``: **not coral**. Never part of a colony.
+* ``>= unsure_threshold``: **coral**. Connected regions of coral pixels sharing their most
+  likely *colony* class are the *proposals* (also where background or a cover class is the
+  overall argmax: a pixel that is more likely coral than not keeps its genus); each proposal
+  of at least ``min_area`` pixels keeps all its pixels.
+* in between: **unsure**. SAM decides: an unsure pixel joins a colony where that colony's
+  SAM mask covers it, and stays unclaimed otherwise.
 
-Each proposal (at least ``min_area`` pixels) prompts SAM with its bounding box; the instance
-is the proposal plus the unsure-or-coral pixels of SAM's mask. With CoralSCoP, a mask whose
-coral/non-coral head says "not coral" (probability < 0.5) adds nothing beyond the proposal.
-The instance's class is the one with the highest mean probability over its pixels; its score
-is that mean probability times SAM's predicted IoU. Overlaps go to the higher score;
-instances left with fewer than ``min_area`` pixels are dropped. The refined semantic mask
-paints each instance with its class on background.
+Each proposal prompts SAM with its bounding box grown by ``box_margin``; SAM's mask is taken
+inside that box. The colony is the proposal plus the unsure-or-coral pixels of SAM's mask.
+With CoralSCoP, a mask whose coral/non-coral head says "not coral" (probability < 0.5) adds
+nothing beyond the proposal.
+
+Models without a "not coral" output (background as ignore and no cover class, e.g. the
+seed's 16-genus setup) put every pixel in some genus: their coral probability is 1
+everywhere. For them the thresholds cannot separate coral from not coral, so CoralSCoP's
+head decides: every pixel is coral, and colonies whose CoralSCoP mask is "not coral" are
+dropped. Without CoralSCoP such a model is refused with a sentence saying what to do.
+
+A colony's class is the colony class with the largest mean probability over its pixels, a
+pixel counting its most likely colony class's probability (and 0 for the others); its score
+is that mean times SAM's predicted IoU. Overlaps go to the higher score; colonies left with
+fewer than ``min_area`` pixels are dropped.
+
+The refined semantic mask paints each colony with its class; elsewhere it keeps the raw
+argmax where that is background or a cover class, and is background where the raw argmax
+was a colony class that no colony claimed.
+
+Every colony is kept inside its box, so the cost of a colony is proportional to its box,
+not to the image.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from coral_core.errors import CoralsegError
-from coral_core.rle import mask_to_coco_rle
+from coral_core.inference.prediction import SemanticPrediction, can_tell_not_coral
+from coral_core.rle import box_mask_to_coco_rle
 from coral_core.taxonomy import MaskEncoding
 
 DEFAULT_MIN_THRESHOLD = 0.05
 DEFAULT_UNSURE_THRESHOLD = 0.2
 DEFAULT_MIN_AREA = 64
+CORAL_HEAD_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,24 +75,36 @@ class RefineSettings:
             raise CoralsegError(f"--min-area must be at least 1 pixel, got {self.min_area}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CoralInstance:
-    """One colony.
+    """One colony, stored inside its box.
 
     Attributes:
         label: class name; ``value``: its pixel value in the encoding.
         score: in [0, 1].
-        rle: COCO RLE of the mask over the whole image (``{"size": [h, w], "counts": str}``).
-        bbox: ``(x, y, w, h)`` in pixels, COCO convention.
+        bbox: ``(x, y, w, h)`` in pixels, COCO convention: the tight box of the colony.
+        mask: ``(h, w)`` bool, the colony's pixels inside ``bbox``.
         area: pixels.
     """
 
     label: str
     value: int
     score: float
-    rle: dict
     bbox: tuple[int, int, int, int]
+    mask: np.ndarray = field(repr=False)
     area: int
+
+    def coco_rle(self, height: int, width: int) -> dict:
+        """COCO RLE of the colony over an ``height x width`` image (cost ~ the box)."""
+        x, y = self.bbox[:2]
+        return box_mask_to_coco_rle(self.mask, x, y, height, width)
+
+    def full_mask(self, height: int, width: int) -> np.ndarray:
+        """``(height, width)`` bool mask of the colony over the whole image."""
+        x, y, w, h = self.bbox
+        full = np.zeros((height, width), dtype=bool)
+        full[y : y + h, x : x + w] = self.mask
+        return full
 
 
 @dataclass(frozen=True)
@@ -80,8 +113,7 @@ class InstanceResult:
 
     Attributes:
         instances: sorted by decreasing score.
-        semantic: ``(H, W)`` uint8 refined semantic mask (encoding values; background where
-            no instance lies).
+        semantic: ``(H, W)`` uint8 refined semantic mask (encoding values).
         zones: ``(H, W)`` uint8: 0 not coral, 1 unsure, 2 coral (before refinement).
     """
 
@@ -90,36 +122,43 @@ class InstanceResult:
     zones: np.ndarray
 
 
-def coral_probability(probabilities: np.ndarray, encoding: MaskEncoding) -> np.ndarray:
-    """Best class probability per pixel, background excluded: ``(H, W)`` float32."""
-    first = encoding.first_class_value
-    return probabilities[first:].max(axis=0).astype(np.float32)
-
-
 def zone_map(coral: np.ndarray, settings: RefineSettings) -> np.ndarray:
-    """0 not coral, 1 unsure, 2 coral, as uint8 ``(H, W)``."""
+    """0 not coral, 1 unsure, 2 coral, as uint8 ``(H, W)`` from an ``(H, W)`` coral probability."""
     zones = np.zeros(coral.shape, dtype=np.uint8)
     zones[coral >= settings.min_threshold] = 1
     zones[coral >= settings.unsure_threshold] = 2
     return zones
 
 
-@dataclass(frozen=True)
-class _Proposal:
-    mask: np.ndarray  # (h, w) bool in its box
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (end exclusive)
+@dataclass(frozen=True, eq=False)
+class Proposal:
+    """A connected region of coral pixels of one colony class.
+
+    Attributes:
+        mask: ``(h, w)`` bool, the region inside ``box``.
+        box: ``(x0, y0, x1, y1)``, ends exclusive.
+        value: the colony class's encoding value.
+    """
+
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
     value: int
 
 
 def proposals(
-    labels: np.ndarray, zones: np.ndarray, encoding: MaskEncoding, min_area: int
-) -> list[_Proposal]:
-    """Connected regions of coral pixels sharing their most likely class."""
+    colony_labels: np.ndarray, zones: np.ndarray, encoding: MaskEncoding, min_area: int
+) -> list[Proposal]:
+    """Connected regions (8-connectivity) of coral pixels sharing their most likely colony
+    class, of at least ``min_area`` pixels.
+
+    Args:
+        colony_labels: ``(H, W)`` uint8 most likely colony class per pixel.
+        zones: ``(H, W)`` uint8 zone map.
+    """
     found = []
-    for value in range(
-        encoding.first_class_value, encoding.first_class_value + encoding.taxonomy.num_classes
-    ):
-        region = (labels == value) & (zones == 2)
+    coral = zones == 2
+    for value in encoding.colony_values:
+        region = coral & (colony_labels == value)
         if not region.any():
             continue
         count, components, stats, _ = cv2.connectedComponentsWithStats(
@@ -130,49 +169,58 @@ def proposals(
             if area < min_area:
                 continue
             mask = components[y : y + h, x : x + w] == index
-            found.append(_Proposal(mask, (int(x), int(y), int(x + w), int(y + h)), value))
+            found.append(Proposal(mask, (int(x), int(y), int(x + w), int(y + h)), value))
     return found
 
 
 def refine(
-    probabilities: np.ndarray,
+    prediction: SemanticPrediction,
     encoding: MaskEncoding,
     sam=None,
     settings: RefineSettings | None = None,
 ) -> InstanceResult:
-    """Turn class probabilities into coral instances.
+    """Turn the semantic stage's summary into coral colonies.
 
     Args:
-        probabilities: ``(C, H, W)`` float softmax of the semantic model (channel = value).
+        prediction: the semantic stage's output for the image.
         encoding: the model's mask encoding.
         sam: a :class:`coral_core.sam_models.SamRunner` whose image is set to this image, or
             None to keep the proposals as they are (semantic regions only).
         settings: thresholds (default: :class:`RefineSettings` defaults).
+
+    Raises:
+        CoralsegError: the model has no "not coral" output and no CoralSCoP head decides.
     """
     settings = settings or RefineSettings()
-    if probabilities.ndim != 3 or probabilities.shape[0] != encoding.num_labels:
-        raise ValueError(
-            f"expected ({encoding.num_labels}, H, W) probabilities, got {probabilities.shape}"
+    height, width = prediction.shape
+    coral_head_decides = not can_tell_not_coral(encoding)
+    if coral_head_decides and not (sam is not None and sam.has_category_head):
+        raise CoralsegError(
+            f"this model's classes ({', '.join(encoding.taxonomy.classes)}) are all colony "
+            "classes and background is ignored, so it cannot tell coral from not coral and "
+            "every pixel would join a colony. Give a CoralSCoP checkpoint (--sam-checkpoint "
+            "vit_b_coralscop.pth), whose coral head decides; or train with a background class "
+            "(coralseg prepare without --background ignore); or mark cover-only classes "
+            "(cover: true) in the taxonomy"
         )
-    height, width = probabilities.shape[1:]
-    labels = probabilities.argmax(axis=0)
-    zones = zone_map(coral_probability(probabilities, encoding), settings)
-    found = proposals(labels, zones, encoding, settings.min_area)
-    candidates = _sam_masks(found, zones, sam, settings, height, width)
+    if coral_head_decides:
+        zones = np.full((height, width), 2, dtype=np.uint8)
+    else:
+        zones = zone_map(prediction.coral, settings)
+    found = proposals(prediction.colony_labels, zones, encoding, settings.min_area)
+    candidates = _candidates(found, zones, sam, settings, coral_head_decides)
 
-    # Score and class of each candidate from the probabilities inside it.
     scored = []
     for mask, (x0, y0, x1, y1), sam_iou in candidates:
-        window = probabilities[encoding.first_class_value :, y0:y1, x0:x1]
-        means = window[:, mask].mean(axis=1)
-        best = int(means.argmax())
-        scored.append(
-            (float(means[best]) * sam_iou, best + encoding.first_class_value, mask, (x0, y0))
+        value, mean = _best_class(
+            prediction.colony_labels[y0:y1, x0:x1][mask],
+            prediction.colony_probability[y0:y1, x0:x1][mask],
         )
+        scored.append((mean * sam_iou, value, mask, (x0, y0)))
     scored.sort(key=lambda item: -item[0])
 
     owner = np.zeros((height, width), dtype=bool)
-    semantic = np.full((height, width), encoding.background_value, dtype=np.uint8)
+    semantic = _unclaimed_semantic(prediction.labels, encoding)
     instances = []
     for score, value, mask, (x0, y0) in scored:
         h, w = mask.shape
@@ -182,23 +230,35 @@ def refine(
             continue
         owner[y0 : y0 + h, x0 : x0 + w] |= free
         semantic[y0 : y0 + h, x0 : x0 + w][free] = value
-        full = np.zeros((height, width), dtype=bool)
-        full[y0 : y0 + h, x0 : x0 + w] = free
-        ys, xs = np.nonzero(free)
-        bbox = (
-            x0 + int(xs.min()),
-            y0 + int(ys.min()),
-            int(xs.max() - xs.min() + 1),
-            int(ys.max() - ys.min() + 1),
-        )
-        name = encoding.label_names[value]
+        rows, cols = np.flatnonzero(free.any(axis=1)), np.flatnonzero(free.any(axis=0))
+        top, left = int(rows[0]), int(cols[0])
+        crop = free[top : rows[-1] + 1, left : cols[-1] + 1]
+        bbox = (x0 + left, y0 + top, crop.shape[1], crop.shape[0])
         instances.append(
-            CoralInstance(name, value, round(score, 6), mask_to_coco_rle(full), bbox, area)
+            CoralInstance(
+                encoding.label_names[value], value, round(score, 6), bbox, crop.copy(), area
+            )
         )
     return InstanceResult(tuple(instances), semantic, zones)
 
 
-def prompt_boxes(found: list[_Proposal], margin: float, height: int, width: int) -> np.ndarray:
+def _best_class(labels: np.ndarray, probability: np.ndarray) -> tuple[int, float]:
+    """The colony class with the largest summed probability over the pixels, and its mean."""
+    sums = np.bincount(labels, weights=probability.astype(np.float64), minlength=256)
+    value = int(sums.argmax())
+    return value, float(sums[value] / max(labels.size, 1))
+
+
+def _unclaimed_semantic(labels: np.ndarray, encoding: MaskEncoding) -> np.ndarray:
+    """The refined mask before colonies are painted: background where a colony class was."""
+    semantic = labels.copy()
+    colony = np.zeros(256, dtype=bool)
+    colony[list(encoding.colony_values)] = True
+    semantic[colony[labels]] = encoding.background_value
+    return semantic
+
+
+def prompt_boxes(found: list[Proposal], margin: float, height: int, width: int) -> np.ndarray:
     """SAM box prompts: each proposal's box grown by ``margin`` per side, ``(N, 4)`` XYXY."""
     boxes = np.array([p.box for p in found], dtype=np.float64).reshape(-1, 4)
     grow_w = (boxes[:, 2] - boxes[:, 0]) * margin
@@ -215,48 +275,74 @@ def prompt_boxes(found: list[_Proposal], margin: float, height: int, width: int)
 
 
 def grow_proposal(
-    proposal: _Proposal,
+    proposal: Proposal,
     zones: np.ndarray,
     sam_mask: np.ndarray,
+    sam_box: tuple[int, int, int, int],
     sam_iou: float = 1.0,
     coral_score: float | None = None,
 ) -> tuple[np.ndarray, tuple[int, int, int, int], float]:
-    """The instance mask of a proposal given SAM's mask for it.
+    """The colony mask of a proposal given SAM's mask for it.
 
     Args:
         proposal: a coral region.
         zones: ``(H, W)`` uint8 zone map (0 not coral, 1 unsure, 2 coral).
-        sam_mask: ``(H, W)`` bool mask SAM predicted for the proposal's box.
+        sam_mask: ``(h, w)`` bool mask SAM predicted, inside ``sam_box``.
+        sam_box: ``(x0, y0, x1, y1)`` of ``sam_mask`` (ends exclusive); it contains the
+            proposal's box.
         sam_iou: SAM's predicted IoU, clipped to [0, 1].
         coral_score: CoralSCoP's coral probability, or None (plain SAM).
 
     Returns:
         ``(mask, box, iou)``: the proposal plus the pixels of SAM's mask that are not "not
-        coral", cropped to its box ``(x0, y0, x1, y1)``.
+        coral", cropped to its tight box ``(x0, y0, x1, y1)``.
     """
-    keep_sam = coral_score is None or coral_score >= 0.5
-    grown = sam_mask & (zones >= 1) if keep_sam else np.zeros(zones.shape, dtype=bool)
+    sx0, sy0, sx1, sy1 = sam_box
+    keep_sam = coral_score is None or coral_score >= CORAL_HEAD_THRESHOLD
+    if keep_sam:
+        grown = sam_mask & (zones[sy0:sy1, sx0:sx1] >= 1)
+    else:
+        grown = np.zeros((sy1 - sy0, sx1 - sx0), dtype=bool)
     x0, y0, x1, y1 = proposal.box
-    grown[y0:y1, x0:x1] |= proposal.mask
-    ys, xs = np.nonzero(grown)
-    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return grown[box[1] : box[3], box[0] : box[2]], box, min(max(float(sam_iou), 0.0), 1.0)
+    grown[y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0] |= proposal.mask
+    rows, cols = np.flatnonzero(grown.any(axis=1)), np.flatnonzero(grown.any(axis=0))
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = (sx0 + left, sy0 + top, sx0 + right, sy0 + bottom)
+    return grown[top:bottom, left:right], box, min(max(float(sam_iou), 0.0), 1.0)
 
 
-def _sam_masks(found, zones, sam, settings, height, width):
-    """``(mask in box, box, sam_iou)`` per proposal: the proposal grown by SAM's mask."""
+def _candidates(found, zones, sam, settings, coral_head_decides):
+    """``(mask in box, box, sam_iou)`` per proposal: the proposal grown by SAM's mask.
+
+    Where the coral head decides (see the module docstring), proposals whose CoralSCoP mask
+    is "not coral" are dropped instead.
+    """
     if sam is None or not found:
         return [(p.mask, p.box, 1.0) for p in found]
+    height, width = zones.shape
     prompts = prompt_boxes(found, settings.box_margin, height, width)
+    windows = [
+        (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)))
+        for x0, y0, x1, y1 in prompts
+    ]
     candidates = []
     step = settings.prompts_per_batch
     for start in range(0, len(found), step):
-        predicted = sam.predict_boxes(prompts[start : start + step])
+        batch = slice(start, start + step)
+        predicted = sam.predict_boxes(prompts[batch], crops=windows[batch])
         for offset, sam_mask in enumerate(predicted.masks):
+            index = start + offset
             coral = None if predicted.coral_scores is None else predicted.coral_scores[offset]
+            if coral_head_decides and coral is not None and coral < CORAL_HEAD_THRESHOLD:
+                continue
             candidates.append(
                 grow_proposal(
-                    found[start + offset], zones, sam_mask, predicted.iou_scores[offset], coral
+                    found[index],
+                    zones,
+                    sam_mask,
+                    windows[index],
+                    predicted.iou_scores[offset],
+                    None if coral_head_decides else coral,
                 )
             )
     return candidates

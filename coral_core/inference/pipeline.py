@@ -1,4 +1,4 @@
-"""Two-stage inference of one image: semantic probabilities, then SAM-refined instances.
+"""Two-stage inference of one image: semantic stage, then SAM-refined colonies.
 
 The CLI, the CVAT bridge, the Nuclio function and the FiftyOne plugin all call
 :class:`TwoStagePredictor`; they differ only in where images come from and results go.
@@ -6,18 +6,20 @@ The CLI, the CVAT bridge, the Nuclio function and the FiftyOne plugin all call
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from coral_core.inference.instances import InstanceResult, RefineSettings, refine
+from coral_core.inference.instances import CoralInstance, InstanceResult, RefineSettings, refine
 from coral_core.inference.semantic import (
     SemanticModel,
     load_semantic_model,
     predict,
     with_overlap,
 )
+from coral_core.inference.tiled import TileGrid, Window, iter_tiled_colonies
 from coral_core.taxonomy import MaskEncoding
 
 
@@ -84,12 +86,34 @@ class TwoStagePredictor:
         return self.semantic.encoding
 
     def __call__(self, image: np.ndarray) -> TwoStageResult:
-        """Run both stages on an ``(H, W, 3)`` uint8 RGB image."""
-        prediction = predict(self.semantic, image, self.batch_size)
+        """Run both stages on an ``(H, W, 3)`` uint8 RGB photo (at the model's scale)."""
+        return self._run(self.semantic, image)
+
+    def colonies_of_raster(
+        self,
+        source,
+        tile: int = 2048,
+        on_tile: Callable[[Window, Window, TwoStageResult], None] | None = None,
+    ) -> Iterator[CoralInstance]:
+        """Colonies of an image of any size, tile by tile (see :mod:`.tiled`).
+
+        Args:
+            source: an opened :class:`coral_core.raster_io.ImageSource`.
+            tile: side of the tiles' cores; each is refined with a margin of context.
+            on_tile: called with ``(core, region, result)`` after each tile.
+        """
+        native = replace(self.semantic, resize=None)  # orthomosaics: their own pixel size
+        grid = TileGrid(source.height, source.width, tile, margin=max(native.window, 256))
+        return iter_tiled_colonies(
+            grid, lambda region: self._run(native, source.read(region)), on_tile
+        )
+
+    def _run(self, semantic: SemanticModel, image: np.ndarray) -> TwoStageResult:
+        prediction = predict(semantic, image, self.batch_size)
         if self.sam is not None:
             self.sam.set_image(image)
         try:
-            result = refine(prediction.probabilities, self.encoding, self.sam, self.settings)
+            result = refine(prediction, self.encoding, self.sam, self.settings)
         finally:
             if self.sam is not None:
                 self.sam.reset_image()

@@ -1,8 +1,11 @@
 """Semantic stage: a trained checkpoint's class probabilities over images of any size.
 
 Sliding-window inference as MMSeg's ``slide`` mode computes it (logits of overlapping windows
-averaged, then softmax), but with the windows of an image batched, half precision on GPUs,
-and the model loaded once from a config and a checkpoint whose metadata names its classes.
+averaged, then softmax), at the scale the model was trained for
+(:mod:`coral_core.inference.scaling`), with the windows of a row batched, half precision on
+GPUs, and the model loaded once from a config and a checkpoint whose metadata names its
+classes. Logits exist one band of rows at a time; what the instance stage needs is kept in a
+compact summary (:mod:`coral_core.inference.prediction`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ import torch
 from mmengine.config import Config
 from torch.nn import functional
 
-from coral_core.checkpoint import load_checkpoint_file
+from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
 from coral_core.errors import CoralsegError
+from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
+from coral_core.inference.scaling import (
+    InferenceResize,
+    inference_resize_from_config,
+    resize_image,
+    upsample_bands,
+)
 from coral_core.taxonomy import MaskEncoding, Taxonomy
 
 
@@ -32,6 +42,8 @@ class SemanticModel:
         window: side of the sliding window in pixels; ``stride`` between windows.
         mean, std: per-channel RGB normalisation of the training data.
         half: run the network in float16 (CUDA only).
+        resize: the test-time resize the model was trained for (None: native resolution;
+            see :mod:`coral_core.inference.scaling`).
     """
 
     network: torch.nn.Module
@@ -42,6 +54,7 @@ class SemanticModel:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     half: bool
+    resize: InferenceResize | None = None
 
     @property
     def num_labels(self) -> int:
@@ -99,12 +112,7 @@ def load_semantic_model(
     encoding = encoding_from_checkpoint(state, cfg)
     cfg.model.decode_head.num_classes = encoding.num_labels
     network = build_segmentor(cfg.model)
-    weights = state.get("state_dict", state)
-    try:
-        network.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        first = "; ".join(str(err).splitlines()[:3])
-        raise CoralsegError(f"{checkpoint} does not fit config {config.name}: {first}") from None
+    load_weights_strictly(network, state, checkpoint, config.name)
     half = device_obj.type == "cuda" if half is None else half
     if half and device_obj.type != "cuda":
         raise CoralsegError("half precision needs a CUDA device")
@@ -115,6 +123,13 @@ def load_semantic_model(
     window = _side(test_cfg.get("crop_size", (518, 518)))
     stride = _side(test_cfg.get("stride", (window // 2, window // 2)))
     preprocessor = cfg.model.data_preprocessor
+    stored_resize = state.get("meta", {}).get("coralseg", {}).get("inference_resize")
+    if stored_resize is not None:
+        resize = InferenceResize.from_dict(stored_resize)
+    elif "inference_resize" in state.get("meta", {}).get("coralseg", {}):
+        resize = None  # recorded: native resolution
+    else:
+        resize = inference_resize_from_config(cfg)
     return SemanticModel(
         network=network,
         encoding=encoding,
@@ -124,6 +139,7 @@ def load_semantic_model(
         mean=tuple(float(v) for v in preprocessor.mean),
         std=tuple(float(v) for v in preprocessor.std),
         half=half,
+        resize=resize,
     )
 
 
@@ -146,9 +162,8 @@ def window_origins(length: int, window: int, stride: int) -> list[int]:
     return [min(i * stride, length - window) for i in range(steps + 1)]
 
 
-@torch.inference_mode()
 def predict_logits(model: SemanticModel, image: np.ndarray, batch_size: int = 8) -> torch.Tensor:
-    """Averaged sliding-window logits of one image.
+    """Averaged sliding-window logits of one image at the resolution given.
 
     Args:
         image: ``HxWx3`` uint8 RGB.
@@ -157,31 +172,54 @@ def predict_logits(model: SemanticModel, image: np.ndarray, batch_size: int = 8)
     Returns:
         ``(C, H, W)`` float32 tensor on the model's device, ``C = model.num_labels``.
     """
+    return torch.cat([band for _, band in iter_logit_bands(model, image, batch_size)], dim=1)
+
+
+@torch.inference_mode()
+def iter_logit_bands(
+    model: SemanticModel, image: np.ndarray, batch_size: int = 8
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Sliding-window logits of one image, row band by row band, as MMSeg's slide mode.
+
+    Windows are visited row by row; the rows above the next row of windows are final once a
+    row is done, so only ``(C, window + stride, W)`` logits exist at a time.
+
+    Yields:
+        ``(first_row, (C, rows, W) float32)`` on the model's device, in row order.
+    """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
     dtype = torch.float16 if model.half else torch.float32
-    tensor = torch.from_numpy(image).to(model.device).permute(2, 0, 1).float()
-    mean = torch.tensor(model.mean, device=model.device).view(3, 1, 1)
-    std = torch.tensor(model.std, device=model.device).view(3, 1, 1)
-    tensor = ((tensor - mean) / std).to(dtype)
+    mean = torch.tensor(model.mean, device=model.device).view(1, 3, 1, 1)
+    std = torch.tensor(model.std, device=model.device).view(1, 3, 1, 1)
     # Windows never exceed the image (a smaller image is one window), as in MMSeg.
     window_h, window_w = min(model.window, height), min(model.window, width)
-    boxes = [
-        (y, x)
-        for y in window_origins(height, window_h, model.stride)
-        for x in window_origins(width, window_w, model.stride)
-    ]
-    logits = torch.zeros((model.num_labels, height, width), device=model.device)
-    counts = torch.zeros((1, height, width), device=model.device)
-    for start in range(0, len(boxes), batch_size):
-        chunk = boxes[start : start + batch_size]
-        crops = torch.stack([tensor[:, y : y + window_h, x : x + window_w] for y, x in chunk])
-        out = forward_windows(model.network, crops)
-        for (y, x), crop_logits in zip(chunk, out, strict=True):
-            logits[:, y : y + window_h, x : x + window_w] += crop_logits.float()
-            counts[:, y : y + window_h, x : x + window_w] += 1
-    return logits / counts
+    row_origins = window_origins(height, window_h, model.stride)
+    column_origins = window_origins(width, window_w, model.stride)
+    labels = model.num_labels
+    logits = torch.zeros((labels, 0, width), device=model.device)
+    counts = torch.zeros((1, 0, width), device=model.device)
+    top = 0  # image row of logits[:, 0]
+    for index, y in enumerate(row_origins):
+        missing = y + window_h - (top + logits.shape[1])
+        if missing > 0:
+            logits = torch.cat([logits, logits.new_zeros((labels, missing, width))], dim=1)
+            counts = torch.cat([counts, counts.new_zeros((1, missing, width))], dim=1)
+        rows = slice(y - top, y - top + window_h)
+        for start in range(0, len(column_origins), batch_size):
+            xs = column_origins[start : start + batch_size]
+            crops = np.stack([image[y : y + window_h, x : x + window_w] for x in xs])
+            batch = torch.from_numpy(crops).to(model.device).permute(0, 3, 1, 2).float()
+            out = forward_windows(model.network, ((batch - mean) / std).to(dtype))
+            for x, crop_logits in zip(xs, out, strict=True):
+                logits[:, rows, x : x + window_w] += crop_logits.float()
+                counts[:, rows, x : x + window_w] += 1
+        done = row_origins[index + 1] if index + 1 < len(row_origins) else height
+        if done > top:
+            yield top, logits[:, : done - top] / counts[:, : done - top]
+            logits, counts = logits[:, done - top :], counts[:, done - top :]
+            top = done
 
 
 def forward_windows(network: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
@@ -196,26 +234,44 @@ def forward_windows(network: torch.nn.Module, crops: torch.Tensor) -> torch.Tens
     )
 
 
-@dataclass(frozen=True)
-class SemanticPrediction:
-    """Per-pixel output of the semantic stage for one image.
+@torch.inference_mode()
+def iter_probability_bands(
+    model: SemanticModel, image: np.ndarray, batch_size: int = 8
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Class probabilities of an image at its own size, band by band of rows.
 
-    Attributes:
-        probabilities: ``(C, H, W)`` float32 softmax over the model's labels (pixel value
-            ``c`` of the encoding = channel ``c``).
-        labels: ``(H, W)`` uint8 argmax.
+    The image is first resized as the model's test pipeline does (:attr:`SemanticModel.resize`);
+    the logits are then resized back to the image's size, bilinear, before the softmax: the
+    rule MMSeg's ``coralseg test`` follows.
+
+    Yields:
+        ``(first_row, (C, rows, W) float32)`` softmax over channels, in row order.
     """
-
-    probabilities: np.ndarray
-    labels: np.ndarray
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    height, width = image.shape[:2]
+    size = model.resize.output_size(height, width) if model.resize else (height, width)
+    if size == (height, width):
+        bands = iter_logit_bands(model, image, batch_size)
+    else:
+        small = predict_logits(model, resize_image(image, *size), batch_size)
+        align = bool(model.network.decode_head.align_corners)
+        bands = upsample_bands(small, height, width, align)
+    for top, logits in bands:
+        yield top, torch.softmax(logits, dim=0)
 
 
 def predict(model: SemanticModel, image: np.ndarray, batch_size: int = 8) -> SemanticPrediction:
-    """Class probabilities and argmax map of an ``HxWx3`` uint8 RGB image."""
-    logits = predict_logits(model, image, batch_size)
-    probabilities = torch.softmax(logits, dim=0)
-    labels = probabilities.argmax(dim=0).to(torch.uint8)
-    return SemanticPrediction(probabilities.cpu().numpy(), labels.cpu().numpy())
+    """The semantic stage's compact summary of an ``HxWx3`` uint8 RGB image.
+
+    Memory beyond the summary's 6 bytes a pixel is one band of logits.
+    """
+    return SemanticPrediction.concatenate(
+        [
+            summarize_probabilities(probabilities, model.encoding)
+            for _, probabilities in iter_probability_bands(model, image, batch_size)
+        ]
+    )
 
 
 def with_overlap(model: SemanticModel, overlap: float) -> SemanticModel:

@@ -11,6 +11,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmseg.registry import HOOKS
 
 from coral_core import __version__
+from coral_core.inference.scaling import inference_resize_from_config
 
 META_KEY = "coralseg"
 _BUFFER_TAG = "__history_buffer__"
@@ -22,6 +23,8 @@ class CoralsegCheckpointMetaHook(Hook):
 
     * ``meta['coralseg']['encoding']``: the mask encoding (taxonomy, colours, background
       convention), so inference needs no separate class file;
+    * ``meta['coralseg']['inference_resize']``: the test pipeline's resize (None: native
+      resolution), which inference applies the same way;
     * every value is a plain type: config dicts become dicts, and the message hub's
       ``HistoryBuffer`` objects become tagged dicts of tensors, turned back into buffers when
       MMEngine resumes (``after_load_checkpoint`` runs before it restores the hub).
@@ -32,7 +35,12 @@ class CoralsegCheckpointMetaHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.setdefault("meta", {})
         encoding = runner.cfg.get("coralseg_encoding")
-        meta[META_KEY] = {"version": __version__, "encoding": _plain(encoding)}
+        resize = inference_resize_from_config(runner.cfg)
+        meta[META_KEY] = {
+            "version": __version__,
+            "encoding": _plain(encoding),
+            "inference_resize": resize.to_dict() if resize else None,
+        }
         for key in list(meta):
             meta[key] = _plain(meta[key])
         if "message_hub" in checkpoint:

@@ -22,9 +22,20 @@ semantic regions), and write to --output-dir:
   predictions.json                  COCO instances (RLE masks, scores; pycocotools-readable)
   inference_log.txt                 what happened to each image
 
-Thresholds: a pixel whose best coral probability is below --min-threshold is not coral;
-between --min-threshold and --unsure-threshold it is unsure, and SAM's colony mask decides
-it; above, it is coral. Images already done are skipped unless --redo.
+Images are seen at the scale the model was trained for (its config's test Resize), like
+'coralseg test'. Only colony classes make colonies; cover-only classes (bare substrate,
+sand, ...) stay in the semantic masks. A pixel's coral probability is the summed
+probability of the colony classes: below --min-threshold it is not coral; between
+--min-threshold and --unsure-threshold it is unsure, and SAM's colony mask decides it;
+above, it is coral. Images over 8192 px (orthomosaics, BigTIFF) are processed tile by tile
+at native resolution: semantic maps as tiled GeoTIFFs with their geotransform, colonies
+merged across tiles into predictions.json. Images already done are skipped unless --redo.
+
+Example:
+  coralseg infer --input-dir photos/ --output-dir predictions/ \\
+      --segformer-config configs/dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py \\
+      --segformer-weights work_dirs/finegrained/best_mIoU_epoch_140.pth \\
+      --sam-checkpoint checkpoints/vit_b_coralscop.pth --device cuda
 """
 
 

@@ -56,7 +56,8 @@ def _run_show(args: argparse.Namespace) -> int:
     for value, (name, color) in enumerate(zip(encoding.label_names, encoding.palette, strict=True)):
         merged = sorted(k for k, v in taxonomy.source_labels.items() if v == name)
         suffix = f"  <- {', '.join(merged)}" if merged else ""
-        print(f"{value:>5}  {to_hex(color):<8} {name}{suffix}")
+        kind = "  (cover only, no colonies)" if name in taxonomy.cover_classes else ""
+        print(f"{value:>5}  {to_hex(color):<8} {name}{kind}{suffix}")
     print(f"{255:>5}  {'':<8} ignore{' (and background)' if encoding.background_is_ignore else ''}")
     if args.write:
         classes_path, palette_path = write_class_files(encoding, args.write)

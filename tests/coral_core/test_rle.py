@@ -9,6 +9,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from coral_core.rle import (
+    box_mask_to_coco_rle,
     coco_rle_area,
     coco_rle_bbox,
     coco_rle_to_mask,
@@ -194,3 +195,20 @@ def test_real_class_masks_round_trip(shared_data: Path) -> None:
         mask = labels == value
         assert np.array_equal(coco_rle_to_mask(mask_to_coco_rle(mask)), mask)
         assert np.array_equal(cvat_points_to_mask(mask_to_cvat_points(mask), *mask.shape), mask)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_box_rle_equals_the_rle_of_the_whole_mask(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for box in random_masks(seed, 10):
+        h, w = box.shape
+        height, width = h + int(rng.integers(0, 3)), w + int(rng.integers(0, 3))
+        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        whole = np.zeros((height, width), bool)
+        whole[top : top + h, left : left + w] = box
+        assert box_mask_to_coco_rle(box, left, top, height, width) == mask_to_coco_rle(whole)
+
+
+def test_box_rle_refuses_a_box_outside_the_image() -> None:
+    with pytest.raises(ValueError, match="is not inside the 4x4 image"):
+        box_mask_to_coco_rle(np.ones((2, 3), bool), 2, 0, 4, 4)

@@ -65,16 +65,51 @@ def test_logits_equal_mmseg_slide_inference(tiny_checkpoint, size: tuple[int, in
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
-def test_predict_gives_probabilities_and_labels(tiny_checkpoint) -> None:
+def test_predict_gives_the_compact_summary(tiny_checkpoint) -> None:
     config, checkpoint = tiny_checkpoint
     model = load_semantic_model(config, checkpoint)
     assert model.encoding.taxonomy.classes == EILAT.classes
-    image = np.zeros((100, 130, 3), np.uint8)
+    assert model.resize is None  # the fixture's test pipeline has no Resize
+    image = np.random.default_rng(3).integers(0, 255, (100, 130, 3), dtype=np.uint8)
     prediction = predict(model, image)
-    assert prediction.probabilities.shape == (10, 100, 130)
-    np.testing.assert_allclose(prediction.probabilities.sum(axis=0), 1.0, atol=1e-5)
-    assert prediction.labels.dtype == np.uint8
-    np.testing.assert_array_equal(prediction.labels, prediction.probabilities.argmax(axis=0))
+    probabilities = torch.softmax(predict_logits(model, image), dim=0).numpy()
+    assert prediction.labels.dtype == np.uint8 and prediction.coral.dtype == np.float16
+    np.testing.assert_array_equal(prediction.labels, probabilities.argmax(axis=0))
+    colony = list(model.encoding.colony_values)
+    np.testing.assert_allclose(
+        prediction.coral.astype(np.float32), probabilities[colony].sum(axis=0), atol=1e-3
+    )
+    best = np.array(colony)[probabilities[colony].argmax(axis=0)]
+    np.testing.assert_array_equal(prediction.colony_labels, best)
+
+
+def test_infer_resizes_like_mmseg_test(tiny_checkpoint, tmp_path: Path) -> None:
+    """With the config's test Resize (460 px), predict gives MMSeg's argmax: the one
+    ``coralseg test`` scores, at the image's own size."""
+    from mmseg.apis import inference_model, init_model
+
+    _, checkpoint = tiny_checkpoint
+    cfg = Config.fromfile(str(TINY))
+    resized_config = tmp_path / "tiny_resize.py"
+    cfg.dump(str(resized_config))
+    model = load_semantic_model(resized_config, checkpoint)
+    assert model.resize is not None and model.resize.output_size(920, 1380) == (307, 460)
+    image = np.random.default_rng(5).integers(0, 255, (600, 700, 3), dtype=np.uint8)
+    ours = predict(model, image).labels
+    reference = init_model(str(resized_config), str(checkpoint), device="cpu")
+    theirs = inference_model(reference, image[:, :, ::-1].copy()).pred_sem_seg.data[0].numpy()
+    assert ours.shape == theirs.shape == (600, 700)
+    assert (ours == theirs).mean() > 0.9999
+
+
+def test_checkpoint_records_the_resize(tiny_checkpoint, tmp_path: Path) -> None:
+    config, checkpoint = tiny_checkpoint
+    state = torch.load(checkpoint, weights_only=True)
+    state["meta"]["coralseg"]["inference_resize"] = {"scale": [200, 100], "keep_ratio": True}
+    recorded = tmp_path / "recorded.pth"
+    torch.save(state, recorded)
+    model = load_semantic_model(config, recorded)  # the checkpoint wins over the config
+    assert model.resize.output_size(400, 300) == (133, 100)
 
 
 def test_loading_errors(tiny_checkpoint, tmp_path: Path) -> None:

@@ -298,3 +298,30 @@ def test_parse_label_map(tmp_path: Path) -> None:
         parse_label_map(["Isopora"])
     with pytest.raises(TaxonomyError, match="does not exist"):
         parse_label_map([str(tmp_path / "missing.yaml")])
+
+
+def test_cover_classes_are_not_colonies() -> None:
+    from coral_core.taxonomy import EILAT
+
+    assert EILAT.cover_classes == ("Bare-subst.", "Unknown", "Other Inv.")
+    assert EILAT.is_colony("Acropora") and not EILAT.is_colony("bare-subst.")
+    encoding = MaskEncoding(EILAT, background_is_ignore=True)
+    assert encoding.colony_values == (0, 1, 2, 3, 4, 5, 7)
+    assert MaskEncoding(EILAT).colony_values == (1, 2, 3, 4, 5, 6, 8)
+    assert Taxonomy.from_dict(EILAT.to_dict()).cover_classes == EILAT.cover_classes
+
+
+def test_taxonomy_file_marks_cover_classes(tmp_path) -> None:
+    path = tmp_path / "reef.yaml"
+    path.write_text("classes:\n  - Acropora\n  - name: Sand\n    cover: true\n")
+    taxonomy = load_taxonomy(path)
+    assert taxonomy.cover_classes == ("Sand",)
+    assert taxonomy.colony_classes == ("Acropora",)
+    path.write_text("classes:\n  - name: Sand\n    cover: maybe\n")
+    with pytest.raises(TaxonomyError, match="'cover' must be true"):
+        load_taxonomy(path)
+
+
+def test_unknown_cover_class_is_refused() -> None:
+    with pytest.raises(TaxonomyError, match="cover class 'Sand' is not one of its classes"):
+        Taxonomy("t", ("Acropora",), cover_classes=("Sand",))

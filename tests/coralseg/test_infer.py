@@ -38,6 +38,57 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return TINY, checkpoint
 
 
+@pytest.fixture(scope="module")
+def uniform_model_files(model_files, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny model with its classifier set to say "Pocillopora, 95%" everywhere: the
+    instance stage must then find one colony covering each image."""
+    config, checkpoint = model_files
+    state = torch.load(checkpoint, weights_only=True)
+    weights = state["state_dict"]
+    weights["decode_head.conv_seg.weight"].zero_()
+    bias = torch.zeros_like(weights["decode_head.conv_seg.bias"])
+    value = MaskEncoding(FAMILIES).value_of("Pocillopora")
+    bias[value] = 5.0  # softmax: e^5 / (e^5 + 7) = 0.955
+    weights["decode_head.conv_seg.bias"] = bias
+    uniform = tmp_path_factory.mktemp("uniform") / "uniform.pth"
+    torch.save(state, uniform)
+    return config, uniform
+
+
+def test_a_confident_model_finds_its_colonies(uniform_model_files, tmp_path: Path) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    rng = np.random.default_rng(2)
+    for name, size in (("a", (90, 130)), ("b", (140, 100))):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
+            images / f"{name}.jpg"
+        )
+    out = tmp_path / "out"
+    assert _infer(uniform_model_files, images, out) == 0
+    coco = COCO(str(out / "predictions.json"))
+    annotations = coco.dataset["annotations"]
+    assert len(annotations) == 2
+    for annotation in annotations:
+        image = coco.loadImgs(annotation["image_id"])[0]
+        assert annotation["area"] == image["height"] * image["width"]
+        assert coco.annToMask(annotation).all()
+        assert coco.loadCats(annotation["category_id"])[0]["name"] == "Pocillopora"
+        assert annotation["score"] == pytest.approx(0.955, abs=0.01)
+    assert sorted(p.name for p in (out / "masks" / "a").iterdir()) == ["instance_001.png"]
+
+
+def test_two_images_with_one_stem_are_both_inferred(model_files, tmp_path: Path, capsys) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    rgb = np.random.default_rng(4).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(images / "a.jpg")
+    Image.fromarray(rgb).save(images / "a.png")
+    out = tmp_path / "out"
+    assert _infer(model_files, images, out) == 0
+    assert "2 image(s) processed, 0 already done" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "semantic").iterdir()) == ["a_jpg.png", "a_png.png"]
+
+
 def _odd_images(folder: Path) -> None:
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
@@ -136,22 +187,26 @@ def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Pa
         assert coco.annToMask(annotation).sum() == annotation["area"]
 
 
-def test_large_geotiff_gets_a_tiled_semantic_map_with_its_geotransform(
-    model_files, tmp_path: Path, monkeypatch, capsys
+def test_large_geotiff_gets_colonies_merged_across_tiles(
+    uniform_model_files, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     from coral_core.raster_io import GeoInfo, open_image
     from coralseg import infer_folder
     from tests.raster_fixtures import write_test_tiff
 
     monkeypatch.setattr(infer_folder, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
+    monkeypatch.setattr(infer_folder, "LARGE_TILE", 128)  # stands in for 2048 px
     images = tmp_path / "ortho"
     images.mkdir()
     geo = GeoInfo((500000.0, 0.01, 0.0, 8000000.0, 0.0, -0.01), "EPSG:32706")
     write_test_tiff(images / "reef.tif", 230, 470, tile=64, geo=geo)
     out = tmp_path / "out"
-    assert _infer(model_files, images, out) == 0
+    assert _infer(uniform_model_files, images, out) == 0
     assert "1 image(s) processed" in capsys.readouterr().out
-    with open_image(out / "semantic_raw" / "reef.tif") as labels:
-        assert (labels.height, labels.width) == (230, 470)
-        assert labels.geo == geo
-    assert "semantic map only" in (out / "inference_log.txt").read_text()
+    for folder in ("semantic", "semantic_raw"):
+        with open_image(out / folder / "reef.tif") as labels:
+            assert (labels.height, labels.width) == (230, 470)
+            assert labels.geo == geo
+    coco = COCO(str(out / "predictions.json"))
+    (annotation,) = coco.dataset["annotations"]  # one colony over 2 x 4 tiles, merged
+    assert annotation["area"] == 230 * 470 and coco.annToMask(annotation).all()

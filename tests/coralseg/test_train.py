@@ -124,6 +124,9 @@ def test_checkpoint_carries_the_taxonomy_and_loads_weights_only(trained: Path) -
     assert encoding.taxonomy.classes == FAMILIES.classes
     assert checkpoint["meta"]["dataset_meta"]["classes"][0] == "background"
     assert checkpoint["state_dict"]["decode_head.conv_seg.weight"].shape[0] == 8
+    # the tiny config's test Resize, which inference applies as coralseg test does
+    resize = checkpoint["meta"]["coralseg"]["inference_resize"]
+    assert resize == {"scale": [460, 460], "scale_factor": None, "keep_ratio": True}
 
 
 def test_resume_continues_from_the_right_iteration(trained: Path, synthetic_data: Path) -> None:
@@ -156,10 +159,42 @@ def test_test_command_matches_mmseg_iou_metric(
         assert round(ours[key], 2) == pytest.approx(float(theirs[key]), abs=1e-4)
 
 
+def test_test_refuses_a_missing_split_and_checkpoints_that_do_not_fit(
+    checkpoint: Path, synthetic_data: Path, tmp_path: Path, capsys
+) -> None:
+    args = ["test", str(TINY), "CKPT", "--data", str(synthetic_data)]
+    assert main([a.replace("CKPT", str(checkpoint)) for a in args]) == 2
+    assert "has no test split (it has train, val); use --split val" in capsys.readouterr().err
+
+    state = torch.load(checkpoint, weights_only=True)
+    state["meta"]["coralseg"]["encoding"] = MaskEncoding(FINEGRAINED).to_dict()
+    torch.save(state, tmp_path / "other_classes.pth")
+    bad = [a.replace("CKPT", str(tmp_path / "other_classes.pth")) for a in args]
+    assert main([*bad, "--split", "val"]) == 2
+    assert "was trained on the classes background, Acanthastrea" in capsys.readouterr().err
+
+    state = torch.load(checkpoint, weights_only=True)
+    state["state_dict"]["decode_head.conv_seg.weight"] = torch.zeros(3, 128, 1, 1)
+    state["state_dict"]["decode_head.conv_seg.bias"] = torch.zeros(3)
+    del state["meta"]["coralseg"]  # a plain MMSeg checkpoint: the weights decide
+    torch.save(state, tmp_path / "three_classes.pth")
+    bad = [a.replace("CKPT", str(tmp_path / "three_classes.pth")) for a in args]
+    assert main([*bad, "--split", "val"]) == 2
+    assert "does not fit config" in capsys.readouterr().err
+
+
 def test_confusion_matrix_command_writes_png_and_csv(
     checkpoint: Path, synthetic_data: Path, tmp_path: Path
 ) -> None:
-    args = ["confusion-matrix", str(TINY), str(checkpoint), "--data", str(synthetic_data)]
+    args = [
+        "confusion-matrix",
+        str(TINY),
+        str(checkpoint),
+        "--data",
+        str(synthetic_data),
+        "--split",
+        "val",
+    ]
     assert main([*args, "--save-dir", str(tmp_path / "cm"), "--cfg-options", *FAST]) == 0
     assert Image.open(tmp_path / "cm" / "confusion_matrix.png").size[0] > 200
     header = (tmp_path / "cm" / "confusion_matrix.csv").read_text().splitlines()[0]
@@ -365,6 +400,7 @@ def test_accumulated_training_and_tta_evaluation_run(
     assert (tmp_path / "acc" / "iter_2.pth").is_file()
     out = tmp_path / "tta.json"
     args = ["test", str(TINY), str(checkpoint), "--data", str(synthetic_data), "--tta"]
+    args += ["--split", "val"]
     show = tmp_path / "show"
     assert main([*args, "--out", str(out), "--show-dir", str(show), "--cfg-options", *FAST]) == 0
     assert json.loads(out.read_text())["mIoU"] is not None
