@@ -419,3 +419,24 @@ def test_scale_from_a_geographic_crs_is_refused(tmp_path: Path, capsys) -> None:
     args = [str(tmp_path / "ortho"), "--taxonomy", "families", "--scale", "geotransform"]
     code, _, err = run([*args, "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "geographic CRS" in err and "reproject" in err
+
+
+def test_an_infer_output_with_its_encoding_knows_cover_only_classes(tmp_path: Path, capsys) -> None:
+    from coral_core.taxonomy import Taxonomy
+
+    sand_reef = Taxonomy("sand_reef", ("Acropora", "Sand"), cover_classes=("Sand",))
+    encoding = MaskEncoding(sand_reef)
+    root = tmp_path / "inferred"
+    (root / "semantic").mkdir(parents=True)
+    (root / "instances").mkdir()
+    mask = np.full((20, 20), encoding.value_of("Sand"), dtype=np.uint8)
+    mask[2:6, 2:6] = encoding.value_of("Acropora")
+    Image.fromarray(mask).save(root / "semantic" / "q.png")
+    (root / "instances" / "q.json").write_text(json.dumps({"file_name": "q.jpg", "instances": []}))
+    (root / "encoding.json").write_text(json.dumps(encoding.to_dict()))
+    out = tmp_path / "cover"
+    code, _, _ = run([str(root), "--colonies-from", "labels", "--out", str(out)], capsys)
+    assert code == 0
+    assert [r["class"] for r in read_csv(out / "colonies.csv")] == ["Acropora"]
+    cover = {r["class"]: float(r["cover_percent"]) for r in read_csv(out / "cover_per_image.csv")}
+    assert cover == {"background": 0.0, "Acropora": 4.0, "Sand": 96.0}
