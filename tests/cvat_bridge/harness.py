@@ -151,9 +151,11 @@ class InProcessBridge:
 class BridgeProcess:
     """``coralseg bridge`` as a subprocess (own process group) with ``settings``."""
 
-    def __init__(self, settings: BridgeSettings, *args: str, log: Path) -> None:
+    def __init__(
+        self, settings: BridgeSettings, *args: str, log: Path, port: int | None = None
+    ) -> None:
         self.settings = settings
-        self.port = free_port()
+        self.port = port or free_port()
         self.args = args
         self.log = log
         self.process: subprocess.Popen | None = None

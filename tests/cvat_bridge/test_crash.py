@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from cvat_bridge.uploads import fingerprint
 from tests.cvat_bridge.harness import (
     SECRET,
@@ -35,6 +37,7 @@ def _finished(bridge: BridgeProcess, job_id: int) -> dict | None:
     return runs[0] if runs and runs[0]["status"] in ("done", "failed") else None
 
 
+@pytest.mark.slow  # two bridge start-ups (torch + model) and a job: ~2.5 min on 2 busy cores
 def test_sigkill_mid_upload_then_restart(
     cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
 ) -> None:
@@ -60,7 +63,8 @@ def test_sigkill_mid_upload_then_restart(
         assert len(killed_run["frames_done"]) == 2
         assert len(shapes_by_frame(state, task)) == 4  # frames 4-5 not reached
 
-        bridge = BridgeProcess(settings, "--workers", "1", log=log).start()
+        # the same address: CVAT's webhook still points there
+        bridge = BridgeProcess(settings, "--workers", "1", log=log, port=bridge.port).start()
         run = wait_for(lambda: _finished(bridge, job.id), 180, "the resumed run")
         assert run["status"] == "done", run
         assert run["attempts"] == 2 and run["frames_done"] == FRAMES
