@@ -50,8 +50,8 @@ from cvat_sdk.core.exceptions import InvalidHostException
 from PIL import Image
 
 from coral_core.atomic import atomic_path
-from coral_core.errors import CoralsegError
 from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, shape_to_polylines
+from coral_core.errors import CoralsegError
 from coral_core.splits import normalize_split
 
 if TYPE_CHECKING:

@@ -178,15 +178,15 @@ def evaluate_samples(
 
     ids, paths = samples.values(["id", "filepath"])
     polylines = labeled_polylines(samples, gt_field) if gt_kind == "polylines" else None
-    values, _ = encoding.value_lookup(
-        {p.label for sample in polylines or () for p in sample}
-    )
+    values, _ = encoding.value_lookup({p.label for sample in polylines or () for p in sample})
     predictions, ground_truth = [], []
     for index, (sample_id, path) in enumerate(zip(ids, paths, strict=True)):
         report(index / len(ids), f"predicting image {index + 1}/{len(ids)}")
         image = open_image(path).read()
         labels = predict(model, image).labels
-        predictions.append(fo.Segmentation(mask_path=write_mask(root / pred_field, sample_id, labels)))
+        predictions.append(
+            fo.Segmentation(mask_path=write_mask(root / pred_field, sample_id, labels))
+        )
         if polylines is not None:
             height, width = labels.shape
             gt, _ = rasterize_polylines(

@@ -36,9 +36,7 @@ def iou_fields(samples, eval_key: str) -> list[str]:
     """The IoU fields of ``eval_key`` that exist on the dataset."""
     prefix = f"{eval_key}_iou_"
     schema = samples._dataset.get_field_schema()
-    return [
-        name for name in schema if name == miou_field(eval_key) or name.startswith(prefix)
-    ]
+    return [name for name in schema if name == miou_field(eval_key) or name.startswith(prefix)]
 
 
 def _masks(samples, field: str) -> list[np.ndarray | None]:

@@ -1,4 +1,4 @@
-"""Export a FiftyOne dataset, view or selection as an MMSeg training folder (= ``coralseg prepare``).
+"""Export a FiftyOne dataset, view or selection as an MMSeg folder (= ``coralseg prepare``).
 
 :func:`export_masks` reads the polylines in bulk (:mod:`.fiftyone_source`) and writes the
 folder with :func:`coral_core.mmseg_export.export_mmseg_dataset`; the ``export_masks``

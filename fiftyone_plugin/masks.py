@@ -56,8 +56,7 @@ def set_segmentation_targets(dataset, fields: list[str], encoding: MaskEncoding)
     for field in fields:
         dataset.mask_targets[field] = targets
     colors = [
-        {"intTarget": value, "color": to_hex(color)}
-        for value, color in enumerate(encoding.palette)
+        {"intTarget": value, "color": to_hex(color)} for value, color in enumerate(encoding.palette)
     ]
     scheme = dataset.app_config.color_scheme or fo.ColorScheme()
     entries = [f for f in (scheme.fields or []) if f.get("path") not in fields]

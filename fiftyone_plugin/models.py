@@ -22,9 +22,7 @@ def resolve_file(path: str | None, what: str, suffixes: tuple[str, ...] = ()) ->
     if not resolved.is_file():
         raise CoralsegError(f"the {what} {resolved} does not exist")
     if suffixes and resolved.suffix not in suffixes:
-        raise CoralsegError(
-            f"the {what} {resolved} is not a {' or '.join(suffixes)} file"
-        )
+        raise CoralsegError(f"the {what} {resolved} is not a {' or '.join(suffixes)} file")
     return resolved.resolve()
 
 

@@ -60,7 +60,12 @@ class Form:
     ) -> Any:
         """A string input; returns ``check(value)`` (or the value) when valid, else None."""
         prop = self.inputs.str(
-            name, label=label, required=required, default=default, description=description
+            name,
+            label=label,
+            # FiftyOne checks required inputs against ctx.params, where defaults are absent
+            required=required and default is None,
+            default=default,
+            description=description,
         )
         return self._checked(prop, name, self.ctx.params.get(name, default), required, label, check)
 
@@ -78,9 +83,14 @@ class Form:
     ) -> Any:
         make = self.inputs.int if integer else self.inputs.float
         prop = make(
-            name, label=label, default=default, min=minimum, max=maximum,
-            required=required, description=description,
-        )  # fmt: skip
+            name,
+            label=label,
+            default=default,
+            min=minimum,
+            max=maximum,
+            required=required,
+            description=description,
+        )
         value = self.ctx.params.get(name, default)
         if value is not None and (
             (minimum is not None and value < minimum) or (maximum is not None and value > maximum)
@@ -112,7 +122,7 @@ class Form:
         if default not in choices:
             default = choices[0] if choices else None
         prop = self.inputs.enum(
-            name, dropdown.values(), default=default, required=True, view=dropdown
+            name, dropdown.values(), default=default, required=default is None, view=dropdown
         )
         if not choices:
             self._invalid(prop, empty)
@@ -129,9 +139,8 @@ class Form:
         """A dropdown of the target's fields holding one of the label types ``kinds``."""
         schema = self.ctx.dataset.get_field_schema(flat=True) if self.ctx.dataset else {}
         fields = sorted(
-            field for field, spec in schema.items()
-            if getattr(spec, "document_type", None) in kinds
-        )  # fmt: skip
+            field for field, spec in schema.items() if getattr(spec, "document_type", None) in kinds
+        )
         return self.choice(name, label, fields, default=default, empty=empty)
 
     def fail(self, name: str, sentence: str) -> None:

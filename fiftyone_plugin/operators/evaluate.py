@@ -14,20 +14,28 @@ from ..evaluation import (
     check_gt_labels,
     evaluate_samples,
 )
-from ..models import check_config, check_model_files
+from ..models import check_config, check_model_files, resolve_file
 from ._form import Form, progress_callback
 
 
 def model_inputs(form: Form):
     """The config and checkpoint inputs; returns the checkpoint's encoding when both fit."""
-    config = form.text("config", "Config", description="MMSeg config, e.g. configs/....py",
-                       check=lambda v: str(check_config(v)))  # fmt: skip
-    return form.text(
+    config = form.text(
+        "config",
+        "Config",
+        description="MMSeg config, e.g. configs/....py",
+        check=lambda v: str(check_config(v)),
+    )
+    encoding = form.text(
         "checkpoint",
         "Checkpoint",
         description="a .pth written by training",
-        check=(lambda v: check_model_files(config, v)) if config else None,
+        # without a usable config only the file itself can be checked
+        check=(lambda v: check_model_files(config, v))
+        if config
+        else (lambda v: resolve_file(v, "checkpoint", (".pth", ".pt"))),
     )
+    return encoding if config else None
 
 
 class EvaluateModel(foo.Operator):
@@ -46,18 +54,29 @@ class EvaluateModel(foo.Operator):
         form = Form(ctx)
         encoding = model_inputs(form)
         gt = form.field_choice(
-            "gt_field", "Ground truth", (fo.Polylines, fo.Segmentation), default=DEFAULT_GT_FIELD,
+            "gt_field",
+            "Ground truth",
+            (fo.Polylines, fo.Segmentation),
+            default=DEFAULT_GT_FIELD,
             empty="this dataset has no polylines or segmentation field to compare with; pull "
             "a CVAT project first",
-        )  # fmt: skip
+        )
         if gt and encoding is not None:
             schema = ctx.dataset.get_field_schema(flat=True)
             if getattr(schema[gt], "document_type", None) is fo.Polylines:
                 form.check("gt_field", lambda: check_gt_labels(ctx.target_view(), gt, encoding))
-        form.text("pred_field", "Predictions field", default=DEFAULT_PRED_FIELD,
-                  check=lambda v: output_field(ctx.dataset, v, fo.Segmentation))  # fmt: skip
-        form.text("eval_key", "Evaluation key", default=DEFAULT_EVAL_KEY,
-                  check=lambda v: identifier(v, "the evaluation key"))  # fmt: skip
+        form.text(
+            "pred_field",
+            "Predictions field",
+            default=DEFAULT_PRED_FIELD,
+            check=lambda v: output_field(ctx.dataset, v, fo.Segmentation),
+        )
+        form.text(
+            "eval_key",
+            "Evaluation key",
+            default=DEFAULT_EVAL_KEY,
+            check=lambda v: identifier(v, "the evaluation key"),
+        )
         return form.property()
 
     def execute(self, ctx):
@@ -96,11 +115,25 @@ class EvaluateModel(foo.Operator):
         outputs.list("per_class", types.Object(), label="Per class", view=table)
         return types.Property(outputs, view=types.View(label="coralseg evaluation"))
 
-    def __call__(self, samples, config, checkpoint, *, gt_field=DEFAULT_GT_FIELD,
-                 pred_field=DEFAULT_PRED_FIELD, eval_key=DEFAULT_EVAL_KEY, delegate=False):  # fmt: skip
+    def __call__(
+        self,
+        samples,
+        config,
+        checkpoint,
+        *,
+        gt_field=DEFAULT_GT_FIELD,
+        pred_field=DEFAULT_PRED_FIELD,
+        eval_key=DEFAULT_EVAL_KEY,
+        delegate=False,
+    ):
         """``foo.get_operator("@coralseg/coralseg/evaluate_model")(dataset_or_view, ...)``."""
-        params = dict(config=str(config), checkpoint=str(checkpoint), gt_field=gt_field,
-                      pred_field=pred_field, eval_key=eval_key)  # fmt: skip
+        params = dict(
+            config=str(config),
+            checkpoint=str(checkpoint),
+            gt_field=gt_field,
+            pred_field=pred_field,
+            eval_key=eval_key,
+        )
         return foo.execute_operator(
             self.uri, dict(view=samples.view()), params=params, request_delegation=delegate
         )

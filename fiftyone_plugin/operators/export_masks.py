@@ -30,20 +30,40 @@ class ExportMasks(foo.Operator):
 
     def resolve_input(self, ctx):
         form = Form(ctx)
-        form.field_choice("field", "Polylines field", (fo.Polylines,), default="gt_polylines",
-                          empty="this dataset has no polylines field; pull a CVAT project first")  # fmt: skip
-        form.text("taxonomy", "Taxonomy", default="finegrained",
-                  description=f"{', '.join(TAXONOMIES)}, or a taxonomy file (.yml/.json)",
-                  check=get_taxonomy)  # fmt: skip
+        form.field_choice(
+            "field",
+            "Polylines field",
+            (fo.Polylines,),
+            default="gt_polylines",
+            empty="this dataset has no polylines field; pull a CVAT project first",
+        )
+        form.text(
+            "taxonomy",
+            "Taxonomy",
+            default="finegrained",
+            description=f"{', '.join(TAXONOMIES)}, or a taxonomy file (.yml/.json)",
+            check=get_taxonomy,
+        )
         overwrite = form.flag("overwrite", "Replace the folder if it exists")
-        form.text("out", "Output folder",
-                  check=lambda v: output_folder(v, must_be_new=not overwrite))  # fmt: skip
-        form.number("size", "Long side (pixels)", minimum=16, integer=True,
-                    description="resize images and masks; empty keeps the original size")  # fmt: skip
+        form.text(
+            "out", "Output folder", check=lambda v: output_folder(v, must_be_new=not overwrite)
+        )
+        form.number(
+            "size",
+            "Long side (pixels)",
+            minimum=16,
+            integer=True,
+            description="resize images and masks; empty keeps the original size",
+        )
         form.flag("background_ignore", "Background as ignore (255)")
         form.flag("skip_unknown", "Skip labels the taxonomy does not know")
-        form.text("split", "Split untagged samples", required=False,
-                  description="e.g. 0.8,0.1,0.1 (train,val,test)", check=parse_ratios)  # fmt: skip
+        form.text(
+            "split",
+            "Split untagged samples",
+            required=False,
+            description="e.g. 0.8,0.1,0.1 (train,val,test)",
+            check=parse_ratios,
+        )
         return form.property()
 
     def execute(self, ctx):

@@ -43,19 +43,46 @@ class PredictColonies(foo.Operator):
     def resolve_input(self, ctx):
         form = Form(ctx)
         model_inputs(form)
-        form.text("sam_checkpoint", "SAM / CoralSCoP checkpoint", required=False,
-                  description="empty: colonies are the semantic regions",
-                  check=lambda v: resolve_file(v, "SAM checkpoint", (".pth", ".pt")))  # fmt: skip
-        form.text("instances_field", "Colonies field", default=DEFAULT_INSTANCES_FIELD,
-                  check=lambda v: output_field(ctx.dataset, v, fo.Detections))  # fmt: skip
-        form.text("semantic_field", "Refined mask field", default=DEFAULT_SEMANTIC_FIELD,
-                  check=lambda v: output_field(ctx.dataset, v, fo.Segmentation))  # fmt: skip
-        form.number("min_threshold", "Not coral below", default=DEFAULT_MIN_THRESHOLD,
-                    minimum=0.0, maximum=1.0)  # fmt: skip
-        form.number("unsure_threshold", "Coral from", default=DEFAULT_UNSURE_THRESHOLD,
-                    minimum=0.0, maximum=1.0)  # fmt: skip
-        form.number("min_area", "Smallest colony (pixels)", default=DEFAULT_MIN_AREA,
-                    minimum=1, integer=True)  # fmt: skip
+        form.text(
+            "sam_checkpoint",
+            "SAM / CoralSCoP checkpoint",
+            required=False,
+            description="empty: colonies are the semantic regions",
+            check=lambda v: resolve_file(v, "SAM checkpoint", (".pth", ".pt")),
+        )
+        form.text(
+            "instances_field",
+            "Colonies field",
+            default=DEFAULT_INSTANCES_FIELD,
+            check=lambda v: output_field(ctx.dataset, v, fo.Detections),
+        )
+        form.text(
+            "semantic_field",
+            "Refined mask field",
+            default=DEFAULT_SEMANTIC_FIELD,
+            check=lambda v: output_field(ctx.dataset, v, fo.Segmentation),
+        )
+        form.number(
+            "min_threshold",
+            "Not coral below",
+            default=DEFAULT_MIN_THRESHOLD,
+            minimum=0.0,
+            maximum=1.0,
+        )
+        form.number(
+            "unsure_threshold",
+            "Coral from",
+            default=DEFAULT_UNSURE_THRESHOLD,
+            minimum=0.0,
+            maximum=1.0,
+        )
+        form.number(
+            "min_area",
+            "Smallest colony (pixels)",
+            default=DEFAULT_MIN_AREA,
+            minimum=1,
+            integer=True,
+        )
         form.check("unsure_threshold", lambda: _settings(ctx.params))
         return form.property()
 
@@ -89,8 +116,9 @@ class PredictColonies(foo.Operator):
         outputs.list("per_genus", types.Object(), label="Per genus", view=table)
         return types.Property(outputs)
 
-    def __call__(self, samples, config, checkpoint, sam_checkpoint=None, *, delegate=False,
-                 **options):  # fmt: skip
+    def __call__(
+        self, samples, config, checkpoint, sam_checkpoint=None, *, delegate=False, **options
+    ):
         """``foo.get_operator("@coralseg/coralseg/predict_colonies")(view, config, ckpt)``."""
         params = dict(config=str(config), checkpoint=str(checkpoint), **options)
         if sam_checkpoint:

@@ -13,10 +13,20 @@ SECRETS = (ENV_URL, ENV_USERNAME, ENV_PASSWORD, ENV_EMAIL, ENV_TOKEN)
 
 def credentials_from_secrets(ctx):
     """CVAT credentials from the plugin's secrets (the same variables as the CLI's)."""
+    from coral_core.errors import CoralsegError
+
     from ..cvat_pull import resolve_credentials
 
     found = {key: ctx.secret(key) for key in SECRETS}
-    return resolve_credentials(environ={k: v for k, v in found.items() if v})
+    found = {key: value for key, value in found.items() if value}
+    where = "a secret of this plugin: set it where the App or the delegated executor runs"
+    if ENV_URL not in found:
+        raise CoralsegError(f"no CVAT server given: set {ENV_URL} ({where})")
+    if ENV_TOKEN not in found and ENV_PASSWORD not in found:
+        raise CoralsegError(
+            f"no CVAT credentials: set {ENV_USERNAME} and {ENV_PASSWORD}, or {ENV_TOKEN} ({where})"
+        )
+    return resolve_credentials(environ=found)
 
 
 class PullCvatProject(foo.Operator):
@@ -36,8 +46,9 @@ class PullCvatProject(foo.Operator):
         form = Form(ctx, view_target=False)
         form.text("project", "CVAT project", description="its name or id")
         form.check("project", lambda: credentials_from_secrets(ctx))
-        form.text("dataset_name", "Dataset", required=False,
-                  description="default: the project's name")  # fmt: skip
+        form.text(
+            "dataset_name", "Dataset", required=False, description="default: the project's name"
+        )
         form.flag("all_tasks", "Also tasks that are not completed")
         form.flag("force", "Re-import every task")
         return form.property()

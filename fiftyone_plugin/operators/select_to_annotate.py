@@ -28,10 +28,19 @@ class SelectToAnnotate(foo.Operator):
     def resolve_input(self, ctx):
         form = Form(ctx)
         model_inputs(form)
-        form.choice("method", "Uncertainty", METHODS, default="entropy",
-                    description="entropy: spread over all classes; margin: best two close")  # fmt: skip
-        form.text("field", "Score field", default=DEFAULT_FIELD,
-                  check=lambda v: identifier(v, "the field name"))  # fmt: skip
+        form.choice(
+            "method",
+            "Uncertainty",
+            METHODS,
+            default="entropy",
+            description="entropy: spread over all classes; margin: best two close",
+        )
+        form.text(
+            "field",
+            "Score field",
+            default=DEFAULT_FIELD,
+            check=lambda v: identifier(v, "the field name"),
+        )
         form.text("view_name", "Saved view", default=DEFAULT_VIEW)
         form.number("limit", "Keep the N most uncertain", minimum=1, integer=True)
         return form.property()

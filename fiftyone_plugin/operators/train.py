@@ -43,17 +43,33 @@ class TrainModel(foo.Operator):
     def resolve_input(self, ctx):
         form = Form(ctx, view_target=False)
         choices = config_choices()
-        form.text("config", "Config", default=choices[0] if choices else None,
-                  description="an MMSeg config, e.g. " + (Path(choices[0]).name if choices
-                                                          else "configs/....py"),
-                  check=check_config)  # fmt: skip
-        form.text("data", "Prepared folder", description="the export masks output",
-                  check=check_prepared_folder)  # fmt: skip
-        form.text("work_dir", "Work folder", description="checkpoints and logs go here",
-                  check=output_folder)  # fmt: skip
-        form.text("overrides", "Config overrides", required=False,
-                  description="key=value ..., e.g. train_cfg.max_iters=2000",
-                  check=parse_overrides)  # fmt: skip
+        form.text(
+            "config",
+            "Config",
+            default=choices[0] if choices else None,
+            description="an MMSeg config, e.g. "
+            + (Path(choices[0]).name if choices else "configs/....py"),
+            check=check_config,
+        )
+        form.text(
+            "data",
+            "Prepared folder",
+            description="the export masks output",
+            check=check_prepared_folder,
+        )
+        form.text(
+            "work_dir",
+            "Work folder",
+            description="checkpoints and logs go here",
+            check=output_folder,
+        )
+        form.text(
+            "overrides",
+            "Config overrides",
+            required=False,
+            description="key=value ..., e.g. train_cfg.max_iters=2000",
+            check=parse_overrides,
+        )
         return form.property()
 
     def execute(self, ctx):

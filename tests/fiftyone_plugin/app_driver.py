@@ -57,7 +57,15 @@ def app_server(env: Mapping[str, str] | None = None, log: Path | None = None) ->
     port = free_port()
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
+        [
+            sys.executable,
+            "-m",
+            "fiftyone.server.main",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+        ],
         env=dict(env or os.environ),
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -109,8 +117,13 @@ def chrome(window: tuple[int, int] = WINDOW):
     binary = next((p for p in CHROMIUM if Path(p).exists()), None)
     if binary:
         options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", f"--window-size={window[0]},{window[1]}"):  # fmt: skip
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={window[0]},{window[1]}",
+    ):
         options.add_argument(argument)
     service = Service(shutil.which("chromedriver") or CHROMEDRIVER)
     return webdriver.Chrome(options=options, service=service)

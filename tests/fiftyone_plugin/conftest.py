@@ -95,8 +95,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     network = build_segmentor(cfg.model)
     network.init_weights()
     checkpoint = folder / "tiny_families.pth"
+    # native resolution: the tiny config's test Resize would blow 96 px images up to 460
+    meta = {"encoding": encoding.to_dict(), "inference_resize": None}
     torch.save(
-        {"state_dict": network.state_dict(), "meta": {"coralseg": {"encoding": encoding.to_dict()}}},
+        {
+            "state_dict": network.state_dict(),
+            "meta": {"coralseg": meta},
+        },
         checkpoint,
     )
     return TINY, checkpoint

@@ -11,11 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.fiftyone_plugin.app_driver import app_server, browser_missing, evaluate_in_app, list_operators
+from tests.fiftyone_plugin.app_driver import (
+    app_server,
+    browser_missing,
+    evaluate_in_app,
+    list_operators,
+)
 from tests.fiftyone_plugin.conftest import PLUGIN, REPO
 
 
-def test_operators_listed_and_evaluate_run_from_the_browser(reef, tiny_model, tmp_path: Path) -> None:
+def test_operators_listed_and_evaluate_run_from_the_browser(
+    reef, tiny_model, tmp_path: Path
+) -> None:
     import yaml
 
     reason = browser_missing()
@@ -35,9 +42,14 @@ def test_operators_listed_and_evaluate_run_from_the_browser(reef, tiny_model, tm
     assert len(reef.exists("coralseg_eval_iou_Acropora")) > 0
     pictures = sorted(p.name for p in shots.glob("*.png"))
     assert pictures == sorted(
-        ["app-dataset.png", "app-operator-browser.png", "app-evaluate-form.png",
-         "app-evaluate-result.png", "app-iou-fields.png"]
-    )  # fmt: skip
+        [
+            "app-dataset.png",
+            "app-operator-browser.png",
+            "app-evaluate-form.png",
+            "app-evaluate-result.png",
+            "app-iou-fields.png",
+        ]
+    )
     keep = os.environ.get("CORALSEG_SCREENSHOTS")
     if keep:
         shutil.copytree(shots, keep, dirs_exist_ok=True)
