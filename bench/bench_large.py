@@ -1,94 +1,157 @@
-"""Memory benchmark: semantic inference on a 40,000 x 40,000 tiled BigTIFF with the tiny model.
+"""Orthomosaic benchmark: `coralseg infer` on whole synthetic BigTIFFs of two sizes, same run.
 
-Creates the image (a compressed BigTIFF of synthetic content, written tile by tile), then runs
-the tiled semantic stage (``predict_raster``: windows read from the TIFF, labels written to a
-tiled GeoTIFF of the same size) and prints the peak resident memory of the process against
-the image size. Memory is bounded by the tile, not the image: the baseline printed beside it
-is what holding the image's pixels alone would take.
+For each size (default 10,000 and 40,000 px square) a tiled, compressed BigTIFF of synthetic
+content is written (``tests/raster_fixtures.py``), then ``coralseg infer`` runs on the whole
+image in a fresh child process, with the CLI's defaults, the tiny model and a random SAM
+ViT-B (``--no-sam`` for the semantic stage only). Each child reports its own wall time and
+peak resident memory (``getrusage``), measured over the whole image: nothing is
+extrapolated from a part of it, and no memory figure is computed from the image size.
 
-Covering all 40,000 x 40,000 pixels with a CPU takes hours, so by default only the first
-``--tile-rows`` rows of tiles are predicted (the reads and writes still address the full-size
-files); ``--tile-rows 0`` does the whole image.
+The sizes are compared like for like (same command, same model, same settings): time should
+grow with the pixels and memory should not. Ratios are printed.
 
-    .venv/bin/python bench/bench_large.py [--size 40000] [--tile-rows 1] [--device cuda]
+The tiny model's checkpoint records "native resolution" (no test-time resize), as a model for
+orthomosaics would; random weights give per-token noise, so its logits are smoothed inside
+the network as in bench_infer.py (``_common.make_coherent``), giving colony-sized regions.
+
+    .venv/bin/python bench/bench_large.py                         # 10,000 and 40,000 px
+    .venv/bin/python bench/bench_large.py --sizes 600 1200 --tiled-above 512  # quick check
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from mmengine.config import Config
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from _common import REPO, TINY_CONFIG, random_sam_checkpoint, ratio
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=40000, help="side of the square image")
-    parser.add_argument("--tile", type=int, default=1024)
-    parser.add_argument("--tile-rows", type=int, default=1, help="rows of tiles; 0 = all")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000])
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-
-    from coral_core.inference.semantic import (
-        iter_raster_tiles,
-        load_semantic_model,
-        predict_raster,
-        with_overlap,
+    parser.add_argument("--no-sam", action="store_true", help="semantic stage only")
+    parser.add_argument(
+        "--tiled-above",
+        type=int,
+        help="for quick checks: take the orthomosaic path above this side (and tiles of half "
+        "of it) instead of the CLI's limit, so that small images exercise it",
     )
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        return _child(args.child, args.tiled_above)
+
+    from tests.raster_fixtures import write_test_tiff
+
+    print(f"coralseg infer on whole synthetic BigTIFFs, device {args.device}, CLI defaults")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config, checkpoint = _tiny_checkpoint(folder)
+        sam = None if args.no_sam else random_sam_checkpoint(folder)
+        tiled = ["--tiled-above", str(args.tiled_above)] if args.tiled_above else []
+        for size in args.sizes:
+            images = folder / f"in{size}"
+            images.mkdir()
+            start = time.perf_counter()
+            write_test_tiff(images / "ortho.tif", size, size)
+            print(f"{size} x {size}: BigTIFF written in {time.perf_counter() - start:.0f}s")
+            argv = [
+                "infer", "--input-dir", str(images), "--output-dir", str(folder / f"out{size}"),
+                "--segformer-config", str(config), "--segformer-weights", str(checkpoint),
+                "--device", args.device,
+            ]  # fmt: skip
+            if sam is not None:
+                argv += ["--sam-checkpoint", str(sam)]
+            done = subprocess.run(
+                [sys.executable, __file__, *tiled, "--child", *argv],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                print(f"  failed:\n{done.stderr[-3000:]}")
+                return 1
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append((size, measured))
+            print(
+                f"  whole image in {measured['seconds']:.0f}s, "
+                f"peak memory {measured['peak_gb']:.2f} GB, exit code {measured['rc']}"
+            )
+            (images / "ortho.tif").unlink()
+
+    print(f"\n{'side':>8}{'pixels':>10}{'time':>10}{'peak RSS':>11}")
+    for size, measured in rows:
+        print(
+            f"{size:>8}{size * size / 1e6:>9.0f}M{measured['seconds']:>9.0f}s"
+            f"{measured['peak_gb']:>9.2f}GB"
+        )
+    if len(rows) > 1:
+        (small, a), (large, b) = rows[0], rows[-1]
+        print(
+            f"{large} px vs {small} px: {large**2 / small**2:.1f}x the pixels, "
+            f"{ratio(b['seconds'], a['seconds'])} the time, "
+            f"{ratio(b['peak_gb'], a['peak_gb'])} the peak memory"
+        )
+    return 0
+
+
+def _tiny_checkpoint(folder: Path) -> tuple[Path, Path]:
+    import torch
+    from mmengine.config import Config
+
     from coral_core.models import build_segmentor
-    from coral_core.raster_io import LabelRasterWriter, open_image, write_test_tiff
     from coral_core.taxonomy import EILAT, MaskEncoding
 
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        image_path = write_test_tiff(Path(tmp) / "ortho.tif", args.size, args.size)
-        print(f"created {args.size}x{args.size} BigTIFF in {time.perf_counter() - start:.0f}s")
-        cfg = Config.fromfile(str(TINY))
-        torch.manual_seed(0)
-        network = build_segmentor(cfg.model)
-        checkpoint = Path(tmp) / "tiny.pth"
-        meta = {"coralseg": {"encoding": MaskEncoding(EILAT, True).to_dict()}}
-        torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
-        config = Path(tmp) / "tiny.py"
-        cfg.dump(str(config))
-        model = with_overlap(load_semantic_model(config, checkpoint, device=args.device), 0.0)
-        before = peak_mb()
+    cfg = Config.fromfile(str(TINY_CONFIG))
+    encoding = MaskEncoding(EILAT, background_is_ignore=True)
+    cfg.model.decode_head.num_classes = encoding.num_labels
+    torch.manual_seed(0)
+    network = build_segmentor(cfg.model)
+    network.init_weights()
+    checkpoint = folder / "tiny.pth"
+    # Recorded native resolution: the tiny config's test pipeline shrinks photos to 460 px.
+    meta = {"coralseg": {"encoding": encoding.to_dict(), "inference_resize": None}}
+    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
+    config = folder / TINY_CONFIG.name
+    cfg.dump(str(config))
+    return config, checkpoint
 
-        with open_image(image_path) as source:
-            rows = None if args.tile_rows == 0 else args.tile_rows * args.tile
-            total = sum(1 for _ in iter_raster_tiles(source.height, source.width, args.tile))
-            done = sum(1 for _ in iter_raster_tiles(rows or source.height, source.width, args.tile))
-            start = time.perf_counter()
-            with LabelRasterWriter(Path(tmp) / "labels.tif", source.height, source.width) as out:
-                predict_raster(
-                    model,
-                    source,
-                    out,
-                    tile=args.tile,
-                    rows=rows,
-                    progress=lambda n: print(f"  tile {n}/{done}", flush=True),
-                )
-            seconds = time.perf_counter() - start
 
-    pixels_gb = args.size * args.size * 3 / 2**30
-    print(f"predicted {done}/{total} tiles of {args.tile} px in {seconds:.0f}s")
-    print(
-        f"peak memory {peak_mb() / 1024:.2f} GB (model loaded: {before / 1024:.2f} GB) for a "
-        f"{args.size}x{args.size} image whose pixels alone take {pixels_gb:.1f} GB "
-        f"({peak_mb() / 1024 / pixels_gb:.2f}x)"
-    )
+def _child(argv: list[str], tiled_above: int | None) -> int:
+    """Run ``coralseg infer`` in this process with a coherent random model; print the
+    wall time and this process's peak RSS as JSON on the last line."""
+    from _common import make_coherent
+
+    from coral_core.inference import pipeline
+    from coralseg import infer_folder
+    from coralseg.cli import main as coralseg_main
+
+    if tiled_above:
+        infer_folder.MAX_INSTANCE_SIDE = tiled_above
+        infer_folder.LARGE_TILE = max(256, tiled_above // 2)
+
+    loader = pipeline.TwoStagePredictor.from_files.__func__
+
+    def coherent_from_files(cls, *args, **kwargs):
+        predictor = loader(cls, *args, **kwargs)
+        make_coherent(predictor.semantic.network)
+        return predictor
+
+    pipeline.TwoStagePredictor.from_files = classmethod(coherent_from_files)
+    start = time.perf_counter()
+    rc = coralseg_main(argv)
+    seconds = time.perf_counter() - start
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"rc": rc, "seconds": seconds, "peak_gb": peak_gb}))
     return 0
 
 

@@ -1,9 +1,14 @@
 """Training benchmark: images per second and peak memory of one training step, for a frozen
 and a fine-tuned DINOv2 backbone, in fp32 and with mixed precision.
 
-Each setting runs in its own process (so peak memory is its own), on random images and labels
-with the real model of a config (random weights). The first setting, frozen fp32, is the
-baseline the others are compared with, in the same run.
+Each setting runs in its own process (so peak memory is its own), on the same random images
+and labels with the real model of a config (random weights), with the same batch, the same
+number of threads, ``--warmup`` untimed steps and then ``--steps`` timed ones. The first
+setting, frozen fp32, is the baseline the others are compared with, in the same run.
+
+Mixed precision is float16 on a GPU and bfloat16 on a CPU. A CPU without native bfloat16
+kernels (no AVX512-BF16 or AMX; the header line says) emulates them, so "amp" is slower
+there than fp32: that is a property of the CPU, not of training.
 
     .venv/bin/python bench/bench_train.py                       # ViT-S/14, 224 crop (CPU)
     .venv/bin/python bench/bench_train.py --arch vitb14 --crop 518 --batch 5 --device cuda
@@ -110,11 +115,9 @@ def main() -> int:
         print(json.dumps(run_setting(args, SETTINGS[args.setting])))
         return 0
 
-    device_name = args.device
-    if args.device == "cuda":
-        import torch
+    from _common import device_description
 
-        device_name = torch.cuda.get_device_name()
+    device_name = device_description(args.device)
     print(
         f"{args.arch} at {args.crop}x{args.crop}, batch {args.batch}, {args.steps} steps, "
         f"device: {device_name}"
