@@ -169,3 +169,25 @@ def test_demo_on_eilatmixx_photos_from_a_coco_export(
     assert "Stylophora" in printed
     assert (work / "inference" / "predictions.json").is_file()
     assert fiftyone.load_dataset(name).count_sample_tags() == {"test": 2, "train": 5, "val": 1}
+
+
+def test_the_app_finds_the_coralseg_plugin_through_the_link(fiftyone, tmp_path: Path, capsys):
+    import fiftyone.plugins as fop
+
+    from coralseg.demo_app import REPO, ensure_plugin
+
+    folder = ensure_plugin(tmp_path / "plugins")
+    assert (folder / "coralseg").resolve() == REPO
+    assert ensure_plugin(folder) == folder  # a second time: nothing new
+    assert [p.name for p in folder.iterdir()] == ["coralseg"]
+    before = fiftyone.config.plugins_dir
+    fiftyone.config.plugins_dir = str(folder)
+    try:
+        assert "@coralseg/coralseg" in [plugin.name for plugin in fop.list_plugins()]
+    finally:
+        fiftyone.config.plugins_dir = before
+
+    other = tmp_path / "other"
+    (other / "coralseg").mkdir(parents=True)
+    ensure_plugin(other)
+    assert "is another plugin" in capsys.readouterr().out
