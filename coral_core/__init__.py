@@ -18,8 +18,13 @@ One module owns each concept:
 * ``checkpoint``: weights-only checkpoint loading;
 * ``training`` / ``evaluation``: MMEngine runs, resume, hierarchical fine-tuning, tests;
 * ``metrics`` / ``confusion_plot``: IoU/Acc from confusion matrices, and their plots;
-* ``inference``: the semantic stage (sliding windows, tiled rasters, ONNX export), the
-  instance stage (SAM refinement) and the two-stage predictor;
+* ``inference``: the semantic stage (sliding windows at the training scale, its compact
+  summary, tiled rasters, ONNX export), the instance stage (SAM refinement), colonies on
+  orthomosaics tile by tile, and the two-stage predictor;
+* ``cvat_shapes``: colonies as CVAT shapes (polygons, masks, Nuclio detector items), shared by
+  the Nuclio function, the cvat-sdk function and the bridge;
+* ``ecology``: percent cover, colonies and their sizes, groups (site/year), cover error,
+  tidy CSVs, GeoJSON, plots;
 * ``sam_models``: SAM / CoralSCoP checkpoints; ``raster_io``: images, (Big)TIFF/GeoTIFF;
 * ``coco`` / ``overlay`` / ``ensemble``: COCO predictions, readable overlays, merging models;
 * ``atomic``: files written whole or not at all;

@@ -91,6 +91,8 @@ def infer_folder(
     for name in folders:
         (output_dir / name).mkdir(parents=True, exist_ok=True)
     write_class_files(predictor.encoding, output_dir)
+    # classes.txt names the values; encoding.json also says which are cover-only classes
+    write_json_atomically(output_dir / "encoding.json", predictor.encoding.to_dict())
     log = (output_dir / "inference_log.txt").open("a", encoding="utf-8")
     log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in {input_dir}\n")
     names = output_names(images, input_dir)
