@@ -1,6 +1,6 @@
 """The architecture rule: coral_core imports no adapter framework; adapters never import each
-other. Checked statically (every import statement, also inside functions) and at run time
-(what importing every coral_core module actually loads)."""
+other, the CLI, or another host's framework. Checked statically (every import statement, also
+inside functions) and at run time (what importing every coral_core module actually loads)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = ("coralseg", "fiftyone_plugin", "cvat_bridge", "nuclio_functions")
 FRAMEWORKS = ("fiftyone", "cvat_sdk", "nuclio_sdk", "fastapi", "starlette", "uvicorn")
 
+# Layers: coral_core (library) <- adapters <- the coralseg CLI, which composes them. Adapters
+# never import each other or the CLI; each imports only the frameworks of its own host.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "coral_core": FRAMEWORKS + ADAPTERS,
-    "fiftyone_plugin": ("cvat_bridge", "nuclio_functions"),
-    "cvat_bridge": ("fiftyone_plugin", "nuclio_functions"),
-    "nuclio_functions": ("fiftyone_plugin", "cvat_bridge"),
+    "fiftyone_plugin": ("coralseg", "cvat_bridge", "nuclio_functions", "nuclio_sdk", "fastapi"),
+    "cvat_bridge": ("coralseg", "fiftyone_plugin", "nuclio_functions", "fiftyone", "nuclio_sdk"),
+    "nuclio_functions": ("coralseg", "fiftyone_plugin", "cvat_bridge", "fiftyone", "fastapi"),
 }
 
 
