@@ -3,9 +3,10 @@
 ``cvat-cli`` loads this module, calls :func:`create` with the ``-p`` parameters, and runs
 :meth:`CoralsegFunction.detect` on every frame of a task, uploading the shapes::
 
+    CONFIG=configs/dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py
     cvat-cli --server-host https://cvat.example.org --auth me \\
         task auto-annotate 42 --function-module cvat_bridge.sdk_function \\
-        -p segformer_config=str:configs/dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py \\
+        -p segformer_config=str:$CONFIG \\
         -p segformer_weights=str:work_dirs/finegrained/best_mIoU_epoch_140.pth \\
         -p sam_checkpoint=str:checkpoints/vit_b_coralscop.pth -p device=str:cuda
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import PIL.Image
-from cvat_sdk import models
 from cvat_sdk import auto_annotation as cvataa
+from cvat_sdk import models
 from cvat_sdk.masks import encode_mask
 
 from coral_core.cvat_shapes import label_spec, polygon_points

@@ -1,0 +1,97 @@
+"""``cvat_bridge.sdk_function`` run by cvat-sdk's own ``annotate_task`` driver (what
+``cvat-cli task auto-annotate --function-module`` calls) against the fake CVAT server: the
+colonies land in the task as masks, or as polygons with ``conv_mask_to_poly``."""
+
+from __future__ import annotations
+
+import io
+
+import cvat_sdk
+import numpy as np
+import pytest
+from cvat_sdk.auto_annotation import annotate_task
+from PIL import Image
+
+from coral_core.rle import cvat_points_to_mask
+from cvat_bridge import sdk_function
+from tests.coral_core.test_semantic_inference import tiny_checkpoint  # noqa: F401  (fixture)
+from tests.fake_cvat import Frame, make_frame
+from tests.fake_cvat.fixtures import PASSWORD, USERNAME, fake_cvat  # noqa: F401  (fixture)
+from tests.nuclio_functions.conftest import photo, sam_checkpoint  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(
+    scope="module", params=["semantic", pytest.param("two-stage", marks=pytest.mark.slow)]
+)
+def function(request, tiny_checkpoint):  # noqa: F811
+    """The function as cvat-cli creates it from ``-p name=type:value`` parameters; the
+    two-stage one (random CoralSCoP ViT-B, slow on a CPU) only with ``-m slow``."""
+    config, weights = tiny_checkpoint
+    sam = request.getfixturevalue("sam_checkpoint") if request.param == "two-stage" else ""
+    return sdk_function.create(
+        segformer_config=str(config),
+        segformer_weights=str(weights),
+        sam_checkpoint=str(sam),
+        device="cpu",
+        min_threshold=0.0,
+        unsure_threshold=0.0,
+        min_area=16,
+        overlap=0.0,
+    )
+
+
+def _frames(photo: bytes) -> list[Frame]:  # noqa: F811
+    width, height = Image.open(io.BytesIO(photo)).size
+    return [Frame("quadrat.jpg", width, height, photo), make_frame("gradient.jpg", 160, 120)]
+
+
+def test_annotate_task_puts_masks_then_polygons_in_the_task(function, fake_cvat, photo) -> None:  # noqa: F811
+    state = fake_cvat.state
+    names = [label.name for label in function.spec.labels]
+    assert names and all(label.type == "mask" for label in function.spec.labels)
+    project = state.add_project("reef", labels=names)
+    task = state.add_task(project, "quadrats", _frames(photo))
+    by_id = {label.id: label.name for label in project.labels}
+
+    # what the model finds on each frame, computed directly
+    expected = []
+    for frame in task.frames:
+        image = np.asarray(Image.open(io.BytesIO(frame.data)).convert("RGB"))
+        expected.append(function._predictor(image).instances.instances)
+    assert sum(len(found) for found in expected) > 0
+
+    with cvat_sdk.make_client(fake_cvat.url, credentials=(USERNAME, PASSWORD)) as client:
+        annotate_task(client, task.id, function)
+    shapes = sorted(task.shapes, key=lambda s: s.id)
+    assert {s.type for s in shapes} == {"mask"} and {s.source for s in shapes} == {"auto"}
+    for number, (frame, found) in enumerate(zip(task.frames, expected, strict=True)):
+        landed = [s for s in shapes if s.frame == number]
+        assert [by_id[s.label_id] for s in landed] == [i.label for i in found]
+        for shape, instance in zip(landed, found, strict=True):
+            mask = cvat_points_to_mask(shape.points, frame.height, frame.width)
+            assert np.array_equal(mask, instance.full_mask(frame.height, frame.width))
+
+    with cvat_sdk.make_client(fake_cvat.url, credentials=(USERNAME, PASSWORD)) as client:
+        annotate_task(client, task.id, function, clear_existing=True, conv_mask_to_poly=True)
+    polygons = task.shapes
+    assert {s.type for s in polygons} == {"polygon"}
+    assert len(polygons) == len(shapes)
+    for shape in polygons:
+        frame = task.frames[shape.frame]
+        xs, ys = np.asarray(shape.points[0::2]), np.asarray(shape.points[1::2])
+        assert len(shape.points) >= 6 and len(xs) == len(ys)
+        assert xs.min() >= 0 and xs.max() <= frame.width
+        assert ys.min() >= 0 and ys.max() <= frame.height
+
+
+def test_conf_threshold_cuts_by_score(function, fake_cvat, photo) -> None:  # noqa: F811
+    state = fake_cvat.state
+    project = state.add_project("reef", labels=[label.name for label in function.spec.labels])
+    frames = _frames(photo)[:1]
+    task = state.add_task(project, "one quadrat", frames)
+    image = np.asarray(Image.open(io.BytesIO(frames[0].data)).convert("RGB"))
+    scores = sorted(i.score for i in function._predictor(image).instances.instances)
+    cut = scores[len(scores) // 2]
+    with cvat_sdk.make_client(fake_cvat.url, credentials=(USERNAME, PASSWORD)) as client:
+        annotate_task(client, task.id, function, conf_threshold=cut)
+    assert len(task.shapes) == sum(score >= cut for score in scores) > 0
