@@ -31,7 +31,6 @@ from typing import Any
 import yaml
 
 from coral_core.errors import CoralsegError
-from coral_core.inference.instances import RefineSettings
 
 
 class UnknownModelError(CoralsegError):
@@ -47,7 +46,9 @@ class ModelSpec:
     weights: Path
     sam_checkpoint: Path | None = None
     explicit_version: str | None = None
-    settings: RefineSettings = field(default_factory=RefineSettings)
+    # instance-stage settings (RefineSettings fields); kept as data so that reading the
+    # registry (the web service does) does not import torch
+    settings: dict[str, float] = field(default_factory=dict)
     score_threshold: float | None = None
 
     @property
@@ -130,6 +131,7 @@ class ModelRegistry:
             cached = self._predictors.get(name)
             if cached is not None and cached[0] == spec.version:
                 return cached[1]
+            from coral_core.inference.instances import RefineSettings
             from coral_core.inference.pipeline import TwoStagePredictor
 
             spec.check_files()
@@ -138,7 +140,7 @@ class ModelRegistry:
                 spec.weights,
                 sam_checkpoint=spec.sam_checkpoint,
                 device=self.device,
-                settings=spec.settings,
+                settings=RefineSettings(**spec.settings),
             )
             self._predictors[name] = (spec.version, predictor)
             return predictor
@@ -155,9 +157,10 @@ def _spec(name: str, entry: Any, base: Path) -> ModelSpec:
         resolved = Path(str(value)).expanduser()
         return resolved if resolved.is_absolute() else (base / resolved).resolve()
 
-    known = {"min_threshold", "unsure_threshold", "min_area"}
-    settings = RefineSettings(**{k: entry[k] for k in known if k in entry})
+    settings = _refine_settings(name, entry)
     threshold = entry.get("score_threshold")
+    if threshold is not None and not 0 <= float(threshold) <= 1:
+        raise CoralsegError(f"model {name!r}: score_threshold must be in [0, 1], got {threshold}")
     version = entry.get("version")
     return ModelSpec(
         name=name,
@@ -168,3 +171,22 @@ def _spec(name: str, entry: Any, base: Path) -> ModelSpec:
         settings=settings,
         score_threshold=None if threshold is None else float(threshold),
     )
+
+
+def _refine_settings(name: str, entry: dict) -> dict[str, float]:
+    """The instance-stage settings of an entry, checked as ``RefineSettings`` checks them."""
+    settings: dict[str, float] = {}
+    for key, kind in (("min_threshold", float), ("unsure_threshold", float), ("min_area", int)):
+        if key in entry:
+            try:
+                settings[key] = kind(entry[key])
+            except (TypeError, ValueError):
+                raise CoralsegError(f"model {name!r}: {key} must be a number") from None
+    low, high = settings.get("min_threshold", 0.0), settings.get("unsure_threshold", 1.0)
+    if not 0 <= low <= high <= 1:
+        raise CoralsegError(
+            f"model {name!r}: thresholds must satisfy 0 <= min_threshold <= unsure_threshold <= 1"
+        )
+    if settings.get("min_area", 1) < 1:
+        raise CoralsegError(f"model {name!r}: min_area must be at least 1 pixel")
+    return settings

@@ -15,7 +15,8 @@ for the bridge-specific ones):
   ``CORALSEG_UPLOAD_BATCH_FRAMES`` (8), ``CORALSEG_RUN_LEASE`` (seconds a worker holds a
   run without a heartbeat, 120), ``CORALSEG_RECOVER_INTERVAL`` (10),
   ``CORALSEG_RECONCILE_INTERVAL`` (300; 0 turns reconciliation off),
-  ``CORALSEG_CVAT_RETRIES`` (6), ``CORALSEG_CVAT_TIMEOUT`` (seconds per request, 60).
+  ``CORALSEG_CVAT_RETRIES`` (6), ``CORALSEG_CVAT_TIMEOUT`` (seconds per request, 60),
+  ``CORALSEG_WORKER_NICE`` (10: workers yield the CPU to the web service).
 
 Secrets never appear in :func:`repr` or logs: :meth:`BridgeSettings.describe` is what the
 bridge prints.
@@ -57,6 +58,7 @@ class BridgeSettings:
     cvat_retries: int = 6
     cvat_timeout: float = 60.0
     retry_base_delay: float = 0.5
+    worker_nice: int = 10
 
     @classmethod
     def from_env(
@@ -107,6 +109,7 @@ class BridgeSettings:
             cvat_retries=int(number(int, 6, "CORALSEG_CVAT_RETRIES")),
             cvat_timeout=number(float, 60.0, "CORALSEG_CVAT_TIMEOUT"),
             retry_base_delay=number(float, 0.5, "CORALSEG_RETRY_BASE_DELAY"),
+            worker_nice=int(number(int, 10, "CORALSEG_WORKER_NICE")),
         )
 
     @property

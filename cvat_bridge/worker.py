@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop_event.set())
+    # Inference is batch work; answering CVAT within its 10 s timeout is not: on a shared
+    # machine the web service gets the CPU first.
+    os.nice(settings.worker_nice)
     worker.start()
     while not worker.stop_event.wait(1.0):
         if args.parent_pid and os.getppid() != args.parent_pid:

@@ -42,6 +42,7 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+@pytest.mark.slow  # three processes start (two load the model): ~1.5 min on 2 busy cores
 def test_two_workers_share_the_work_over_redis(
     cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, redis_url: str, colony_labels
 ) -> None:
@@ -121,5 +122,9 @@ def test_burst_of_200_deliveries_for_50_jobs(
     assert slowest < 10.0, f"slowest answer took {slowest:.1f} s"
     assert all(len(r) == 1 and r[0]["status"] == "done" for r in runs.values())
     assert all(shapes_by_frame(state, state.tasks[j.task_id]) for j in burst)
-    print(f"burst: slowest answer {slowest * 1000:.0f} ms, web RSS {rss_before} -> {rss_after} KiB")
+    median = sorted(seconds for _, seconds in answers)[len(answers) // 2]
+    print(
+        f"burst: median answer {median * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms, "
+        f"web RSS {rss_before} -> {rss_after} KiB"
+    )
     assert rss_after - rss_before < 30 * 1024  # the web process stays flat
