@@ -18,11 +18,13 @@ Random weights give a class map of per-token noise; as in ``bench_infer.py`` the
 head's logits are smoothed (``_common.make_coherent``) so the instance stage sees
 colony-sized regions, before the model is exported to ONNX.
 
-**Parity** (``--parity``): the semantic argmax of the ONNX runtime (what the packaged
-function runs) against the PyTorch/MMSeg path, pixel by pixel, on each quadrat photo.
+**Parity** (``--parity``, instead of the overhead): the semantic argmax of the ONNX runtime
+(what the packaged function runs) against the PyTorch/MMSeg path, pixel by pixel, on each
+quadrat photo.
 
     .venv/bin/python bench/bench_nuclio.py --config tiny            # what the lead runs first
-    .venv/bin/python bench/bench_nuclio.py --config tiny --size 640 --repeats 1 --parity
+    .venv/bin/python bench/bench_nuclio.py --config tiny --size 640 --repeats 1
+    .venv/bin/python bench/bench_nuclio.py --config tiny --parity
     .venv/bin/python bench/bench_nuclio.py --config vitb --runtime torch [--device cuda]
 """
 
@@ -195,11 +197,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", type=Path, help="quadrat photos (default ../shared/data)")
-    parser.add_argument("--parity", action="store_true", help="also ONNX vs PyTorch argmax")
+    parser.add_argument(
+        "--parity", action="store_true", help="measure ONNX vs PyTorch argmax instead"
+    )
     args = parser.parse_args()
-    overhead(args)
     if args.parity:
         parity(args)
+    else:
+        overhead(args)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 :func:`coral_core.inference.onnx_export.export_onnx` writes the network's window-to-logits
 graph and a JSON sidecar (window, stride, normalisation, mask encoding). This module loads
 both into a :class:`coral_core.inference.semantic.SemanticModel` whose ``network`` runs the
-graph: everything around it (sliding windows, averaging, softmax, the instance stage) stays
-coral_core's own code, so both runtimes differ only in the window forward pass.
+graph: everything around it (the test-time resize, sliding windows, averaging, softmax, the
+instance stage) stays coral_core's own code, so both runtimes differ only in the window
+forward pass.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import onnxruntime
 import torch
 
 from coral_core.errors import CoralsegError
+from coral_core.inference.scaling import InferenceResize
 from coral_core.inference.semantic import SemanticModel
 from coral_core.taxonomy import MaskEncoding
 
@@ -86,6 +88,12 @@ def load_onnx_semantic_model(path: str | Path, device: str = "cpu") -> SemanticM
         raise CoralsegError(
             f"{sidecar} is not a coralseg ONNX sidecar ({SIDECAR_FORMAT}); re-export the model"
         )
+    if "inference_resize" not in info:
+        raise CoralsegError(
+            f"{sidecar} does not say at which scale the model sees images; re-export the model "
+            "with this version of coralseg"
+        )
+    resize = info["inference_resize"]
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the model's shape-inference notes are noise
     try:
@@ -103,4 +111,5 @@ def load_onnx_semantic_model(path: str | Path, device: str = "cpu") -> SemanticM
         mean=tuple(float(v) for v in info["mean"]),
         std=tuple(float(v) for v in info["std"]),
         half=False,
+        resize=None if resize is None else InferenceResize.from_dict(resize),
     )

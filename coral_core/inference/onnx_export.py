@@ -67,6 +67,8 @@ def export_onnx(model: SemanticModel, path: str | Path) -> tuple[Path, Path]:
             "input": "windows: (B, 3, window, window) float32 RGB, (pixel - mean) / std",
             "output": "logits: (B, C, window, window); average overlapping windows, softmax",
             "encoding": model.encoding.to_dict(),
+            # the test-time resize the windows expect (None: native resolution)
+            "inference_resize": None if model.resize is None else model.resize.to_dict(),
         },
         indent=2,
     )

@@ -1,5 +1,7 @@
 """``coralseg package-nuclio``: checks before writing, the zip's contents in CVAT's
-conventions, and the unpacked function running on its own in a separate process."""
+conventions, the unpacked function running on its own in a separate process, and the ONNX
+runtime's parity with PyTorch. Tests that need a zip are slow: the ONNX export takes about
+a minute per zip on two busy cores."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ def _args(config, weights, out, *extra) -> list[str]:
             str(weights), "--out", str(out), *extra]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_function_yaml_follows_cvat_conventions(packaged, tiny_checkpoint) -> None:
     from coral_core.cvat_shapes import label_spec
     from coral_core.inference.semantic import load_semantic_model
@@ -158,6 +161,7 @@ def test_label_spec_rules(spec, words) -> None:
         check_label_spec(spec)
 
 
+@pytest.mark.slow
 def test_unpacked_zip_runs_alone_in_another_process(unpacked, photo, tmp_path: Path) -> None:
     """Only the unpacked tree and the venv's site-packages on the import path: no repository,
     no editable install; and the semantic stage runs without mmcv or MMSegmentation."""
@@ -207,3 +211,24 @@ def test_unpacked_zip_runs_alone_in_another_process(unpacked, photo, tmp_path: P
     items = json.loads(report["body"])
     assert items
     check_detections(items, check_spec(labels["spec"]), height, width)
+
+
+@pytest.mark.slow
+def test_onnx_runtime_gives_the_pytorch_argmax(unpacked, tiny_checkpoint, shared_data) -> None:
+    """The packaged ONNX model against the PyTorch/MMSeg model, on every quadrat photo."""
+    import numpy as np
+
+    from coral_core.inference.semantic import load_semantic_model, predict
+    from nuclio_functions.onnx_semantic import load_onnx_semantic_model
+
+    torch_model = load_semantic_model(*tiny_checkpoint)
+    onnx_model = load_onnx_semantic_model(unpacked["semantic"] / "best_segformer.onnx")
+    assert onnx_model.resize == torch_model.resize and onnx_model.window == torch_model.window
+    same = total = 0
+    for path in sorted((shared_data / "quadrats").glob("*.jpg")):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        expected, found = predict(torch_model, image), predict(onnx_model, image)
+        same += int((expected.labels == found.labels).sum())
+        total += expected.labels.size
+    assert total > 0
+    assert same / total >= 0.9999, f"{same / total:.6f} of the pixels agree"
