@@ -16,7 +16,7 @@ CPU, in one command:
   4. train the tiny DINOv2 ViT-S/14 + SegFormer config for a few minutes;
   5. evaluate on the held-out images and write per-class IoU onto the samples;
   6. two-stage inference on a few images: colonies, overlays, COCO predictions;
-  7. percent cover, where the ecology module is installed;
+  7. percent cover of every image and the model's cover error ('coralseg cover');
 
 then print what was made, where, the numbers, and the command that opens the App.
 Everything goes into --work-dir; a rerun reuses every finished step (--overwrite redoes all).
@@ -24,7 +24,7 @@ Everything goes into --work-dir; a rerun reuses every finished step (--overwrite
 
 EPILOG = """\
 examples:
-  coralseg demo                                  # synthetic sample, about 6 minutes on 2 cores
+  coralseg demo                                  # the synthetic sample, minutes on 2 cores
   coralseg demo --app                            # the same, reused, then open the FiftyOne App
   coralseg demo --images photos/ --annotations annotations.xml --iterations 1000
   coralseg demo --images eilat/images --annotations instances_default.json --size 512
@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=400,
         metavar="N",
-        help="training iterations (default: 400, about 4 minutes on 2 CPU cores)",
+        help="training iterations (default: 400, a few minutes on 2 CPU cores)",
     )
     parser.add_argument(
         "--size",
@@ -161,8 +161,8 @@ def describe(report, args: argparse.Namespace) -> str:
         + (f" (reused: {', '.join(report.reused)})" if report.reused else ""),
         "",
         f"FiftyOne dataset {report.dataset!r}: {report.samples} images ({splits})",
-        f"  ground truth 'gt_polylines', predictions 'coralseg_semantic', "
-        f"per-class IoU 'coralseg_eval_iou_<class>' on the {report.evaluated} evaluated images",
+        "  ground truth 'gt_polylines'; on the images held out: genus map 'coralseg_semantic', "
+        "per-class IoU 'coralseg_eval_iou_<class>', colonies 'coralseg_colonies'",
         f"training masks      {report.data_dir}",
         f"model checkpoint    {report.checkpoint}",
         f"confusion matrix    {report.confusion_png}",

@@ -86,6 +86,8 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
 
     predictions = json.loads((work / "inference" / "predictions.json").read_text())
     found = len(predictions["annotations"])
+    # The same colonies onto the sample, through the plugin's predict_samples.
+    assert len(sample.coralseg_colonies.detections) == found
     assert f"Colonies found on 1 image: {found} " in printed
     assert "  coralseg demo --sample-images 5 --work-dir" in printed
     assert printed.rstrip().endswith("--app")
