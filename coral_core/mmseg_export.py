@@ -159,7 +159,7 @@ def export_mmseg_dataset(
         summary = _summarize(results, encoding, out)
         write_class_files(encoding, staging)
         (staging / "dataset_info.py").write_text(dataset_info_source(out, encoding, summary))
-        manifest = _manifest(encoding, summary, source or {})
+        manifest = _manifest(encoding, summary, source or {}, size)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         _replace_dir(staging, out)
     except BaseException:
@@ -271,11 +271,18 @@ def _export_one(job: _Job) -> _JobResult | str:
     return _JobResult(job.sample.split, counts, report)
 
 
+def long_side_size(height: int, width: int, long_side: int | None) -> tuple[int, int]:
+    """``(height, width)`` with the long side scaled to ``long_side`` pixels (None: unchanged),
+    as ``--size`` resizes photos; inference shrinks photos by the same rule."""
+    if long_side is None:
+        return height, width
+    scale = long_side / max(width, height)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    if size is None:
-        return width, height
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    out_h, out_w = long_side_size(height, width, size)
+    return out_w, out_h
 
 
 def _summarize(results: Iterable[_JobResult], encoding: MaskEncoding, out: Path) -> ExportSummary:
@@ -296,7 +303,10 @@ def _summarize(results: Iterable[_JobResult], encoding: MaskEncoding, out: Path)
 
 
 def _manifest(
-    encoding: MaskEncoding, summary: ExportSummary, source: Mapping[str, Any]
+    encoding: MaskEncoding,
+    summary: ExportSummary,
+    source: Mapping[str, Any],
+    long_side: int | None,
 ) -> dict[str, Any]:
     return {
         "format": "coralseg-mmseg-dataset/1",
@@ -304,6 +314,7 @@ def _manifest(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": dict(source),
         "encoding": encoding.to_dict(),
+        "long_side": long_side,
         "splits": {
             split: {"samples": summary.samples[split], "pixels": dict(summary.pixels[split])}
             for split in SPLITS

@@ -84,6 +84,8 @@ def prepare_config(config_path: str | Path, options: TrainOptions) -> Config:
     if options.data_dir:
         encoding = use_prepared_dataset(cfg, options.data_dir)
         cfg.coralseg_encoding = encoding.to_dict()
+        # the photos' scale in training, which inference reproduces (inference.scaling)
+        cfg.coralseg_long_side = read_manifest(options.data_dir).get("long_side")
     if options.amp:
         if not torch.cuda.is_available():
             raise CoralsegError(
@@ -128,7 +130,8 @@ def _class_weights(cfg: Config, options: TrainOptions) -> list[float]:
 def train(cfg: Config, load_from: str | None = None, hooks: Sequence[Any] = ()) -> Path:
     """Run training; returns the work dir. ``load_from`` may come from another taxonomy.
 
-    ``hooks``: extra MMEngine hook objects (e.g. :class:`coral_core.training_progress.ProgressHook`).
+    ``hooks``: extra MMEngine hook objects
+    (e.g. :class:`coral_core.training_progress.ProgressHook`).
     """
     from mmengine.runner import Runner
 

@@ -102,7 +102,7 @@ class TwoStagePredictor:
             tile: side of the tiles' cores; each is refined with a margin of context.
             on_tile: called with ``(core, region, result)`` after each tile.
         """
-        native = replace(self.semantic, resize=None)  # orthomosaics: their own pixel size
+        native = replace(self.semantic, resize=None, long_side=None)  # their own pixel size
         grid = TileGrid(source.height, source.width, tile, margin=max(native.window, 256))
         return iter_tiled_colonies(
             grid, lambda region: self._run(native, source.read(region)), on_tile

@@ -1,6 +1,12 @@
 """The scale a model sees images at, the same in ``coralseg test``, ``infer`` and the adapters.
 
-A config's test pipeline may resize images (``dict(type="Resize", scale=(460, 460),
+Two resizes may come between a photo and the model, applied in this order:
+
+* ``coralseg prepare --size S`` shrank the training photos so their long side is ``S``
+  (Lanczos); training records ``S`` in the checkpoint (``meta["coralseg"]["long_side"]``)
+  and inference shrinks photos the same way, so the model sees colonies at the size it
+  learnt them;
+* a config's test pipeline may resize images (``dict(type="Resize", scale=(460, 460),
 keep_ratio=True)``): MMSeg then predicts at that size and resizes the logits back to the
 original size (bilinear) before the argmax. Training records that resize in the checkpoint
 (``meta["coralseg"]["inference_resize"]``) and inference applies it the same way, so one image
@@ -17,8 +23,10 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from coral_core.errors import CoralsegError
+from coral_core.mmseg_export import long_side_size
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,15 @@ def inference_resize_from_config(cfg: Any) -> InferenceResize | None:
             keep_ratio=bool(step.get("keep_ratio", False)),
         )
     return None
+
+
+def resize_like_prepare(image: np.ndarray, long_side: int | None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 resized as ``coralseg prepare --size`` resizes photos (Lanczos)."""
+    height, width = long_side_size(*image.shape[:2], long_side)
+    if (height, width) == image.shape[:2]:
+        return image
+    resized = Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(resized)
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from coral_core.inference.scaling import (
     InferenceResize,
     inference_resize_from_config,
     resize_image,
+    resize_like_prepare,
     upsample_bands,
 )
 from coral_core.taxonomy import MaskEncoding, Taxonomy
@@ -44,6 +45,8 @@ class SemanticModel:
         half: run the network in float16 (CUDA only).
         resize: the test-time resize the model was trained for (None: native resolution;
             see :mod:`coral_core.inference.scaling`).
+        long_side: ``coralseg prepare --size`` of its training photos (None: kept), applied
+            to photos before ``resize``.
     """
 
     network: torch.nn.Module
@@ -55,6 +58,7 @@ class SemanticModel:
     std: tuple[float, float, float]
     half: bool
     resize: InferenceResize | None = None
+    long_side: int | None = None
 
     @property
     def num_labels(self) -> int:
@@ -140,6 +144,7 @@ def load_semantic_model(
         std=tuple(float(v) for v in preprocessor.std),
         half=half,
         resize=resize,
+        long_side=state.get("meta", {}).get("coralseg", {}).get("long_side"),
     )
 
 
@@ -240,9 +245,10 @@ def iter_probability_bands(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Class probabilities of an image at its own size, band by band of rows.
 
-    The image is first resized as the model's test pipeline does (:attr:`SemanticModel.resize`);
-    the logits are then resized back to the image's size, bilinear, before the softmax: the
-    rule MMSeg's ``coralseg test`` follows.
+    The image is first resized as the training photos were (:attr:`SemanticModel.long_side`),
+    then as the model's test pipeline does (:attr:`SemanticModel.resize`); the logits are
+    resized back to the image's size, bilinear, before the softmax: the rule MMSeg's
+    ``coralseg test`` follows on prepared photos.
 
     Yields:
         ``(first_row, (C, rows, W) float32)`` softmax over channels, in row order.
@@ -250,11 +256,12 @@ def iter_probability_bands(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
-    size = model.resize.output_size(height, width) if model.resize else (height, width)
+    seen = resize_like_prepare(image, model.long_side)
+    size = model.resize.output_size(*seen.shape[:2]) if model.resize else seen.shape[:2]
     if size == (height, width):
         bands = iter_logit_bands(model, image, batch_size)
     else:
-        small = predict_logits(model, resize_image(image, *size), batch_size)
+        small = predict_logits(model, resize_image(seen, *size), batch_size)
         align = bool(model.network.decode_head.align_corners)
         bands = upsample_bands(small, height, width, align)
     for top, logits in bands:

@@ -24,7 +24,8 @@ class CoralsegCheckpointMetaHook(Hook):
     * ``meta['coralseg']['encoding']``: the mask encoding (taxonomy, colours, background
       convention), so inference needs no separate class file;
     * ``meta['coralseg']['inference_resize']``: the test pipeline's resize (None: native
-      resolution), which inference applies the same way;
+      resolution) and ``long_side``: ``coralseg prepare --size`` of the training photos
+      (None: kept), which inference applies the same way;
     * every value is a plain type: config dicts become dicts, and the message hub's
       ``HistoryBuffer`` objects become tagged dicts of tensors, turned back into buffers when
       MMEngine resumes (``after_load_checkpoint`` runs before it restores the hub).
@@ -40,6 +41,7 @@ class CoralsegCheckpointMetaHook(Hook):
             "version": __version__,
             "encoding": _plain(encoding),
             "inference_resize": resize.to_dict() if resize else None,
+            "long_side": runner.cfg.get("coralseg_long_side"),
         }
         for key in list(meta):
             meta[key] = _plain(meta[key])

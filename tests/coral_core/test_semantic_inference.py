@@ -129,3 +129,28 @@ def test_loading_errors(tiny_checkpoint, tmp_path: Path) -> None:
         load_semantic_model(
             config, checkpoint, device="cuda" if not torch.cuda.is_available() else "cpu", half=True
         )
+
+
+def test_photos_are_shrunk_as_prepare_shrank_the_training_photos(
+    tiny_checkpoint, tmp_path: Path
+) -> None:
+    from coral_core.inference.scaling import resize_like_prepare
+
+    config, checkpoint = tiny_checkpoint
+    state = torch.load(checkpoint, weights_only=True)
+    state["meta"]["coralseg"]["long_side"] = 65  # coralseg prepare --size 65
+    shrunk = tmp_path / "shrunk.pth"
+    torch.save(state, shrunk)
+    model = load_semantic_model(config, shrunk)
+    assert model.long_side == 65
+    image = np.random.default_rng(6).integers(0, 255, (100, 130, 3), dtype=np.uint8)
+    seen = resize_like_prepare(image, 65)
+    assert seen.shape == (50, 65, 3)
+    native = load_semantic_model(config, checkpoint)
+    small = predict_logits(native, seen)
+    expected = torch.nn.functional.interpolate(
+        small[None], size=(100, 130), mode="bilinear", align_corners=False
+    )[0].argmax(dim=0)
+    labels = predict(model, image).labels
+    assert labels.shape == (100, 130)
+    assert (labels == expected.numpy()).mean() > 0.9999

@@ -141,6 +141,8 @@ def test_background_as_ignore_and_resize(quadrats, tmp_path: Path) -> None:
     assert label[0, 0] == FAMILIES.classes.index("Acropora")  # classes start at 0
     assert label[2 * 10, 2 * 30] == 255  # the hole is background, i.e. ignored
     assert Image.open(out / "train/data/q1.jpg").size == (2 * W, 2 * H)
+    # recorded, so that inference shrinks photos the same way (coral_core.inference.scaling)
+    assert json.loads((out / "manifest.json").read_text())["long_side"] == 80
 
 
 def test_random_split_for_untagged_samples_is_reproducible(quadrats, tmp_path: Path) -> None:

@@ -127,6 +127,7 @@ def test_checkpoint_carries_the_taxonomy_and_loads_weights_only(trained: Path) -
     # the tiny config's test Resize, which inference applies as coralseg test does
     resize = checkpoint["meta"]["coralseg"]["inference_resize"]
     assert resize == {"scale": [460, 460], "scale_factor": None, "keep_ratio": True}
+    assert checkpoint["meta"]["coralseg"]["long_side"] is None  # prepared without --size
 
 
 def test_resume_continues_from_the_right_iteration(trained: Path, synthetic_data: Path) -> None:
