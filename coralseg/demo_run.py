@@ -102,7 +102,9 @@ class _State:
         return done
 
     def mark(self, step: str, key: Any) -> None:
+        """Record that ``step`` was just done with ``key``; every later step is redone."""
         self.steps[step] = _jsonable(key)
+        self.redo_rest = True
         write_json_atomically(self.path, self.steps, indent=2)
 
     def owns_dataset(self, name: str) -> bool:
@@ -174,8 +176,8 @@ class _Steps:
             self.say(
                 "      " + ", ".join(str(p) for p in files) + f" with images in {options.images}"
             )
-            self.state.is_done("source", {"files": files})  # new files redo the rest
-            self.state.mark("source", {"files": files})
+            if not self.state.is_done("source", {"files": files}):  # other files: redo the rest
+                self.state.mark("source", {"files": files})
             self._end("source", began)
             return options.images.expanduser().resolve(), files, options.taxonomy
         if options.images is not None:
