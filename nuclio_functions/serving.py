@@ -184,21 +184,24 @@ def respond(context: Any, predictor: TwoStagePredictor, body: Any):
     except BadRequestError as err:
         context.logger.warn_with("bad request", status=err.status, reason=err.message)
         return _text(context, err.status, err.message)
+    except Exception as err:  # the worker must survive anything, a MemoryError included
+        return _failure(context, "reading the request failed", err)
     try:
         result = predictor(request.image)
         detections = nuclio_detections(result, request.threshold)
         text = json.dumps(detections)
-    except Exception as err:  # the worker must survive anything inference does
-        context.logger.error_with(
-            "inference failed", error=repr(err), traceback=traceback.format_exc()
-        )
-        return _text(
-            context,
-            500,
-            f"inference failed on this image ({type(err).__name__}: {err}); the function's "
-            "log has the traceback",
-        )
+    except Exception as err:
+        return _failure(context, "inference failed on this image", err)
     return context.Response(body=text, headers={}, content_type="application/json", status_code=200)
+
+
+def _failure(context: Any, what: str, err: Exception):
+    context.logger.error_with(what, error=repr(err), traceback=traceback.format_exc())
+    return _text(
+        context,
+        500,
+        f"{what} ({type(err).__name__}: {err}); the function's log has the traceback",
+    )
 
 
 def _text(context: Any, status: int, message: str):
