@@ -46,7 +46,7 @@ class BridgeSettings:
     cvat_access_token: str = field(default="", repr=False)
     webhook_secret: str = field(default="", repr=False)
     cache_dir: Path = DEFAULT_CACHE_DIR
-    queue_url: str = ""
+    queue_url: str = field(default="", repr=False)  # may hold a Redis password
     models_file: Path | None = None
     device: str = "cpu"
     auto_ann_timeout: float = 3600.0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cvat_bridge.registry import ModelRegistry
 from tests.cvat_bridge.harness import (
     PASSWORD,
     SECRET,
@@ -88,11 +89,22 @@ def cvat() -> Iterator[FakeCvatServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def loaded_models(model_files, tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    """The test registry with its model loaded once per session (predictors are shared)."""
+    path = write_registry(tmp_path_factory.mktemp("registry") / "models.yaml", model_files)
+    registry = ModelRegistry.from_file(path)
+    registry.predictor("tiny-coral")
+    return registry
+
+
 @pytest.fixture
-def bridge(cvat: FakeCvatServer, registry_file: Path, tmp_path: Path) -> Iterator[InProcessBridge]:
+def bridge(
+    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, loaded_models
+) -> Iterator[InProcessBridge]:
     """The bridge in this process: embedded SQLite queue, one worker thread."""
     settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache")
-    with InProcessBridge(settings) as running:
+    with InProcessBridge(settings, models=loaded_models) as running:
         yield running
 
 

@@ -101,9 +101,17 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "c
 class InProcessBridge:
     """Web service + one worker in this process; ``url`` is the webhook base."""
 
-    def __init__(self, settings: BridgeSettings, worker: bool = True, web: bool = True) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        worker: bool = True,
+        web: bool = True,
+        models: ModelRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = ModelRegistry.from_file(settings.models_file)
+        if models is not None:  # reuse the predictors another registry has loaded
+            self.registry._predictors = models._predictors
         self.state = BridgeState(open_store(settings.effective_queue_url))
         self.queue = BridgeQueue(settings.effective_queue_url)
         self.worker = Worker(settings, self.registry) if worker else None

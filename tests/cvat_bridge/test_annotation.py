@@ -145,7 +145,7 @@ def test_corrupt_frame_is_reported_and_the_others_complete(
 
 
 def test_cvat_failures_and_timeouts_are_survived(
-    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
+    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels, loaded_models
 ) -> None:
     settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache", cvat_timeout=1.0)
     state = cvat.state
@@ -159,7 +159,7 @@ def test_cvat_failures_and_timeouts_are_survived(
         state.add_fault("PATCH", rf"/api/jobs/{job.id}/annotations", status=500, after=True),
         state.add_fault("PATCH", rf"/api/jobs/{job.id}/annotations", delay=2.5, after=True),
     ]
-    with InProcessBridge(settings) as bridge:
+    with InProcessBridge(settings, models=loaded_models) as bridge:
         cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
         state.set_job(job, state="in progress")
         (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
@@ -172,7 +172,7 @@ def test_cvat_failures_and_timeouts_are_survived(
 
 
 def test_reconciliation_catches_jobs_missed_while_down(
-    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
+    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels, loaded_models
 ) -> None:
     settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache")
     _, _, first = make_job(cvat.state, colony_labels, frames=1, name="a")
@@ -182,7 +182,7 @@ def test_reconciliation_catches_jobs_missed_while_down(
         assert post_event(bridge.url, _event_body(cvat, first)).status_code == 200
     # job b goes in progress while the bridge is down (no event reaches it)
     cvat.state.set_job(missed, state="in progress")
-    with InProcessBridge(replace(settings, reconcile_interval=0.5)) as bridge:
+    with InProcessBridge(replace(settings, reconcile_interval=0.5), models=loaded_models) as bridge:
         (run,) = wait_for(lambda: finished_runs(bridge, missed.id), 180, "the reconciled run")
         assert run["trigger"] == "reconcile" and run["status"] == "done"
         assert bridge.runs(first.id) == []  # job a is not in progress

@@ -71,7 +71,7 @@ def test_refusals_change_nothing(
 
 
 def test_ping_other_events_health_and_readiness(
-    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path
+    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, loaded_models
 ) -> None:
     settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache")
     with InProcessBridge(settings, worker=False) as bridge:
@@ -85,11 +85,11 @@ def test_ping_other_events_health_and_readiness(
         assert not_ready.status_code == 503
         assert not_ready.json()["cvat"] == "ok" and not_ready.json()["queue"] == "ok"
         assert "no live worker" in not_ready.json()["models"]
-    with InProcessBridge(settings) as bridge:
+    with InProcessBridge(settings, models=loaded_models) as bridge:
         ready = wait_for(lambda: httpx.get(f"{bridge.url}/ready").status_code == 200, 30, "ready")
         assert ready
     cvat.stop()
-    with InProcessBridge(settings) as bridge:
+    with InProcessBridge(settings, models=loaded_models) as bridge:
         time.sleep(0.5)
         answer = httpx.get(f"{bridge.url}/ready")
         assert answer.status_code == 503 and answer.json()["cvat"].startswith("unreachable")

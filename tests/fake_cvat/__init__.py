@@ -5,6 +5,7 @@ API so that the real ``cvat-sdk`` client works against it.
   and the helpers tests use to build and change it;
 * :mod:`.server` -- the FastAPI app and :class:`FakeCvatServer`, which runs it in a thread
   (its module docstring lists the endpoints);
+* :mod:`.webhooks` -- webhook deliveries as CVAT sends them (signed, retried);
 * :mod:`.fixtures` -- pytest fixtures (``fake_cvat``), imported by the conftest of the test
   folders that use them.
 
@@ -24,6 +25,7 @@ from .state import (
     CVAT_VERSION,
     FakeCvatError,
     FakeCvatState,
+    Fault,
     Frame,
     Job,
     Label,
@@ -41,6 +43,7 @@ __all__ = [
     "FakeCvatError",
     "FakeCvatServer",
     "FakeCvatState",
+    "Fault",
     "Frame",
     "Job",
     "Label",

@@ -44,6 +44,16 @@ and ignored: everything lives in the personal workspace. No permissions beyond
 authentication, no organizations, webhooks, cloud storages, tracks editing or exports.
 
 Every answered request is appended to ``state.requests`` so tests can count downloads.
+
+Webhooks: ``state.add_webhook(project, url, secret)`` makes the running server post
+``update:job`` to ``url`` whenever a job of the project is saved (a stage/state change or an
+annotation save), signed and retried as CVAT does (:mod:`.webhooks`); the deliveries are in
+``server.webhook_sender.deliveries``, and :meth:`FakeCvatServer.job_event` gives the payload
+CVAT would send about a job now.
+
+Faults: ``state.add_fault("GET", r"/api/jobs/1/data", status=503, delay=2.0, times=3,
+after=False, skip=0)`` makes matching requests slow and/or fail (``after=True``: the request
+is carried out and only its answer is delayed or lost); see :class:`~.state.Fault`.
 """
 
 from __future__ import annotations
