@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from cvat_sdk.masks import decode_mask
+
 from cvat_bridge.uploads import fingerprint
 from tests.cvat_bridge.harness import (
     MODEL,
@@ -131,17 +133,55 @@ def test_rerun_replaces_only_the_models_shapes(
 def test_corrupt_frame_is_reported_and_the_others_complete(
     cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
 ) -> None:
-    project, task, job = make_job(cvat.state, colony_labels, frames=4)
+    project, task, job = make_job(cvat.state, colony_labels, frames=5)
     with cvat.state.lock:
         task.frames[2] = Frame("broken.jpg", 64, 48, b"\xff\xd8 not really a jpeg")
+        task.deleted_frames = [4]  # deleted in CVAT: not annotated
     cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
     cvat.state.set_job(job, state="in progress")
     (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
     assert run["status"] == "done"
-    assert run["frames_done"] == 3
+    assert (run["frames_total"], run["frames_done"]) == (4, 3)
     (failed,) = run["frames_failed"]
     assert failed["frame"] == 2 and "not a readable image" in failed["error"]
     assert sorted(shapes_by_frame(cvat.state, task)) == [0, 1, 3]
+
+
+def test_masks_when_not_converted_to_polygons(
+    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
+) -> None:
+    project, task, job = make_job(cvat.state, colony_labels, frames=2)
+    url = bridge.url + WEBHOOK_PATH.replace("conv_mask_to_poly=true", "conv_mask_to_poly=false")
+    cvat.state.add_webhook(project, url, SECRET)
+    cvat.state.set_job(job, state="in progress")
+    (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
+    assert run["status"] == "done" and run["shapes_written"] > 0
+    shapes = auto_shapes(cvat, task)
+    assert {s.type for s in shapes} == {"mask"}
+    for shape in shapes:
+        frame = task.frames[shape.frame]
+        bitmap = decode_mask(shape.points, image_width=frame.width, image_height=frame.height)
+        assert bitmap.any() and bitmap.shape == (frame.height, frame.width)
+
+
+def test_a_stopping_worker_gives_its_run_back(
+    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels, loaded_models
+) -> None:
+    settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache")
+    project, task, job = make_job(cvat.state, colony_labels, frames=6)
+    cvat.state.add_fault("GET", rf"/api/jobs/{job.id}/data", delay=0.5, times=100)
+    with InProcessBridge(settings, models=loaded_models) as bridge:
+        cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
+        cvat.state.set_job(job, state="in progress")
+        wait_for(lambda: any(r["frames_done"] >= 2 for r in bridge.runs(job.id)), 120, "2 frames")
+        bridge.worker.stop()  # e.g. SIGTERM: the run goes back to the queue between frames
+        (run,) = bridge.runs(job.id)
+        assert run["status"] == "queued" and 2 <= run["frames_done"] < 6
+        with InProcessBridge(settings, web=False, models=loaded_models):
+            (run,) = wait_for(lambda: finished_runs(bridge, job.id), 120, "the resumed run")
+    assert run["status"] == "done" and run["frames_done"] == 6 and run["attempts"] == 2
+    assert sorted(shapes_by_frame(cvat.state, task)) == list(range(6))
+    assert no_doubles(cvat, task)
 
 
 def test_cvat_failures_and_timeouts_are_survived(
