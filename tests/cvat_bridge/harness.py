@@ -50,7 +50,7 @@ def bridge_settings(cvat_url: str, registry: Path, cache: Path, **changes: Any) 
         webhook_secret=SECRET,
         cache_dir=cache,
         models_file=registry,
-        run_lease=2.0,
+        run_lease=5.0,  # generous: heartbeats come late on a busy 2-core machine
         recover_interval=0.3,
         reconcile_interval=0.0,
         cvat_retries=5,
