@@ -95,3 +95,39 @@ def test_conf_threshold_cuts_by_score(function, fake_cvat, photo) -> None:  # no
     with cvat_sdk.make_client(fake_cvat.url, credentials=(USERNAME, PASSWORD)) as client:
         annotate_task(client, task.id, function, conf_threshold=cut)
     assert len(task.shapes) == sum(score >= cut for score in scores) > 0
+
+
+def test_same_shapes_as_the_nuclio_function(function, photo) -> None:  # noqa: F811
+    """The cvat-sdk function and the Nuclio handler's encoder give the same colonies."""
+    import json
+    import logging
+    from types import SimpleNamespace
+
+    import nuclio_sdk
+
+    from nuclio_functions.serving import respond
+    from tests.nuclio_functions.conftest import request_body
+
+    context = nuclio_sdk.Context(nuclio_sdk.Logger(logging.WARNING), None)
+    answer = respond(context, function._predictor, json.loads(request_body(photo)))
+    items = json.loads(answer.body)
+    image = Image.open(io.BytesIO(photo))
+    height, width = image.height, image.width
+
+    def detect(as_polygons: bool) -> list:
+        context = SimpleNamespace(
+            frame_name="quadrat.jpg", conf_threshold=None, conv_mask_to_poly=as_polygons
+        )
+        return function.detect(context, image)
+
+    masks, polygons = detect(False), detect(True)
+    assert len(items) == len(masks) == len(polygons) > 0
+    names = {label.id: label.name for label in function.spec.labels}
+    for item, mask, polygon in zip(items, masks, polygons, strict=True):
+        assert names[mask.label_id] == names[polygon.label_id] == item["label"]
+        xtl, ytl, xbr, ybr = item["mask"][-4:]
+        crop = np.asarray(item["mask"][:-4]).reshape(ybr - ytl + 1, xbr - xtl + 1) == 255
+        expected = np.zeros((height, width), dtype=bool)
+        expected[ytl : ybr + 1, xtl : xbr + 1] = crop
+        assert np.array_equal(cvat_points_to_mask(mask.points, height, width), expected)
+        assert polygon.points == item["points"]
