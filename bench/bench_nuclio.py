@@ -185,8 +185,10 @@ def parity(args) -> None:
             same += int((a == b).sum())
             total += a.size
             print(f"  {path.name}: {100 * agreement(a, b):.4f}% of pixels agree")
-        print(f"ONNX vs PyTorch argmax ({args.config}, {len(photos)} photos): "
-              f"{100 * same / total:.4f}% of {total} pixels agree")  # fmt: skip
+        print(
+            f"ONNX vs PyTorch argmax ({args.config}, {len(photos)} photos): "
+            f"{100 * same / total:.5f}% of {total} pixels agree ({total - same} differ)"
+        )
 
 
 def main() -> None:
