@@ -3,7 +3,9 @@
 Masks are 8-bit PNGs named after the sample id, in ``<root>/<field>/``; the default root is
 ``<FiftyOne's default dataset dir>/coralseg/<dataset name>/masks``. Pixel values follow the
 model's :class:`coral_core.taxonomy.MaskEncoding`, and the field's ``mask_targets`` name them,
-so the App shows genus names and FiftyOne's evaluation reports them.
+so the App shows genus names and FiftyOne's evaluation reports them;
+``dataset.info["coralseg"]["encodings"][field]`` records the whole encoding (cover-only
+classes included) for the cover report.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from PIL import Image
 from coral_core.atomic import atomic_path
 from coral_core.palette import to_hex
 from coral_core.taxonomy import MaskEncoding
+
+
+INFO_KEY = "coralseg"
 
 
 def default_mask_root(dataset) -> Path:
@@ -63,4 +68,14 @@ def set_segmentation_targets(dataset, fields: list[str], encoding: MaskEncoding)
     entries += [{"path": field, "maskTargetsColors": colors} for field in fields]
     scheme.fields = entries
     dataset.app_config.color_scheme = scheme
+    info = dict(dataset.info.get(INFO_KEY) or {})
+    encodings = dict(info.get("encodings") or {})
+    encodings.update({field: encoding.to_dict() for field in fields})
+    dataset.info[INFO_KEY] = {**info, "encodings": encodings}
     dataset.save()
+
+
+def field_encoding(dataset, field: str) -> MaskEncoding | None:
+    """The encoding recorded for a mask field written by coralseg, else None."""
+    recorded = (dataset.info.get(INFO_KEY) or {}).get("encodings", {}).get(field)
+    return MaskEncoding.from_dict(recorded) if recorded else None

@@ -8,6 +8,7 @@ from .evaluate import EvaluateModel
 from .export_masks import ExportMasks
 from .predict import PredictColonies
 from .pull_cvat import PullCvatProject
+from .report_cover import ReportCover
 from .segmentation_iou import SegmentationIoU
 from .select_to_annotate import SelectToAnnotate
 from .train import TrainModel
@@ -19,5 +20,6 @@ OPERATORS = (
     EvaluateModel,
     PredictColonies,
     SelectToAnnotate,
+    ReportCover,
     SegmentationIoU,
 )

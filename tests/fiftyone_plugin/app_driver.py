@@ -200,15 +200,39 @@ class App:
         self.click_text(label, timeout=20)
 
     def fill(self, values: Mapping[str, str]) -> None:
-        """Type into the form's text inputs, found by their labels."""
-        from selenium.webdriver.common.keys import Keys
+        """Set the form's text inputs, found by their labels, then wait for the form to settle.
 
+        Each value is set in one change (React's input event), not typed key by key: the App
+        resolves the form again after every change.
+        """
         for label, value in values.items():
             field = self._input_for(label)
-            field.send_keys(Keys.CONTROL, "a")
-            field.send_keys(Keys.DELETE)
-            field.send_keys(value)
-            time.sleep(1.0)  # the App resolves the form again after a change
+            self.driver.execute_script(
+                "const set = Object.getOwnPropertyDescriptor("
+                "window.HTMLInputElement.prototype, 'value').set;"
+                "set.call(arguments[0], arguments[1]);"
+                "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+                field,
+                value,
+            )
+            self.settle()
+
+    def settle(self, timeout: float = 120, enabled: bool = False) -> None:
+        """Wait until the form shows no spinner (and, with ``enabled``, Execute is enabled)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def settled(driver) -> bool:
+            spinning = [e for e in driver.find_elements("css selector", "[role=progressbar]")
+                        if e.is_displayed()]  # fmt: skip
+            if spinning:
+                return False
+            if not enabled:
+                return True
+            buttons = driver.find_elements("xpath", "//button[normalize-space(.)='Execute']")
+            return any(b.is_enabled() for b in buttons)
+
+        time.sleep(1.0)
+        WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(settled)
 
     def _input_for(self, label: str):
         from selenium.webdriver.support.ui import WebDriverWait
@@ -227,7 +251,9 @@ class App:
         return WebDriverWait(self.driver, 20, poll_frequency=0.5).until(found)
 
     def execute(self) -> None:
-        self.click_text("Execute", timeout=30)
+        self.settle(enabled=True)
+        button = self.wait_for("//button[normalize-space(.)='Execute']")
+        button.click()
 
     def screenshot(self, path: str | Path) -> Path:
         path = Path(path)
@@ -250,8 +276,8 @@ def evaluate_in_app(
     ``app-dataset.png``, ``app-operator-browser.png``, ``app-evaluate-form.png``,
     ``app-evaluate-result.png``, ``app-iou-fields.png``."""
     driver = chrome()
+    app = App(driver, url)
     try:
-        app = App(driver, url)
         app.open_dataset(dataset)
         time.sleep(2)
         app.screenshot(shots / "app-dataset.png")
@@ -267,8 +293,14 @@ def evaluate_in_app(
         app.driver.find_element("tag name", "body").send_keys("\ue00c")  # Escape
         app.open_dataset(dataset)
         app.wait_for_text(f"{eval_key}_miou", timeout=60)
+        field = app.wait_for(f"//*[normalize-space(text())='{eval_key}_miou']")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", field)
+        time.sleep(1)
         app.screenshot(shots / "app-iou-fields.png")
         return app.body_text()
+    except Exception:
+        app.screenshot(shots / "failure.png")
+        raise
     finally:
         driver.quit()
 

@@ -38,6 +38,7 @@ def test_operators_listed_and_evaluate_run_from_the_browser(
         text = evaluate_in_app(url, reef.name, str(config), str(checkpoint), shots)
 
     assert "coralseg_eval_miou" in text and "coralseg_eval_iou_Acropora" in text
+    reef.reload()
     assert "coralseg_eval" in reef.list_evaluations()
     assert len(reef.exists("coralseg_eval_iou_Acropora")) > 0
     pictures = sorted(p.name for p in shots.glob("*.png"))
