@@ -63,7 +63,7 @@ def cover_samples(
     missing = [f for f in group_by if not dataset.has_sample_field(f)]
     if missing:
         raise CoralsegError(f"no sample field {', '.join(missing)} to group by")
-    ids, paths, masks = samples.values(["id", "filepath", f"{mask_field}.mask_path"])
+    ids, masks = samples.values(["id", f"{mask_field}.mask_path"])
     if not ids:
         raise CoralsegError("there are no samples to report on")
     covers, names = [], []
@@ -82,7 +82,10 @@ def cover_samples(
         samples.set_values(field, [None if np.isnan(v) else float(v) for v in values])
     group_values = samples.values(list(group_by)) if group_by else []  # one list per field
     per_image = {
-        sample_id: {f: "" if v[i] is None else str(v[i]) for f, v in zip(group_by, group_values)}
+        sample_id: {
+            f: "" if v[i] is None else str(v[i])
+            for f, v in zip(group_by, group_values, strict=True)
+        }
         for i, sample_id in enumerate(ids)
     }
     grouping = group_images(names, per_image, group_by)

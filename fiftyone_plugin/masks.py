@@ -20,7 +20,6 @@ from coral_core.atomic import atomic_path
 from coral_core.palette import to_hex
 from coral_core.taxonomy import MaskEncoding
 
-
 INFO_KEY = "coralseg"
 
 
