@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -353,7 +354,9 @@ def write_package(
         progress(f"writing {out}")
         with atomic_path(out) as temporary, zipfile.ZipFile(temporary, "w") as archive:
             for arcname, text in texts.items():
-                archive.writestr(arcname, text, compress_type=zipfile.ZIP_DEFLATED)
+                entry = zipfile.ZipInfo(arcname, date_time=time.localtime()[:6])
+                entry.external_attr = 0o644 << 16  # rw-r--r--, as the copied files
+                archive.writestr(entry, text, compress_type=zipfile.ZIP_DEFLATED)
             for arcname, source in sorted(files.items()):
                 compress = zipfile.ZIP_DEFLATED if source.suffix == ".py" else zipfile.ZIP_STORED
                 archive.write(source, arcname, compress_type=compress)
