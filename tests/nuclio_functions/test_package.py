@@ -96,6 +96,40 @@ def test_code_files_are_exactly_what_imports_reach() -> None:
         assert source.is_file(), arcname
 
 
+# import name -> pip name, for what the packaged code imports
+PIP_NAMES = {
+    "numpy": "numpy", "cv2": "opencv-python-headless", "PIL": "pillow", "yaml": "pyyaml",
+    "pycocotools": "pycocotools", "tqdm": "tqdm", "torch": "torch", "mmengine": "mmengine",
+    "onnxruntime": "onnxruntime", "segment_anything": "segment-anything",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_images_install_what_the_packaged_code_imports(kind: str) -> None:
+    """Every third-party module the zip's code imports is in both yamls' pip installs
+    (a fresh venv with exactly that list ran the semantic function; see the report)."""
+    from nuclio_functions.packaging import PACKAGE_ROOT, module_level_imports
+
+    roots = set()
+    for arcname, source in code_files(KINDS[kind]).items():
+        module = arcname.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        roots |= {name.split(".")[0] for name in module_level_imports(source, module)}
+    third_party = roots - set(sys.stdlib_module_names) - {"coral_core", "nuclio_functions"}
+    unknown = third_party - set(PIP_NAMES)
+    assert not unknown, f"map {unknown} to pip names here and add them to the yamls"
+    if kind == "two-stage":
+        third_party.add("torchvision")  # segment-anything imports it but does not require it
+    for file in FUNCTION_FILES:
+        document = yaml.safe_load((PACKAGE_ROOT / KINDS[kind].folder / file).read_text())
+        commands = [d["value"] for d in document["spec"]["build"]["directives"]["preCopy"]]
+        words = {w.split("==")[0] for c in commands if "pip install" in c for w in c.split()}
+        for module in sorted(third_party):
+            wanted = PIP_NAMES.get(module, module)
+            if file == "function-gpu.yaml" and wanted == "onnxruntime":
+                wanted = "onnxruntime-gpu"
+            assert wanted in words, f"{file} of {kind} does not install {wanted}"
+
+
 def test_every_check_runs_before_anything_is_written(
     tiny_checkpoint, sam_checkpoint, tmp_path: Path, capsys
 ) -> None:
