@@ -30,7 +30,7 @@ Quality trade-offs are printed separately (``--tradeoffs``): coralseg's semantic
 overlap 0 and 0.5, with their times and the fraction of pixels whose class agrees.
 
     .venv/bin/python bench/bench_infer.py [--device cuda] [--tradeoffs]
-    .venv/bin/python bench/bench_infer.py --size 640 --config tiny   # a quick check it runs
+    .venv/bin/python bench/bench_infer.py --config tiny --size 448 --points-per-side 4  # runs?
 """
 
 from __future__ import annotations
@@ -74,6 +74,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--tradeoffs", action="store_true", help="also time coralseg at overlap 0 and 0.5"
+    )
+    parser.add_argument(
+        "--points-per-side",
+        type=int,
+        default=32,
+        help="the naive SAM grid (default: SAM's, 32); smaller only for a quick check that the "
+        "script runs, which then is no like-for-like figure",
     )
     args = parser.parse_args()
     if not args.data.is_dir():
@@ -124,7 +131,9 @@ def main() -> int:
         reference = init_model(str(Path(tmp) / "naive.py"), str(checkpoint), device=args.device)
         make_coherent(reference)
         sam = sam_model_registry["vit_b"](checkpoint=str(sam_checkpoint)).to(args.device)
-        generator = SamAutomaticMaskGenerator(sam)
+        generator = SamAutomaticMaskGenerator(sam, points_per_side=args.points_per_side)
+        if args.points_per_side != 32:
+            print(f"naive SAM grid {args.points_per_side}^2 points: a quick check, not a figure")
         precision = (
             torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext()
         )

@@ -57,10 +57,10 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--windows", type=int, default=4, help="windows per measured batch")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats (after warm-up)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument(
         "--variants",
-        nargs="+",
+        nargs="*",
         choices=("lowp", "channels-last", "compile"),
         default=["lowp", "channels-last"],
         help="variants to compare with float32 (compile: minutes on 2 cores)",
@@ -81,9 +81,10 @@ def main() -> int:
     return 0
 
 
-def _clock(function, device: str, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls, after one untimed warm-up call."""
-    function()
+def _clock(function, device: str, repeats: int, warm: bool = True) -> float:
+    """Median seconds of ``repeats`` calls, after one untimed warm-up call if ``warm``."""
+    if warm:
+        function()
     times = []
     for _ in range(repeats):
         synchronize(device)
@@ -124,9 +125,11 @@ def _semantic(name: str, tmp: Path, args) -> None:
     with torch.inference_mode():
         # 1. where one batch's time goes
         features = network.extract_feat(crops)
-        backbone = _clock(lambda: network.extract_feat(crops), args.device, args.repeats)
+        backbone = _clock(lambda: network.extract_feat(crops), args.device, args.repeats, False)
         logits = network.decode_head.forward(features)
-        head = _clock(lambda: network.decode_head.forward(features), args.device, args.repeats)
+        head = _clock(
+            lambda: network.decode_head.forward(features), args.device, args.repeats, False
+        )
         resize = _clock(
             lambda: torch.nn.functional.interpolate(
                 logits, size=crops.shape[2:], mode="bilinear", align_corners=False
@@ -150,15 +153,16 @@ def _semantic(name: str, tmp: Path, args) -> None:
             chunk = chunk[:batch]
             seconds = _clock(lambda c=chunk: forward_windows(network, c), args.device, 1)
             per_window.append(f"{batch}: {seconds / batch * 1e3:.0f} ms")
-        print("per window at batch " + ", ".join(per_window))
+        if per_window:
+            print("per window at batch " + ", ".join(per_window))
 
         # 3. precision and layout variants, against float32 on the same windows
         reference = forward_windows(network, crops)
-        fp32 = _clock(lambda: forward_windows(network, crops), args.device, args.repeats)
+        fp32 = _clock(lambda: forward_windows(network, crops), args.device, args.repeats, False)
         for variant, run in _variants(network, crops, args):
             try:
-                out = run()
-                seconds = _clock(run, args.device, args.repeats)
+                out = run()  # also the warm-up
+                seconds = _clock(run, args.device, args.repeats, False)
             except Exception as err:  # a variant the stack cannot run is reported, not fatal
                 print(f"  {variant:<24} failed: {type(err).__name__}: {str(err)[:120]}")
                 continue
@@ -167,6 +171,8 @@ def _semantic(name: str, tmp: Path, args) -> None:
                 f"  {variant:<24} {seconds / n * 1e3:7.0f} ms/window  {fp32 / seconds:5.2f}x "
                 f"fp32's speed, argmax agreement {same:.4%} (random weights)"
             )
+        if "lowp" not in args.variants:
+            return
         make_coherent(network)
         coherent = forward_windows(network, crops)
         with _low_precision(args.device):
