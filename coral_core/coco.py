@@ -8,13 +8,15 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coral_core import __version__
 from coral_core.atomic import atomic_path
-from coral_core.inference.instances import CoralInstance
 from coral_core.palette import to_hex
 from coral_core.taxonomy import MaskEncoding
+
+if TYPE_CHECKING:  # only annotations: importing the inference stack here would pull in torch
+    from coral_core.inference.instances import CoralInstance
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,32 @@ def _header(encoding: MaskEncoding) -> dict[str, Any]:
     }
 
 
+def scored_annotation(
+    annotation_id: int,
+    image_id: int | str,
+    category: int,
+    rle: dict[str, Any],
+    score: float,
+    bbox: Sequence[int],
+    area: int,
+) -> dict[str, Any]:
+    """One predicted instance as a COCO annotation with its score.
+
+    Valid both in a COCO dataset (``pycocotools.coco.COCO``) and as a result for
+    ``COCO.loadRes``. ``rle`` is the full-image COCO RLE, ``bbox`` ``(x, y, w, h)`` pixels.
+    """
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": category,
+        "segmentation": rle,
+        "area": area,
+        "bbox": list(bbox),
+        "iscrowd": 0,
+        "score": score,
+    }
+
+
 def _entries(
     images: Iterable[ImageInstances], encoding: MaskEncoding
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -78,16 +106,15 @@ def _entries(
         for instance in image.instances:
             annotation_id += 1
             annotations.append(
-                {
-                    "id": annotation_id,
-                    "image_id": image_id,
-                    "category_id": category_id(encoding, instance.label),
-                    "segmentation": instance.coco_rle(image.height, image.width),
-                    "area": instance.area,
-                    "bbox": list(instance.bbox),
-                    "iscrowd": 0,
-                    "score": instance.score,
-                }
+                scored_annotation(
+                    annotation_id,
+                    image_id,
+                    category_id(encoding, instance.label),
+                    instance.coco_rle(image.height, image.width),
+                    instance.score,
+                    instance.bbox,
+                    instance.area,
+                )
             )
         yield coco_image, annotations
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from coral_core.coco import scored_annotation
 from coral_core.errors import CoralsegError
 from coral_core.polygons import validate_ring
 from coral_core.rle import coco_rle_area, coco_rle_bbox
@@ -197,16 +198,15 @@ def result_set_to_coco(result_set: ResultSet) -> dict[str, Any]:
     for number, instance in enumerate(result_set.instances, start=1):
         rle = {"size": list(instance.rle["size"]), "counts": instance.rle["counts"]}
         annotations.append(
-            {
-                "id": number,
-                "image_id": instance.image_id,
-                "category_id": instance.category_id,
-                "segmentation": rle,
-                "score": instance.score,
-                "bbox": list(coco_rle_bbox(rle)),
-                "area": coco_rle_area(rle),
-                "iscrowd": 0,
-            }
+            scored_annotation(
+                number,
+                instance.image_id,
+                instance.category_id,
+                rle,
+                instance.score,
+                coco_rle_bbox(rle),
+                coco_rle_area(rle),
+            )
         )
     return {
         "images": [
