@@ -305,3 +305,67 @@ def test_export_then_train_delegated_end_to_end(reef, tmp_path) -> None:
     assert best.is_file() and best.name.startswith("best_mIoU_iter_")
     assert 0 <= out["best_mIoU"] <= 100
     assert done.status.progress == pytest.approx(1.0) and "iteration 4/4" in done.status.label
+
+
+def test_report_cover_per_sample_and_per_site(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    params = {"config": str(config), "checkpoint": str(checkpoint), "min_area": 4}
+    execute("predict_colonies", reef, params)
+    reef.set_values("site", ["north", "north", "south", "south"])
+    out = execute("report_cover", reef, {"group_by": "site"}).result
+    names = MaskEncoding(FAMILIES).label_names
+    assert out["fields"] == [f"cover_{name.replace('/', '_')}" for name in names]
+    for sample in reef:
+        mask = np.asarray(Image.open(sample["coralseg_refined"].mask_path))
+        expected = 100.0 * np.count_nonzero(mask == 1) / mask.size
+        assert sample["cover_Acropora"] == pytest.approx(expected)
+        assert sum(sample[f] for f in out["fields"]) == pytest.approx(100.0)
+    groups = {(row["group"], row["class"]): row for row in out["groups"]}
+    north = reef.match({"site": "north"}).values("cover_Acropora")
+    assert groups[("north", "Acropora")]["n_images"] == 2
+    assert groups[("north", "Acropora")]["mean_cover_percent"] == pytest.approx(np.mean(north))
+    import fiftyone as fo
+
+    sample = reef.first()
+    sample["foreign"] = fo.Segmentation(mask=np.zeros((4, 4), np.uint8))
+    sample.save()
+    message = validation_error("report_cover", reef, {"mask_field": "foreign"})
+    assert "Field 'foreign' was not written by coralseg" in message
+
+
+@pytest.mark.slow
+def test_fiftyone_delegated_launch_runs_a_scheduled_evaluation(reef, tiny_model) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    config, checkpoint = tiny_model
+    reef.persistent = True  # the executor is another process
+    params = {"config": str(config), "checkpoint": str(checkpoint), "eval_key": "launched"}
+    import fiftyone.operators as foo
+
+    queued = foo.execute_operator(
+        uri("evaluate_model"), dict(view=reef.view()), params=params, request_delegation=True
+    )
+    launcher = subprocess.Popen(
+        [str(Path(sys.executable).with_name("fiftyone")), "delegated", "launch"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    service = DelegatedOperationService()
+    try:
+        deadline = time.monotonic() + 300
+        while service.get(queued.result["id"]).run_state not in ("completed", "failed"):
+            assert time.monotonic() < deadline, "fiftyone delegated launch did not finish"
+            assert launcher.poll() is None, "fiftyone delegated launch exited"
+            time.sleep(1)
+    finally:
+        launcher.terminate()
+        launcher.wait(timeout=30)
+    done = service.get(queued.result["id"])
+    assert done.run_state == "completed", done.result
+    reef.reload()
+    assert "launched" in reef.list_evaluations()
+    assert len(reef.exists("launched_miou")) == len(reef)
