@@ -14,11 +14,14 @@ instance stage needs only four maps, 6 bytes a pixel, computed band by band from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from coral_core.taxonomy import IGNORE_INDEX, MaskEncoding
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads this module's users
+    import torch
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def summarize_probabilities(
             ``C = encoding.num_labels``.
         encoding: the model's mask encoding.
     """
+    import torch
+
     probs = torch.as_tensor(probabilities)
     if probs.ndim != 3 or probs.shape[0] != encoding.num_labels:
         raise ValueError(
