@@ -14,7 +14,16 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = ("coralseg", "fiftyone_plugin", "cvat_bridge", "nuclio_functions")
-FRAMEWORKS = ("fiftyone", "cvat_sdk", "nuclio_sdk", "fastapi", "starlette", "uvicorn")
+FRAMEWORKS = (
+    "fiftyone",
+    "cvat_sdk",
+    "nuclio_sdk",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "huey",
+    "redis",
+)
 
 # Layers: coral_core (library) <- adapters <- the coralseg CLI, which composes them. Adapters
 # never import each other or the CLI; each imports only the frameworks of its own host.
