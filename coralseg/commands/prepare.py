@@ -110,54 +110,36 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from coral_core.errors import CoralsegError
-    from coral_core.mmseg_export import export_mmseg_dataset
     from coral_core.splits import parse_ratios
-    from coral_core.taxonomy import MaskEncoding, get_taxonomy, parse_label_map, with_label_map
-    from fiftyone_plugin.fiftyone_source import load_dataset, read_export_samples
+    from coral_core.taxonomy import get_taxonomy, parse_label_map, with_label_map
+    from fiftyone_plugin.fiftyone_source import load_dataset
+    from fiftyone_plugin.mask_export import export_masks
 
     if not args.dataset:
         raise CoralsegError("name the FiftyOne dataset to export (or set CORALSEG_DATASET)")
     taxonomy = with_label_map(get_taxonomy(args.taxonomy), parse_label_map(args.label_map))
-    encoding = MaskEncoding(taxonomy, background_is_ignore=args.background == "ignore")
     ratios = parse_ratios(args.split) if args.split else None
     out = Path(args.out or f"data/{args.dataset}-{taxonomy.name}")
-
-    dataset = load_dataset(args.dataset)
-    samples, source_report = read_export_samples(dataset, args.field, ratios, args.seed)
-    if source_report.without_split:
-        print(
-            f"note: {len(source_report.without_split)} sample(s) have no train/val/test tag and "
-            "are left out (tag them, or pass --split 0.8,0.1,0.1), e.g. "
-            f"{source_report.without_split[0]}"
-        )
-    if not samples:
-        raise CoralsegError(
-            f"no sample of {args.dataset!r} has a split tag (train/val/test); tag them or pass "
-            "--split 0.8,0.1,0.1"
-        )
-    summary = export_mmseg_dataset(
-        samples,
+    result = export_masks(
+        load_dataset(args.dataset),
         out,
-        encoding,
+        taxonomy,
+        field=args.field,
+        background_is_ignore=args.background == "ignore",
+        split_ratios=ratios,
+        seed=args.seed,
         size=args.size,
         overwrite=args.overwrite,
-        unknown="skip" if args.skip_unknown else "error",
+        skip_unknown=args.skip_unknown,
         workers=args.workers,
-        source={
-            "fiftyone_dataset": args.dataset,
-            "field": args.field,
-            "samples_without_split": len(source_report.without_split),
-            "randomly_split": dict(source_report.randomly_split),
-        },
+        progress=True,
     )
-    print(f"wrote {summary.out_dir} in {summary.seconds:.1f}s")
-    for split, count in summary.samples.items():
-        print(f"  {split:<5} {count} images")
-    if summary.report.dropped:
-        dropped = ", ".join(f"{n} {reason}" for reason, n in summary.report.dropped.items())
-        print(f"  dropped shapes: {dropped}")
-    if summary.report.unknown_labels:
-        skipped = ", ".join(f"{label} ({n})" for label, n in summary.report.unknown_labels.items())
-        print(f"  skipped unknown labels: {skipped}")
-    print(f"train with: _base_ = ['{summary.out_dir / 'dataset_info.py'}']")
+    if result.source.without_split:
+        print(
+            f"note: {len(result.source.without_split)} sample(s) have no train/val/test tag and "
+            "were left out (tag them, or pass --split 0.8,0.1,0.1), e.g. "
+            f"{result.source.without_split[0]}"
+        )
+    print("\n".join(line for line in result.lines() if "without a train/val/test" not in line))
+    print(f"train with: _base_ = ['{result.summary.out_dir / 'dataset_info.py'}']")
     return 0
