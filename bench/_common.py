@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # tests/raster_fixtures.py, when run as bench/<script>.py
-    sys.path.insert(0, str(REPO))
+# tests/raster_fixtures.py is imported as `raster_fixtures`: `tests` names mmsegmentation's
+# own test package outside pytest.
+if str(REPO / "tests") not in sys.path:
+    sys.path.append(str(REPO / "tests"))
 
 DATA = REPO.parent / "shared" / "data"
 VITB_CONFIG = REPO / "configs" / "dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py"

@@ -48,7 +48,7 @@ def main() -> int:
     if args.child is not None:
         return _child(args.child, args.tiled_above)
 
-    from tests.raster_fixtures import write_test_tiff
+    from raster_fixtures import write_test_tiff
 
     print(f"coralseg infer on whole synthetic BigTIFFs, device {args.device}, CLI defaults")
     rows = []

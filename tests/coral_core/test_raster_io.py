@@ -494,8 +494,10 @@ def test_40k_square_tiff_is_read_in_bounded_memory(tmp_path) -> None:
         f"""
         import resource
         import numpy as np
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})  # tests/
         from coral_core.raster_io import LabelRasterWriter, iter_tiles, open_image
-        from tests.raster_fixtures import write_test_tiff
+        from raster_fixtures import write_test_tiff  # mmsegmentation ships a `tests` package
 
         path = write_test_tiff({str(tmp_path / "big.tif")!r}, 40_000, 40_000)
         with open_image(path) as source, LabelRasterWriter(
