@@ -193,11 +193,12 @@ class App:
         self.driver.find_element("tag name", "body").send_keys("`")
         self.wait_for("//input[contains(@placeholder, 'Search operations')]", timeout=20)
 
-    def choose_operator(self, label: str) -> None:
+    def search_operators(self, text: str) -> None:
+        """Type into the operator browser's search box and let the list filter."""
         from selenium.webdriver.common.action_chains import ActionChains
 
-        ActionChains(self.driver).send_keys(label).perform()
-        self.click_text(label, timeout=20)
+        ActionChains(self.driver).send_keys(text).perform()
+        time.sleep(1.5)
 
     def fill(self, values: Mapping[str, str]) -> None:
         """Set the form's text inputs, found by their labels, then wait for the form to settle.
@@ -270,9 +271,10 @@ def evaluate_in_app(
     shots: Path,
     eval_key: str = "coralseg_eval",
     timeout: float = 240,
-) -> str:
-    """Open ``dataset``, run the evaluate operator from the operator browser, and return the
-    page text once the sidebar shows the evaluation's IoU fields. Screenshots go to ``shots``:
+) -> tuple[str, str]:
+    """Open ``dataset``, run the evaluate operator from the operator browser; return the
+    operator browser's text (filtered by "coralseg") and the page text once the sidebar shows
+    the evaluation's IoU fields. Screenshots go to ``shots``:
     ``app-dataset.png``, ``app-operator-browser.png``, ``app-evaluate-form.png``,
     ``app-evaluate-result.png``, ``app-iou-fields.png``."""
     driver = chrome()
@@ -282,8 +284,10 @@ def evaluate_in_app(
         time.sleep(2)
         app.screenshot(shots / "app-dataset.png")
         app.open_operator_browser()
+        app.search_operators("coralseg")
         app.screenshot(shots / "app-operator-browser.png")
-        app.choose_operator("coralseg: evaluate a model")
+        listed = app.body_text()
+        app.click_text("coralseg: evaluate a model", timeout=20)
         app.wait_for_text("Checkpoint")
         app.fill({"Config": config, "Checkpoint": checkpoint})
         app.screenshot(shots / "app-evaluate-form.png")
@@ -297,7 +301,7 @@ def evaluate_in_app(
         driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", field)
         time.sleep(1)
         app.screenshot(shots / "app-iou-fields.png")
-        return app.body_text()
+        return listed, app.body_text()
     except Exception:
         app.screenshot(shots / "failure.png")
         raise

@@ -35,8 +35,16 @@ def test_operators_listed_and_evaluate_run_from_the_browser(
         listed = {op["uri"] for op in list_operators(url, reef.name)}
         manifest = yaml.safe_load((REPO / "fiftyone.yml").read_text())
         assert {f"{PLUGIN}/{name}" for name in manifest["operators"]} <= listed
-        text = evaluate_in_app(url, reef.name, str(config), str(checkpoint), shots)
+        listed_labels = [
+            op["config"]["label"]
+            for op in list_operators(url, reef.name)
+            if op["uri"].startswith(PLUGIN) and not op["config"].get("unlisted")
+        ]
+        assert len(listed_labels) == len(manifest["operators"]) - 1  # the metric is unlisted
+        browser, text = evaluate_in_app(url, reef.name, str(config), str(checkpoint), shots)
 
+    for operator in listed_labels:
+        assert operator in browser  # the operator browser lists every operator by its label
     assert "coralseg_eval_miou" in text and "coralseg_eval_iou_Acropora" in text
     reef.reload()
     assert "coralseg_eval" in reef.list_evaluations()
