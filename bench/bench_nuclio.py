@@ -3,9 +3,10 @@
 **Overhead.** One image (default: a 1920 x 1920 mosaic of four quadrat photos from
 ../shared/data/quadrats) goes
 
-* through the handler, end to end: CVAT's JSON request (base64 JPEG) parsed as Nuclio's
-  Python wrapper parses it, ``main.handler`` (decode the JPEG, both stages, encode the
-  detections), the answer serialised as the wrapper serialises it;
+* through the handler, end to end: CVAT's JSON request (base64 JPEG) deserialized as
+  Nuclio's Python wrapper deserializes the processor's message (nuclio-sdk parses the
+  JSON), ``main.handler`` (decode the JPEG, both stages, encode the detections), the answer
+  serialised as the wrapper serialises it;
 * through ``TwoStagePredictor`` directly, the Python API ``coralseg infer`` uses, on the
   already decoded image.
 
@@ -69,7 +70,7 @@ def build_predictor(args, folder: Path):
     config = TINY_CONFIG if args.config == "tiny" else VITB_CONFIG
     encoding = MaskEncoding(EILAT if args.config == "tiny" else FINEGRAINED)
     config, checkpoint = random_semantic_checkpoint(config, folder, encoding)
-    defaults = cli_defaults("infer")
+    defaults = cli_defaults("infer", "overlap", "min_threshold", "unsure_threshold", "min_area")
     torch_model = load_semantic_model(config, checkpoint, device=args.device)
     if defaults.overlap is not None:
         torch_model = with_overlap(torch_model, defaults.overlap)
@@ -107,6 +108,7 @@ def handler_call(predictor, raw: bytes) -> dict:
 
     import nuclio_sdk
     from nuclio_sdk import Event, Response
+    from nuclio_sdk.event import EventDeserializerKinds
 
     from nuclio_functions.two_stage import main
 
@@ -116,12 +118,13 @@ def handler_call(predictor, raw: bytes) -> dict:
         context = nuclio_sdk.Context(logger, None)
         context.user_data.predictor = predictor
         handler_call.context = context
-    event = Event(
-        body=Event.decode_body(raw, "application/json"),
-        content_type="application/json",
-        method="POST",
-        path="/",
-    )
+    # the processor's message (msgpack, raw mode) as nuclio-sdk deserializes it
+    message = {b"body": raw, b"content_type": b"application/json", b"fields": {},
+               b"trigger": {b"kind": b"http", b"name": b"myHttpTrigger"}, b"headers": {},
+               b"id": b"1", b"method": b"POST", b"path": b"/", b"size": len(raw),
+               b"timestamp": 0, b"url": b"", b"shard_id": 0, b"num_shards": 0, b"type": b"",
+               b"type_version": b"", b"version": 0}  # fmt: skip
+    event = Event.deserialize(message, kind=EventDeserializerKinds.msgpack_raw)
     return Response.from_entrypoint_output(json.dumps, main.handler(context, event))
 
 
