@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import importlib.util
 import logging
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# tests/raster_fixtures.py is imported as `raster_fixtures`: `tests` names mmsegmentation's
-# own test package outside pytest.
-if str(REPO / "tests") not in sys.path:
-    sys.path.append(str(REPO / "tests"))
 
 DATA = REPO.parent / "shared" / "data"
 VITB_CONFIG = REPO / "configs" / "dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py"
@@ -33,13 +31,21 @@ def cli_defaults(command: str, *options: str) -> argparse.Namespace:
 
     ``options`` are destination names (``"min_area"`` for ``--min-area``).
     """
-    import importlib
-
     module = importlib.import_module(f"coralseg.commands.{command}")
     subparsers = argparse.ArgumentParser().add_subparsers()
     module.register(subparsers)
     parser = subparsers.choices[command]
     return argparse.Namespace(**{option: parser.get_default(option) for option in options})
+
+
+def raster_fixtures() -> ModuleType:
+    """``tests/raster_fixtures.py``, loaded from its file: outside pytest the name ``tests``
+    is mmsegmentation's own test package, which its wheel installs."""
+    path = REPO / "tests" / "raster_fixtures.py"
+    spec = importlib.util.spec_from_file_location("raster_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def device_description(device: str) -> str:

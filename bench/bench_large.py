@@ -29,7 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, TINY_CONFIG, random_sam_checkpoint, ratio
+from _common import (
+    REPO,
+    TINY_CONFIG,
+    quiet_mmengine,
+    random_sam_checkpoint,
+    raster_fixtures,
+    ratio,
+)
 
 
 def main() -> int:
@@ -48,7 +55,7 @@ def main() -> int:
     if args.child is not None:
         return _child(args.child, args.tiled_above)
 
-    from raster_fixtures import write_test_tiff
+    write_test_tiff = raster_fixtures().write_test_tiff
 
     print(f"coralseg infer on whole synthetic BigTIFFs, device {args.device}, CLI defaults")
     rows = []
@@ -81,17 +88,24 @@ def main() -> int:
                 print(f"  failed:\n{done.stderr[-3000:]}")
                 return 1
             measured = json.loads(done.stdout.strip().splitlines()[-1])
+            predictions = folder / f"out{size}" / "predictions.json"
+            colonies = (
+                len(json.loads(predictions.read_text())["annotations"])
+                if predictions.is_file()
+                else 0
+            )
             rows.append((size, measured))
             print(
                 f"  whole image in {measured['seconds']:.0f}s, "
-                f"peak memory {measured['peak_gb']:.2f} GB, exit code {measured['rc']}"
+                f"peak memory {measured['peak_gb']:.2f} GB, {colonies} colonies, "
+                f"exit code {measured['rc']}"
             )
             (images / "ortho.tif").unlink()
 
     print(f"\n{'side':>8}{'pixels':>10}{'time':>10}{'peak RSS':>11}")
     for size, measured in rows:
         print(
-            f"{size:>8}{size * size / 1e6:>9.0f}M{measured['seconds']:>9.0f}s"
+            f"{size:>8}{size * size / 1e6:>9.1f}M{measured['seconds']:>9.0f}s"
             f"{measured['peak_gb']:>9.2f}GB"
         )
     if len(rows) > 1:
@@ -116,7 +130,8 @@ def _tiny_checkpoint(folder: Path) -> tuple[Path, Path]:
     cfg.model.decode_head.num_classes = encoding.num_labels
     torch.manual_seed(0)
     network = build_segmentor(cfg.model)
-    network.init_weights()
+    with quiet_mmengine():
+        network.init_weights()
     checkpoint = folder / "tiny.pth"
     # Recorded native resolution: the tiny config's test pipeline shrinks photos to 460 px.
     meta = {"coralseg": {"encoding": encoding.to_dict(), "inference_resize": None}}

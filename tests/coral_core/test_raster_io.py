@@ -495,7 +495,7 @@ def test_40k_square_tiff_is_read_in_bounded_memory(tmp_path) -> None:
         import resource
         import numpy as np
         import sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})  # tests/
+        sys.path.append({str(Path(__file__).resolve().parents[1])!r})  # tests/
         from coral_core.raster_io import LabelRasterWriter, iter_tiles, open_image
         from raster_fixtures import write_test_tiff  # mmsegmentation ships a `tests` package
 
