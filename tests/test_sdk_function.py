@@ -12,6 +12,7 @@ import pytest
 from cvat_sdk.auto_annotation import annotate_task
 from PIL import Image
 
+from coral_core.cvat_shapes import label_spec
 from coral_core.rle import cvat_points_to_mask
 from cvat_bridge import sdk_function
 from tests.coral_core.test_semantic_inference import tiny_checkpoint  # noqa: F401  (fixture)
@@ -131,3 +132,40 @@ def test_same_shapes_as_the_nuclio_function(function, photo) -> None:  # noqa: F
         expected[ytl : ybr + 1, xtl : xbr + 1] = crop
         assert np.array_equal(cvat_points_to_mask(mask.points, height, width), expected)
         assert polygon.points == item["points"]
+
+
+def test_the_documented_cvat_cli_command(fake_cvat, tiny_checkpoint) -> None:  # noqa: F811
+    """``cvat-cli task auto-annotate --function-module cvat_bridge.sdk_function -p ...``, the
+    command of docs/cvat-functions.md, run as a separate process against the fake CVAT."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    cli = Path(sys.executable).with_name("cvat-cli")
+    if not cli.is_file():
+        pytest.skip("cvat-cli is not installed in this venv (pip install cvat-cli==2.80.0)")
+    config, weights = tiny_checkpoint
+    state = fake_cvat.state
+    names = [label["name"] for label in label_spec(_encoding(tiny_checkpoint))]
+    project = state.add_project("reef", labels=names)
+    task = state.add_task(project, "small", [make_frame("a.jpg", 160, 120)])
+    url = urlsplit(fake_cvat.url)
+    done = subprocess.run(
+        [str(cli), "--server-host", f"{url.scheme}://{url.hostname}", "--server-port",
+         str(url.port), "--auth", f"{USERNAME}:{PASSWORD}",
+         "task", "auto-annotate", str(task.id), "--function-module", "cvat_bridge.sdk_function",
+         "-p", f"segformer_config=str:{config}", "-p", f"segformer_weights=str:{weights}",
+         "-p", "min_threshold=float:0", "-p", "unsure_threshold=float:0",
+         "-p", "min_area=int:16", "-p", "overlap=float:0", "--conv-mask-to-poly"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert task.shapes and {s.type for s in task.shapes} == {"polygon"}
+    assert {s.source for s in task.shapes} == {"auto"}
+
+
+def _encoding(checkpoint):
+    from coral_core.inference.semantic import load_semantic_model
+
+    return load_semantic_model(*checkpoint).encoding
