@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -157,17 +158,16 @@ def app_screenshots(demo: Path, dataset: str, out: Path) -> list[Path]:
         print("App screenshots: skipped (no App driver or no demo checkpoint)")
         return []
     raw = out / ".app-raw"
-    command = [sys.executable, "-m", "tests.fiftyone_plugin.app_driver", "--dataset", dataset]
+    command = [sys.executable, str(driver), "--dataset", dataset]
     command += ["--config", str(REPO / "configs" / TINY), "--checkpoint", str(checkpoints[-1])]
-    result = subprocess.run([*command, "--out", str(raw)], cwd=REPO, check=False)
-    if result.returncode != 0:
-        print("App screenshots: skipped (the App driver failed; see above)")
-        return []
-    written = [_save(Image.open(shot), out / shot.name) for shot in sorted(raw.glob("app-*.png"))]
-    for shot in raw.glob("*"):
-        shot.unlink()
-    raw.rmdir()
-    return written
+    try:
+        result = subprocess.run([*command, "--out", str(raw)], cwd=REPO, check=False)
+        if result.returncode != 0:
+            print("App screenshots: skipped (the App driver failed; see above)")
+            return []
+        return [_save(Image.open(shot), out / shot.name) for shot in sorted(raw.glob("app-*.png"))]
+    finally:
+        shutil.rmtree(raw, ignore_errors=True)
 
 
 if __name__ == "__main__":
