@@ -35,7 +35,15 @@ def model_inputs(form: Form):
         if config
         else (lambda v: resolve_file(v, "checkpoint", (".pth", ".pt"))),
     )
+    devices = ["cpu", "cuda"] if _cuda() else ["cpu"]
+    form.choice("device", "Device", devices, default=devices[-1])
     return encoding if config else None
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class EvaluateModel(foo.Operator):

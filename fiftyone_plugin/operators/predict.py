@@ -96,6 +96,7 @@ class PredictColonies(foo.Operator):
             instances_field=params.get("instances_field", DEFAULT_INSTANCES_FIELD),
             semantic_field=params.get("semantic_field", DEFAULT_SEMANTIC_FIELD),
             settings=_settings(params),
+            device=params.get("device", "cpu"),
             progress=progress_callback(ctx),
         )
         if not ctx.delegated:

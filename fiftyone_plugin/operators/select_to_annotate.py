@@ -55,6 +55,7 @@ class SelectToAnnotate(foo.Operator):
             field=params.get("field", DEFAULT_FIELD),
             view_name=params.get("view_name", DEFAULT_VIEW),
             limit=params.get("limit") or None,
+            device=params.get("device", "cpu"),
             progress=progress_callback(ctx),
         )
         if not ctx.delegated and summary.view_name:
