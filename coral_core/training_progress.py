@@ -88,6 +88,9 @@ _BEST = re.compile(r"best_mIoU_(?:iter|epoch)_(\d+)\.pth$")
 
 def best_checkpoint(work_dir: str | Path) -> Path | None:
     """The ``best_mIoU_{iter,epoch}_N.pth`` in ``work_dir`` with the largest N, else None."""
-    found = [(int(m.group(1)), p) for p in Path(work_dir).glob("best_mIoU_*.pth")
-             if (m := _BEST.search(p.name))]  # fmt: skip
+    found = [
+        (int(m.group(1)), p)
+        for p in Path(work_dir).glob("best_mIoU_*.pth")
+        if (m := _BEST.search(p.name))
+    ]
     return max(found)[1] if found else None
