@@ -78,3 +78,13 @@ class SelectToAnnotate(foo.Operator):
         table.add_column("uncertainty", label="Uncertainty")
         outputs.list("top", types.Object(), label="Most uncertain", view=table)
         return types.Property(outputs)
+
+    def __call__(self, samples, config, checkpoint, *, method="entropy", limit=None,
+                 delegate=False):  # fmt: skip
+        """``foo.get_operator("@coralseg/coralseg/select_to_annotate")(view, config, ckpt)``."""
+        params = dict(config=str(config), checkpoint=str(checkpoint), method=method)
+        if limit:
+            params["limit"] = int(limit)
+        return foo.execute_operator(
+            self.uri, dict(view=samples.view()), params=params, request_delegation=delegate
+        )

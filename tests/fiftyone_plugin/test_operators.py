@@ -164,6 +164,18 @@ def test_evaluate_delegated_on_the_current_view(reef, tiny_model) -> None:
     assert done.status.progress == pytest.approx(1.0)
 
 
+def test_operators_are_callable_from_python(reef, tiny_model) -> None:
+    import fiftyone.operators as foo
+
+    config, checkpoint = tiny_model
+    evaluate = foo.get_operator(uri("evaluate_model"))
+    result = evaluate(reef.match_tags("train"), config, checkpoint, eval_key="called")
+    assert result.result["samples"] == 2 and "called" in reef.list_evaluations()
+    choose = foo.get_operator(uri("select_to_annotate"))
+    choose(reef, config, checkpoint, limit=1)
+    assert len(reef.load_saved_view("coralseg-annotate-next")) == 1
+
+
 def test_predict_colonies_as_masked_detections(reef, tiny_model) -> None:
     config, checkpoint = tiny_model
     params = {
