@@ -118,9 +118,12 @@ def _jsonable(value: Any) -> Any:
 def run_demo(options: DemoOptions, say: Say = print) -> DemoReport:
     """Run every step (see the module docstring); ``say`` receives the progress lines."""
     import logging
+    import warnings
 
-    # FiftyOne warns on every start that setup.sh's MongoDB 6.0 is the oldest it supports.
+    # FiftyOne warns on every start that setup.sh's MongoDB 6.0 is the oldest it supports,
+    # MMSegmentation about its own deprecations: nothing a demo user can act on.
     logging.getLogger("fiftyone.core.odm.database").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mmseg\.")
     import fiftyone as fo
 
     work = options.work_dir.expanduser().resolve()
