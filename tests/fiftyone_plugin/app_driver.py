@@ -4,7 +4,7 @@ operator from the operator browser, take screenshots.
 Used by ``tests/fiftyone_plugin/test_app.py`` and by scripts that refresh the screenshots in
 ``docs/images/`` (see :func:`main`)::
 
-    python -m tests.fiftyone_plugin.app_driver --dataset reef --out docs/images \\
+    python tests/fiftyone_plugin/app_driver.py --dataset reef --out docs/images \\
         --config configs/....py --checkpoint work_dirs/x/best.pth
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromedriver``) and the
@@ -310,18 +310,31 @@ def evaluate_in_app(
 
 
 def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
     parser = argparse.ArgumentParser(description="screenshots of the coralseg operators in the App")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--out", default="docs/images")
+    parser.add_argument(
+        "--plugins-dir",
+        help="FiftyOne plugins folder holding the coralseg plugin (default: a temporary one "
+        "linking this repository)",
+    )
     args = parser.parse_args(argv)
     reason = browser_missing()
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    with app_server() as url:
-        evaluate_in_app(url, args.dataset, args.config, args.checkpoint, Path(args.out))
+    with tempfile.TemporaryDirectory() as scratch:
+        plugins = args.plugins_dir
+        if not plugins:
+            plugins = scratch
+            Path(scratch, "coralseg").symlink_to(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins)}
+        with app_server(env=env) as url:
+            evaluate_in_app(url, args.dataset, args.config, args.checkpoint, Path(args.out))
     print(f"screenshots in {args.out}")
     return 0
 
