@@ -136,16 +136,35 @@ class App:
         self.driver = driver
         self.url = url
 
-    def wait_for_text(self, text: str, timeout: float = 60) -> None:
+    def _wait(self, timeout: float):
+        """A wait that polls every 0.5 s and retries when React replaced an element."""
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
         from selenium.webdriver.support.ui import WebDriverWait
 
-        WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(
-            lambda d: text in d.find_element("tag name", "body").text
-        )
+        ignored = (StaleElementReferenceException, NoSuchElementException)
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.5, ignored_exceptions=ignored)
+
+    def _retry(self, action, attempts: int = 4):
+        """Run ``action()`` again when the element it used was re-rendered meanwhile."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for attempt in range(attempts):
+            try:
+                return action()
+            except StaleElementReferenceException:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0)
+
+    def wait_for_text(self, text: str, timeout: float = 60) -> None:
+
+        self._wait(timeout).until(lambda d: text in d.find_element("tag name", "body").text)
 
     def wait_for(self, xpath: str, timeout: float = 30):
         """The first displayed element matching ``xpath``."""
-        from selenium.webdriver.support.ui import WebDriverWait
 
         def shown(driver):
             for element in driver.find_elements("xpath", xpath):
@@ -153,14 +172,13 @@ class App:
                     return element
             return False
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(shown)
+        return self._wait(timeout).until(shown)
 
     def body_text(self) -> str:
         return self.driver.find_element("tag name", "body").text
 
     def click_text(self, text: str, tag: str = "*", timeout: float = 30) -> None:
         """Click the innermost element whose visible text is ``text``."""
-        from selenium.webdriver.support.ui import WebDriverWait
 
         xpath = f"//{tag}[normalize-space(text())={json.dumps(text)}]"
 
@@ -170,8 +188,11 @@ class App:
                     return element
             return False
 
-        element = WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(clickable)
-        self.driver.execute_script("arguments[0].click();", element)
+        self._retry(
+            lambda: self.driver.execute_script(
+                "arguments[0].click();", self._wait(timeout).until(clickable)
+            )
+        )
 
     def open_dataset(self, name: str) -> None:
         self.driver.get(f"{self.url}/datasets/{name}")
@@ -207,20 +228,22 @@ class App:
         resolves the form again after every change.
         """
         for label, value in values.items():
-            field = self._input_for(label)
-            self.driver.execute_script(
-                "const set = Object.getOwnPropertyDescriptor("
-                "window.HTMLInputElement.prototype, 'value').set;"
-                "set.call(arguments[0], arguments[1]);"
-                "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
-                field,
-                value,
-            )
+
+            def set_value(label=label, value=value) -> None:
+                self.driver.execute_script(
+                    "const set = Object.getOwnPropertyDescriptor("
+                    "window.HTMLInputElement.prototype, 'value').set;"
+                    "set.call(arguments[0], arguments[1]);"
+                    "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+                    self._input_for(label),
+                    value,
+                )
+
+            self._retry(set_value)
             self.settle()
 
     def settle(self, timeout: float = 120, enabled: bool = False) -> None:
         """Wait until the form shows no spinner (and, with ``enabled``, Execute is enabled)."""
-        from selenium.webdriver.support.ui import WebDriverWait
 
         def settled(driver) -> bool:
             spinning = [e for e in driver.find_elements("css selector", "[role=progressbar]")
@@ -233,10 +256,9 @@ class App:
             return any(b.is_enabled() for b in buttons)
 
         time.sleep(1.0)
-        WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(settled)
+        self._wait(timeout).until(settled)
 
     def _input_for(self, label: str):
-        from selenium.webdriver.support.ui import WebDriverWait
 
         xpath = (
             f"//*[normalize-space(text())={json.dumps(label)}]"
@@ -249,12 +271,11 @@ class App:
                     return element
             return False
 
-        return WebDriverWait(self.driver, 20, poll_frequency=0.5).until(found)
+        return self._wait(20).until(found)
 
     def execute(self) -> None:
         self.settle(enabled=True)
-        button = self.wait_for("//button[normalize-space(.)='Execute']")
-        button.click()
+        self._retry(lambda: self.wait_for("//button[normalize-space(.)='Execute']").click())
 
     def screenshot(self, path: str | Path) -> Path:
         path = Path(path)
@@ -297,8 +318,12 @@ def evaluate_in_app(
         app.driver.find_element("tag name", "body").send_keys("\ue00c")  # Escape
         app.open_dataset(dataset)
         app.wait_for_text(f"{eval_key}_miou", timeout=60)
-        field = app.wait_for(f"//*[normalize-space(text())='{eval_key}_miou']")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", field)
+        miou = f"//*[normalize-space(text())='{eval_key}_miou']"
+        app._retry(
+            lambda: driver.execute_script(
+                "arguments[0].scrollIntoView({block: 'start'});", app.wait_for(miou)
+            )
+        )
         time.sleep(1)
         app.screenshot(shots / "app-iou-fields.png")
         return listed, app.body_text()
