@@ -186,8 +186,9 @@ def iter_logit_bands(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Sliding-window logits of one image, row band by row band, as MMSeg's slide mode.
 
-    Windows are visited row by row; the rows above the next row of windows are final once a
-    row is done, so only ``(C, window + stride, W)`` logits exist at a time.
+    Windows are visited row by row, as many rows together as fill a batch; the rows above
+    the next rows of windows are then final, so only a band of logits (a window plus the
+    rows of one batch) exists at a time.
 
     Yields:
         ``(first_row, (C, rows, W) float32)`` on the model's device, in row order.
@@ -203,24 +204,28 @@ def iter_logit_bands(
     row_origins = window_origins(height, window_h, model.stride)
     column_origins = window_origins(width, window_w, model.stride)
     labels = model.num_labels
+    # Rows of windows go together until they fill a batch (a narrow image has few a row).
+    group = max(1, math.ceil(batch_size / len(column_origins)))
     logits = torch.zeros((labels, 0, width), device=model.device)
     counts = torch.zeros((1, 0, width), device=model.device)
     top = 0  # image row of logits[:, 0]
-    for index, y in enumerate(row_origins):
-        missing = y + window_h - (top + logits.shape[1])
+    for first in range(0, len(row_origins), group):
+        ys = row_origins[first : first + group]
+        missing = ys[-1] + window_h - (top + logits.shape[1])
         if missing > 0:
             logits = torch.cat([logits, logits.new_zeros((labels, missing, width))], dim=1)
             counts = torch.cat([counts, counts.new_zeros((1, missing, width))], dim=1)
-        rows = slice(y - top, y - top + window_h)
-        for start in range(0, len(column_origins), batch_size):
-            xs = column_origins[start : start + batch_size]
-            crops = np.stack([image[y : y + window_h, x : x + window_w] for x in xs])
+        windows = [(y, x) for y in ys for x in column_origins]
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start : start + batch_size]
+            crops = np.stack([image[y : y + window_h, x : x + window_w] for y, x in chunk])
             batch = torch.from_numpy(crops).to(model.device).permute(0, 3, 1, 2).float()
             out = forward_windows(model.network, ((batch - mean) / std).to(dtype))
-            for x, crop_logits in zip(xs, out, strict=True):
-                logits[:, rows, x : x + window_w] += crop_logits.float()
-                counts[:, rows, x : x + window_w] += 1
-        done = row_origins[index + 1] if index + 1 < len(row_origins) else height
+            for (y, x), crop_logits in zip(chunk, out, strict=True):
+                logits[:, y - top : y - top + window_h, x : x + window_w] += crop_logits.float()
+                counts[:, y - top : y - top + window_h, x : x + window_w] += 1
+        following = first + group
+        done = row_origins[following] if following < len(row_origins) else height
         if done > top:
             yield top, logits[:, : done - top] / counts[:, : done - top]
             logits, counts = logits[:, done - top :], counts[:, done - top :]
