@@ -206,11 +206,16 @@ def test_unpacked_zip_runs_alone_in_another_process(unpacked, photo, tmp_path: P
         import json, sys
         HEAVY = ("mmcv", "mmseg", "fiftyone", "cvat_sdk")
         from nuclio_sdk import Event, Response
+        from nuclio_sdk.event import EventDeserializerKinds
         from nuclio_sdk.test import Platform
         import main
         raw = open(sys.argv[1], "rb").read()
-        event = Event(body=Event.decode_body(raw, "application/json"),
-                      content_type="application/json", method="POST", path="/")
+        message = {b"body": raw, b"content_type": b"application/json", b"fields": {},
+                   b"trigger": {b"kind": b"http", b"name": b"myHttpTrigger"},
+                   b"headers": {}, b"id": b"1", b"method": b"POST", b"path": b"/",
+                   b"size": len(raw), b"timestamp": 0, b"url": b"", b"shard_id": 0,
+                   b"num_shards": 0, b"type": b"", b"type_version": b"", b"version": 0}
+        event = Event.deserialize(message, kind=EventDeserializerKinds.msgpack_raw)
         output = Platform().call_handler(main.handler, event)
         answer = Response.from_entrypoint_output(json.dumps, output)
         import coral_core
