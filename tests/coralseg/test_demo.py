@@ -159,11 +159,17 @@ def test_demo_on_eilatmixx_photos_from_a_coco_export(
         images.append(
             AnnotatedImage(f"{stem}.jpg", labels.shape[1], labels.shape[0], tuple(shapes), subset)
         )
-    coco = tmp_path / "eilat.json"
-    coco.write_text(json.dumps(to_coco(images, EILAT.classes)))
+    # CVAT's COCO export: one file per subset, named after it.
+    files = []
+    for subset in ("Train", "Validation", "Test"):
+        path = tmp_path / f"instances_{subset}.json"
+        path.write_text(
+            json.dumps(to_coco([i for i in images if i.subset == subset], EILAT.classes))
+        )
+        files += ["--annotations", str(path)]
     work = tmp_path / "work"
     name = _name()
-    args = ["demo", "--images", str(eilat / "images"), "--annotations", str(coco)]
+    args = ["demo", "--images", str(eilat / "images"), *files]
     args += ["--taxonomy", "eilat", "--size", "460", "--iterations", "40", "--infer-images", "1"]
     assert main([*args, "--work-dir", str(work), "--dataset", name]) == 0
     printed = capsys.readouterr().out
