@@ -10,32 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
 from pycocotools.coco import COCO
 
-from coral_core.models import build_segmentor
 from coral_core.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
+from tests.model_fixtures import TINY, save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny families model with random weights, saved as coralseg saves checkpoints."""
     folder = tmp_path_factory.mktemp("model")
-    encoding = MaskEncoding(FAMILIES)
-    cfg = Config.fromfile(str(TINY))
-    cfg.model.decode_head.num_classes = encoding.num_labels
-    torch.manual_seed(0)
-    network = build_segmentor(cfg.model)
-    network.init_weights()
-    checkpoint = folder / "tiny.pth"
-    meta = {"coralseg": {"encoding": encoding.to_dict()}}
-    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
-    return TINY, checkpoint
+    return TINY, save_tiny_checkpoint(folder / "tiny.pth", MaskEncoding(FAMILIES))
 
 
 @pytest.fixture(scope="module")

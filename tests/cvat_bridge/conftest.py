@@ -23,32 +23,17 @@ from tests.cvat_bridge.harness import (
     bridge_settings,
 )
 from tests.fake_cvat import FakeCvatServer, FakeCvatState
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
+from tests.model_fixtures import TINY, save_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny families model with random weights (the recipe of tests/coralseg/test_infer)."""
-    import torch
-    from mmengine.config import Config
-
-    from coral_core.models import build_segmentor
+    """A tiny families model with random weights, at native resolution: the fake CVAT's small
+    frames stay one window."""
     from coral_core.taxonomy import FAMILIES, MaskEncoding
 
-    folder = tmp_path_factory.mktemp("bridge-model")
-    encoding = MaskEncoding(FAMILIES)
-    cfg = Config.fromfile(str(TINY))
-    cfg.model.decode_head.num_classes = encoding.num_labels
-    torch.manual_seed(0)
-    network = build_segmentor(cfg.model)
-    network.init_weights()
-    checkpoint = folder / "tiny.pth"
-    # native resolution (no test-time resize): the fake CVAT's small frames stay one window
-    meta = {"coralseg": {"encoding": encoding.to_dict(), "inference_resize": None}}
-    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
-    return TINY, checkpoint
+    path = tmp_path_factory.mktemp("bridge-model") / "tiny.pth"
+    return TINY, save_tiny_checkpoint(path, MaskEncoding(FAMILIES), native_resolution=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
 from PIL import Image
 
-from coral_core.models import build_segmentor
 from coral_core.taxonomy import FAMILIES, MaskEncoding
+from tests.model_fixtures import REPO, TINY, save_tiny_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 PLUGIN = "@coralseg/coralseg"
 COLORS = {"Acropora": (200, 40, 40), "Porites": (40, 60, 220), "Montipora": (40, 200, 60)}
 SIZE = 96
@@ -86,25 +82,10 @@ def reef(fiftyone, plugins_dir: Path, tmp_path: Path) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny families model with random weights, saved as coralseg saves checkpoints."""
-    folder = tmp_path_factory.mktemp("model")
-    encoding = MaskEncoding(FAMILIES)
-    cfg = Config.fromfile(str(TINY))
-    cfg.model.decode_head.num_classes = encoding.num_labels
-    torch.manual_seed(0)
-    network = build_segmentor(cfg.model)
-    network.init_weights()
-    checkpoint = folder / "tiny_families.pth"
-    # native resolution: the tiny config's test Resize would blow 96 px images up to 460
-    meta = {"encoding": encoding.to_dict(), "inference_resize": None}
-    torch.save(
-        {
-            "state_dict": network.state_dict(),
-            "meta": {"coralseg": meta},
-        },
-        checkpoint,
-    )
-    return TINY, checkpoint
+    """A tiny families model with random weights, at native resolution: the tiny config's
+    test Resize would blow 96 px images up to 460."""
+    path = tmp_path_factory.mktemp("model") / "tiny_families.pth"
+    return TINY, save_tiny_checkpoint(path, MaskEncoding(FAMILIES), native_resolution=True)
 
 
 from tests.fake_cvat.fixtures import fake_cvat  # noqa: E402, F401
