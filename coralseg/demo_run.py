@@ -48,7 +48,7 @@ class DemoOptions:
     annotations: tuple[Path, ...] = ()
     taxonomy: str | None = None
     sample_images: int = 30
-    iterations: int = 400
+    iterations: int = 300
     size: int | None = None
     infer_images: int = 4
     sam_checkpoint: Path | None = None
