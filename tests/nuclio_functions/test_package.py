@@ -232,6 +232,8 @@ def test_unpacked_zip_runs_alone_in_another_process(unpacked, photo, tmp_path: P
         "PYTHONPATH": os.pathsep.join([str(folder), site_packages]),
         "CORALSEG_MODEL_DIR": "",
         **FUNCTION_ENV,
+        # few, large colonies: SAM decodes each on the CPU (thousands at 16 px, minutes)
+        "CORALSEG_MIN_AREA": "4096",
     }
     done = subprocess.run(
         [sys.executable, "-S", "-s", "-c", script, str(tmp_path / "request.json")],
