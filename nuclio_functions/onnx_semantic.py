@@ -112,4 +112,5 @@ def load_onnx_semantic_model(path: str | Path, device: str = "cpu") -> SemanticM
         std=tuple(float(v) for v in info["std"]),
         half=False,
         resize=None if resize is None else InferenceResize.from_dict(resize),
+        long_side=info.get("long_side"),
     )

@@ -69,6 +69,8 @@ def export_onnx(model: SemanticModel, path: str | Path) -> tuple[Path, Path]:
             "encoding": model.encoding.to_dict(),
             # the test-time resize the windows expect (None: native resolution)
             "inference_resize": None if model.resize is None else model.resize.to_dict(),
+            # the long side the training photos were shrunk to (None: kept), applied first
+            "long_side": model.long_side,
         },
         indent=2,
     )
