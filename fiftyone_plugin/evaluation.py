@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from coral_core.ecology.cover import value_counts
 from coral_core.errors import CoralsegError
 from coral_core.metrics import SegmentationScores, scores_from_confusion
 from coral_core.raster_io import open_image
 from coral_core.rasterize import rasterize_polylines
+from coral_core.taxonomy import IGNORE_INDEX
 
 from .fiftyone_source import labeled_polylines
 from .iou_fields import (
@@ -58,6 +60,9 @@ class EvaluationSummary:
         samples: how many samples were evaluated.
         scores: dataset-level scores (per-class IoU, Acc, ...; fractions in [0, 1]).
         miou_field: per-sample mIoU field; ``class_fields``: class name -> per-sample IoU field.
+        cover_error: class name -> mean over images of |predicted - annotated| percent cover
+            (percentage points, cover over each image's annotated pixels), the accuracy
+            figure ecologists read beside IoU.
     """
 
     eval_key: str
@@ -67,15 +72,22 @@ class EvaluationSummary:
     scores: SegmentationScores
     miou_field: str
     class_fields: dict[str, str]
+    cover_error: dict[str, float]
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per class: ``class``, ``iou``, ``acc`` (percent, 2 decimals, None = n/a)."""
+        """One dict per class: ``class``, ``iou``, ``acc`` (percent, 2 decimals, None = n/a)
+        and ``cover_error`` (percentage points)."""
 
         def percent(value: float) -> float | None:
             return None if np.isnan(value) else round(float(value) * 100, 2)
 
         return [
-            {"class": name, "iou": percent(self.scores.iou[i]), "acc": percent(self.scores.acc[i])}
+            {
+                "class": name,
+                "iou": percent(self.scores.iou[i]),
+                "acc": percent(self.scores.acc[i]),
+                "cover_error": self.cover_error.get(name),
+            }
             for i, name in enumerate(self.scores.class_names)
         ]
 
@@ -179,7 +191,7 @@ def evaluate_samples(
     ids, paths = samples.values(["id", "filepath"])
     polylines = labeled_polylines(samples, gt_field) if gt_kind == "polylines" else None
     values, _ = encoding.value_lookup({p.label for sample in polylines or () for p in sample})
-    predictions, ground_truth = [], []
+    predictions, ground_truth, cover_errors = [], [], []
     for index, (sample_id, path) in enumerate(zip(ids, paths, strict=True)):
         report(index / len(ids), f"predicting image {index + 1}/{len(ids)}")
         image = open_image(path).read()
@@ -195,6 +207,7 @@ def evaluate_samples(
             ground_truth.append(
                 fo.Segmentation(mask_path=write_mask(root / gt_mask_field, sample_id, gt))
             )
+            cover_errors.append(_cover_error(labels, gt, encoding.num_labels))
     samples.set_values(pred_field, predictions)
     if polylines is not None:
         samples.set_values(gt_mask_field, ground_truth)
@@ -227,4 +240,25 @@ def evaluate_samples(
         scores=scores,
         miou_field=miou_field(eval_key),
         class_fields={name: class_iou_field(eval_key, name) for name in names},
+        cover_error=_mean_cover_error(cover_errors, encoding.label_names),
     )
+
+
+def _cover_error(predicted: np.ndarray, annotated: np.ndarray, labels: int) -> np.ndarray | None:
+    """``(labels,)`` |predicted - annotated| percent cover of one image over its annotated
+    pixels (ignore excluded), or None when nothing is annotated."""
+    inside = annotated != IGNORE_INDEX
+    total = int(inside.sum())
+    if total == 0:
+        return None
+    predicted_cover = value_counts(predicted, inside)[:labels] / total * 100
+    annotated_cover = value_counts(annotated, inside)[:labels] / total * 100
+    return np.abs(predicted_cover - annotated_cover)
+
+
+def _mean_cover_error(errors: list[np.ndarray | None], names: tuple[str, ...]) -> dict[str, float]:
+    kept = [e for e in errors if e is not None]
+    if not kept:
+        return {}
+    mean = np.mean(kept, axis=0)
+    return {name: round(float(mean[value]), 2) for value, name in enumerate(names)}

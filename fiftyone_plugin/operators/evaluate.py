@@ -120,6 +120,7 @@ class EvaluateModel(foo.Operator):
         table.add_column("class", label="Class")
         table.add_column("iou", label="IoU (%)")
         table.add_column("acc", label="Acc (%)")
+        table.add_column("cover_error", label="Cover error (points)")
         outputs.list("per_class", types.Object(), label="Per class", view=table)
         return types.Property(outputs, view=types.View(label="coralseg evaluation"))
 

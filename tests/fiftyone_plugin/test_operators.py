@@ -99,6 +99,13 @@ def test_evaluate_registers_a_fiftyone_evaluation_with_iou_fields(reef, tiny_mod
     acropora = out["per_class"][1]
     assert acropora["iou"] == pytest.approx(round(expected.iou[1] * 100, 2))
     assert out["mIoU"] == pytest.approx(round(expected.miou * 100, 2))
+    # cover error beside IoU: mean over images of |predicted - annotated| cover, in points
+    errors = []
+    for s in reef:
+        p_mask = np.asarray(Image.open(s["coralseg_semantic"].mask_path))
+        g_mask = np.asarray(Image.open(s["gt_polylines_mask"].mask_path))
+        errors.append(abs((p_mask == 1).mean() - (g_mask == 1).mean()) * 100)
+    assert acropora["cover_error"] == pytest.approx(np.mean(errors), abs=0.01)
 
     # sortable, and removed with the evaluation
     ranked = reef.sort_by(f"{key}_miou", reverse=True).values(f"{key}_miou")
