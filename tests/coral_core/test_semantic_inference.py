@@ -15,30 +15,20 @@ from coral_core.inference.semantic import (
     window_origins,
 )
 from coral_core.taxonomy import EILAT, MaskEncoding
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
+from tests.model_fixtures import TINY, save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A random-weight tiny model saved as coralseg saves checkpoints, and its config."""
-    from coral_core.models import build_segmentor
-
     folder = tmp_path_factory.mktemp("tiny")
     cfg = Config.fromfile(str(TINY))
     # MMSeg's own inference applies the test pipeline: keep it to loading, for parity
     cfg.test_pipeline = [dict(type="LoadImageFromFile"), dict(type="PackSegInputs")]
     config = folder / "tiny.py"
     cfg.dump(str(config))
-    torch.manual_seed(0)
-    network = build_segmentor(cfg.model)
-    network.init_weights()
     encoding = MaskEncoding(EILAT, background_is_ignore=True)
-    checkpoint = folder / "tiny.pth"
-    meta = {"coralseg": {"encoding": encoding.to_dict()}}
-    torch.save({"state_dict": network.state_dict(), "meta": meta}, checkpoint)
-    return config, checkpoint
+    return config, save_tiny_checkpoint(folder / "tiny.pth", encoding, config=config)
 
 
 def test_window_origins_match_mmseg_slide_placement() -> None:

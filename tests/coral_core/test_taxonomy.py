@@ -270,11 +270,12 @@ def test_too_many_classes() -> None:
     assert Taxonomy("max", tuple(f"c{i}" for i in range(254))).num_classes == 254
 
 
-def test_readme_taxonomy_example_is_valid(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_guide_taxonomy_example_is_valid(tmp_path: Path) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "taxonomies.md").read_text()
+    example = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
     taxonomy = load_taxonomy(_write(tmp_path, "moorea.yaml", example))
-    assert taxonomy.classes == ("Acropora", "Porites", "Other")
+    assert taxonomy.classes == ("Acropora", "Porites", "Sand", "Other")
+    assert taxonomy.cover_classes == ("Sand",)
     assert taxonomy.resolve("Porites rus") == "Porites"
     assert taxonomy.resolve("goniastrea") == "Other"
 
