@@ -693,4 +693,3 @@ def _as_labels(labels: np.ndarray) -> np.ndarray:
             raise ValueError("label values must lie in 0..255 to be written as uint8")
         return labels.astype(np.uint8)
     raise ValueError(f"labels must be integers in 0..255, got dtype {labels.dtype}")
-

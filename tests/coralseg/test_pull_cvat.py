@@ -12,8 +12,8 @@ import pytest
 
 from coral_core.errors import CoralsegError
 from coral_core.polygons import Polygon, polygons_to_mask
-from fiftyone_plugin import cvat_pull
 from coralseg.cli import main
+from fiftyone_plugin import cvat_pull
 from tests.fake_cvat import FakeCvatServer, FakeCvatState, Task, encode_mask, make_frame
 
 LABELS = ("Acropora", "Porites", "Pocillopora")
