@@ -1045,7 +1045,13 @@ class FakeCvatServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         config = uvicorn.Config(
-            create_app(self.state), log_level="warning", access_log=False, lifespan="off"
+            create_app(self.state),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            # CVAT's nginx keeps idle connections 75 s; uvicorn's 5 s default closed a pooled
+            # connection while a client ran its model, and the next upload was reset.
+            timeout_keep_alive=75,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
