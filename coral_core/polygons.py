@@ -166,6 +166,16 @@ def as_binary_mask(mask: ArrayLike) -> np.ndarray:
     return mask if mask.dtype == np.bool_ else mask != 0
 
 
+def foreground_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight box ``(x0, y0, x1, y1)`` (ends exclusive) of an ``HxW`` mask's nonzero pixels,
+    or None for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def check_image_size(height: int, width: int) -> None:
     """Raise ``ValueError`` unless height and width are positive integers (pixels)."""
     for name, value in (("height", height), ("width", width)):

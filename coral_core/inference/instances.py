@@ -46,6 +46,7 @@ import numpy as np
 
 from coral_core.errors import CoralsegError
 from coral_core.inference.prediction import SemanticPrediction, can_tell_not_coral
+from coral_core.polygons import foreground_box
 from coral_core.rle import box_mask_to_coco_rle
 from coral_core.taxonomy import MaskEncoding
 
@@ -230,10 +231,9 @@ def refine(
             continue
         owner[y0 : y0 + h, x0 : x0 + w] |= free
         semantic[y0 : y0 + h, x0 : x0 + w][free] = value
-        rows, cols = np.flatnonzero(free.any(axis=1)), np.flatnonzero(free.any(axis=0))
-        top, left = int(rows[0]), int(cols[0])
-        crop = free[top : rows[-1] + 1, left : cols[-1] + 1]
-        bbox = (x0 + left, y0 + top, crop.shape[1], crop.shape[0])
+        left, top, right, bottom = foreground_box(free)
+        crop = free[top:bottom, left:right]
+        bbox = (x0 + left, y0 + top, right - left, bottom - top)
         instances.append(
             CoralInstance(
                 encoding.label_names[value], value, round(score, 6), bbox, crop.copy(), area
@@ -305,8 +305,7 @@ def grow_proposal(
         grown = np.zeros((sy1 - sy0, sx1 - sx0), dtype=bool)
     x0, y0, x1, y1 = proposal.box
     grown[y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0] |= proposal.mask
-    rows, cols = np.flatnonzero(grown.any(axis=1)), np.flatnonzero(grown.any(axis=0))
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    left, top, right, bottom = foreground_box(grown)
     box = (sx0 + left, sy0 + top, sx0 + right, sy0 + bottom)
     return grown[top:bottom, left:right], box, min(max(float(sam_iou), 0.0), 1.0)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from coral_core.inference.instances import CoralInstance
+from coral_core.polygons import foreground_box
 
 if TYPE_CHECKING:  # pipeline imports this module
     from coral_core.inference.pipeline import TwoStageResult
@@ -123,10 +124,10 @@ def _clip_to_core(instance: CoralInstance, region: Window, core: Window, row: in
     if ix0 >= ix1 or iy0 >= iy1:
         return None
     mask = instance.mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    tight = foreground_box(mask)
+    if tight is None:
         return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    left, top, right, bottom = tight
     box = (ix0 + left, iy0 + top, ix0 + right, iy0 + bottom)
     piece_mask = np.ascontiguousarray(mask[top:bottom, left:right])
     return _Piece(instance.value, instance.label, instance.score, box, piece_mask, row)
