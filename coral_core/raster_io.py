@@ -368,6 +368,27 @@ def open_image(path: str | os.PathLike) -> ImageSource:
     return _open_with_pillow(path)
 
 
+def photo_sizes(path: str | os.PathLike) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``(stored, shown)`` sizes of a photo, each ``(width, height)`` in pixels, read from the
+    file's header only (no pixels are decoded).
+
+    ``shown`` applies the EXIF orientation, as viewers, CVAT and ``open_image`` do: the two
+    differ for photos a camera stored sideways (orientations 5 to 8). ``None`` when the file
+    is missing or not an image Pillow reads.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                stored = image.size
+                orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
+        return None
+    orient = _ORIENTATIONS.get(orientation if isinstance(orientation, int) else 1, _ORIENTATIONS[1])
+    shown_height, shown_width = orient.shown_size(stored[1], stored[0])
+    return stored, (shown_width, shown_height)
+
+
 def _gdal_env() -> rasterio.Env:
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 

@@ -47,11 +47,11 @@ import urllib3
 from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core.client import AccessTokenCredentials, Client
 from cvat_sdk.core.exceptions import InvalidHostException
-from PIL import Image
 
 from coral_core.atomic import atomic_path
 from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, shape_to_polylines
 from coral_core.errors import CoralsegError
+from coral_core.raster_io import photo_sizes
 from coral_core.splits import normalize_split
 
 if TYPE_CHECKING:
@@ -618,19 +618,13 @@ def _ensure_image(
     task: Task, number: int, path: Path, width: int, height: int, report: PullReport
 ) -> None:
     """Download frame ``number`` in original quality unless ``path`` already holds an image
-    of that size."""
-    if path.is_file() and _image_size(path) == (width, height):
+    of that size as shown: CVAT reports a frame's size after EXIF orientation, while the
+    original file keeps its stored size and orientation tag."""
+    sizes = photo_sizes(path) if path.is_file() else None
+    if sizes is not None and sizes[1] == (width, height):
         report.images_reused += 1
         return
     data = task.get_frame(number, quality="original").read()
     with atomic_path(path) as partial:
         partial.write_bytes(data)
     report.images_downloaded += 1
-
-
-def _image_size(path: Path) -> tuple[int, int] | None:
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, ValueError):
-        return None

@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
-
 from coral_core.annotation_formats import (
     AnnotatedImage,
     AnnotationSet,
@@ -38,12 +36,12 @@ from coral_core.annotation_formats import (
 )
 from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE
 from coral_core.errors import CoralsegError
+from coral_core.raster_io import photo_sizes
 from coral_core.splits import normalize_split
 from coral_core.taxonomy import Taxonomy
 
 POLYLINES_FIELD = "gt_polylines"
 INFO_KEY = "coralseg_import"
-_EXIF_ORIENTATION = 0x0112
 _LISTED = 5  # how many names an error message lists
 
 
@@ -233,12 +231,12 @@ def _plan(
                     f"{annotation_set.source}); import each image once"
                 )
             seen[path] = annotation_set.source
-            size = _image_size(path)
+            size = photo_sizes(path)
             if size is None:
                 raise CoralsegError(f"{path} is not an image that can be read")
             if (image.width, image.height) not in size:
                 wrong_size.append(
-                    f"{image.name} is {size[0][0]}x{size[0][1]} but the annotations say "
+                    f"{image.name} is {size[1][0]}x{size[1][1]} but the annotations say "
                     f"{image.width}x{image.height}"
                 )
             planned.append((annotation_set, image, path))
@@ -259,20 +257,6 @@ def _plan(
         raise CoralsegError("the annotation files list no image that was found; nothing to import")
     report.missing_images = missing
     return planned
-
-
-def _image_size(path: Path) -> list[tuple[int, int]] | None:
-    """The stored size, and the displayed one when EXIF rotates the image by 90 degrees."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-    sizes = [(width, height)]
-    if orientation in (5, 6, 7, 8):
-        sizes.append((height, width))
-    return sizes
 
 
 def _sample(fo, annotations: AnnotationSet, image: AnnotatedImage, path: Path, tolerance, report):

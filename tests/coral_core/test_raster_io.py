@@ -133,6 +133,13 @@ def test_exif_orientation_is_applied_as_viewers_do(tmp_path, orientation) -> Non
         np.testing.assert_array_equal(shown, _pillow_view(path))
         for window in WINDOWS:
             np.testing.assert_array_equal(source.read(window), _padded(shown, window))
+    assert raster_io.photo_sizes(path) == ((8, 5), (source.width, source.height))
+
+
+def test_photo_sizes_of_what_is_not_a_photo(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert raster_io.photo_sizes(tmp_path / "notes.txt") is None
+    assert raster_io.photo_sizes(tmp_path / "missing.jpg") is None
 
 
 def test_jpeg_with_exif_rotation(tmp_path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from coral_core.errors import CoralsegError
 from coral_core.polygons import Polygon, polygons_to_mask
@@ -229,6 +230,29 @@ def test_force_reimports_everything_without_downloading_again(
     assert "samples: 4 imported, 4 of them replacing older ones; 4 in the dataset" in out
     assert frame_downloads(cvat_env.state) == downloads
     assert len(fiftyone.load_dataset(dataset_name)) == 4
+
+
+def test_photos_stored_sideways_are_not_downloaded_again(
+    fiftyone, cvat_env, dataset_name, tmp_path: Path, capsys
+) -> None:
+    """CVAT reports a portrait photo's shown size; the file keeps its stored size and EXIF
+    orientation tag, and is still recognised as already there."""
+    state = cvat_env.state
+    project = state.add_project("portraits", LABELS)
+    frames = [make_frame("p0.jpg", 30, 50, exif_orientation=6), make_frame("p1.jpg", 40, 20)]
+    state.add_task(project, "site-p", frames, subset="train", completed=True)
+    args = ("portraits", "--dataset", dataset_name, "--media-dir", str(tmp_path), "--force")
+    assert pull(capsys, *args)[0] == 0
+    downloads = frame_downloads(state)
+    assert downloads == 2
+    sample = fiftyone.load_dataset(dataset_name).match(fiftyone.ViewField("cvat_frame") == 0)
+    stored = Image.open(sample.first().filepath).size
+    assert stored == (50, 30)  # the file is kept as CVAT served it
+
+    code, out, _ = pull(capsys, *args)
+    assert code == 0
+    assert "images: 0 downloaded, 2 already there" in out
+    assert frame_downloads(state) == downloads
 
 
 def test_label_rename_reimports_all_tasks(

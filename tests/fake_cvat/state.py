@@ -559,15 +559,29 @@ class FakeCvatState:
 
 
 def make_frame(
-    name: str, width: int, height: int, color: tuple[int, int, int] = (30, 120, 160)
+    name: str,
+    width: int,
+    height: int,
+    color: tuple[int, int, int] = (30, 120, 160),
+    exif_orientation: int = 1,
 ) -> Frame:
-    """A real JPEG frame (a colour gradient, so each image differs) of the given size."""
+    """A real JPEG frame (a colour gradient, so each image differs) shown at the given size.
+
+    With an ``exif_orientation`` of 5 to 8 the file is stored sideways (``height x width``
+    pixels) with that EXIF tag, as cameras store portrait photos; the frame's size is the
+    shown one, as CVAT reports it.
+    """
     x = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
     base = np.asarray(color, dtype=np.float32)[None, None, :]
     pixels = np.clip(base * (0.5 + 0.5 * x) + 60 * y, 0, 255).astype(np.uint8)
+    exif = Image.Exif()
+    if exif_orientation != 1:
+        exif[0x0112] = exif_orientation
+    if exif_orientation in (5, 6, 7, 8):
+        pixels = np.ascontiguousarray(pixels.swapaxes(0, 1))
     buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=90)
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=90, exif=exif)
     return Frame(name, width, height, buffer.getvalue())
 
 
