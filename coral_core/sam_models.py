@@ -33,6 +33,7 @@ from torch import nn
 
 from coral_core.checkpoint import load_checkpoint_file
 from coral_core.errors import CoralsegError
+from coral_core.sam_upscaling import upscaled_window
 
 VARIANTS = ("sam", "coralscop")
 # Encoder width of each size, as in segment_anything's build_sam.py.
@@ -401,8 +402,9 @@ class SamRunner:
 
     Args:
         model: from :func:`load_sam`.
-        prompts_per_batch: prompts decoded together; each holds a ``(H, W)`` float mask
-            while being resized, so large photos want small batches.
+        prompts_per_batch: prompts decoded together. Masks are upscaled from the decoder's
+            256 x 256 logits inside their crop windows only (``sam_upscaling``), so memory
+            follows the windows; without crops each prompt holds an ``(H, W)`` mask.
         multimask: predict SAM's three candidate masks per prompt and keep the one with the
             highest predicted IoU; False (CoralSCoP's setting) predicts a single mask.
     """
@@ -507,16 +509,28 @@ class SamRunner:
         coral_scores = np.zeros(count, dtype=np.float32) if self.has_category_head else None
         for start in range(0, count, self.prompts_per_batch):
             chunk = slice(start, min(start + self.prompts_per_batch, count))
-            batch_masks, batch_iou, batch_coral = self._decode(**prompts_of(chunk))
+            low_res, batch_iou, batch_coral = self._decode(**prompts_of(chunk))
             if crops is None:
-                masks[chunk] = batch_masks.cpu().numpy()
+                masks[chunk] = self._upscaled(low_res, (0, 0, width, height)).cpu().numpy()
             else:
-                for mask, (x0, y0, x1, y1) in zip(batch_masks, crops[chunk], strict=True):
-                    masks.append(mask[y0:y1, x0:x1].cpu().numpy())
+                for logits, window in zip(low_res, crops[chunk], strict=True):
+                    masks.append(self._upscaled(logits, window).cpu().numpy())
             iou_scores[chunk] = batch_iou.cpu().numpy()
             if coral_scores is not None:
                 coral_scores[chunk] = batch_coral.cpu().numpy()
         return PromptMasks(masks, iou_scores, coral_scores)
+
+    @torch.inference_mode()
+    def _upscaled(self, low_res: torch.Tensor, window: tuple[int, int, int, int]) -> torch.Tensor:
+        """``(..., h, w)`` bool masks of the window from ``(..., 256, 256)`` decoder logits."""
+        logits = upscaled_window(
+            low_res,
+            self.model.image_encoder.img_size,
+            self.predictor.input_size,
+            self.predictor.original_size,
+            window,
+        )
+        return logits > self.model.mask_threshold
 
     @torch.inference_mode()
     def _decode(
@@ -524,7 +538,8 @@ class SamRunner:
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
         boxes: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Masks ``(B, H, W)`` bool, IoUs ``(B,)`` and coral probabilities ``(B,)`` or None."""
+        """Low-resolution mask logits ``(B, 256, 256)`` float, IoUs ``(B,)`` and coral
+        probabilities ``(B,)`` or None."""
         model = self.model
         sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=None)
         decoder_inputs = {
@@ -541,11 +556,8 @@ class SamRunner:
             low_res, iou = model.mask_decoder(**decoder_inputs)
         best = iou.argmax(dim=1)  # the only candidate unless multimask
         rows = torch.arange(len(best), device=best.device)
-        low_res, iou = low_res[rows, best, None], iou[rows, best]
-        masks = model.postprocess_masks(
-            low_res, self.predictor.input_size, self.predictor.original_size
-        )
+        low_res, iou = low_res[rows, best], iou[rows, best]
         coral = None
         if category is not None:
             coral = category[rows, best].softmax(dim=-1)[:, CORAL_CATEGORY]
-        return masks[:, 0] > model.mask_threshold, iou, coral
+        return low_res, iou, coral
