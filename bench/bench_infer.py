@@ -15,7 +15,11 @@ What is equal on both sides:
 * windows: the same size and the same overlap (``--overlap``, default: ``coralseg infer``'s
   default), so both visit the same windows (MMSeg's stride is set to coralseg's);
 * precision: the one coralseg runs in on the device (fp32 on a CPU; fp16 on a GPU, where
-  the naive semantic stage runs under ``torch.autocast`` to match);
+  the naive semantic stage runs under ``torch.autocast`` to match), and the same float mode:
+  coralseg flushes subnormal floats to zero on a CPU (``coral_core.cpu_math``), a process-wide
+  setting, so the naive path, in the same process, runs with it too;
+* batch: each path's own (MMSeg's slide mode runs one window at a time; coralseg's default
+  batch on a CPU is one ViT-B window too);
 * thresholds and minimum colony area: ``coralseg infer``'s defaults, read from its parser;
 * warm-up: each path runs once on a crop of the image before it is timed.
 
@@ -91,6 +95,7 @@ def main() -> int:
     from mmseg.apis import inference_model, init_model
     from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 
+    from coral_core.cpu_math import flush_subnormals
     from coral_core.inference import pipeline
     from coral_core.inference.instances import RefineSettings
     from coral_core.inference.pipeline import TwoStagePredictor
@@ -112,6 +117,7 @@ def main() -> int:
         "defaults unless overridden), warm-up run first"
     )
 
+    flush_subnormals(args.device)  # for both paths (coralseg's loaders set it anyway)
     with tempfile.TemporaryDirectory() as tmp:
         config, checkpoint = random_semantic_checkpoint(
             config_file, Path(tmp), MaskEncoding(taxonomy)

@@ -77,15 +77,16 @@ def main() -> int:
             ]  # fmt: skip
             if sam is not None:
                 argv += ["--sam-checkpoint", str(sam)]
+            # The child's progress bars and errors go to this terminal; its result to stdout.
             done = subprocess.run(
                 [sys.executable, __file__, *tiled, "--child", *argv],
                 cwd=REPO,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
                 check=False,
             )
             if done.returncode != 0:
-                print(f"  failed:\n{done.stderr[-3000:]}")
+                print(f"  failed with exit code {done.returncode} (its messages are above)")
                 return 1
             measured = json.loads(done.stdout.strip().splitlines()[-1])
             predictions = folder / f"out{size}" / "predictions.json"

@@ -64,7 +64,7 @@ class RefineSettings:
     unsure_threshold: float = DEFAULT_UNSURE_THRESHOLD
     min_area: int = DEFAULT_MIN_AREA
     box_margin: float = 0.1  # proposal boxes grow by this fraction per side for SAM
-    prompts_per_batch: int = 16
+    prompts_per_batch: int | None = None  # SAM prompts decoded together (None: the runner's)
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_threshold <= self.unsure_threshold <= 1:
@@ -325,7 +325,9 @@ def _candidates(found, zones, sam, settings, coral_head_decides):
         for x0, y0, x1, y1 in prompts
     ]
     candidates = []
-    step = settings.prompts_per_batch
+    # Masks come back cropped to their windows, so all prompts can go at once: the runner
+    # decodes them in its own batches.
+    step = settings.prompts_per_batch or len(found)
     for start in range(0, len(found), step):
         batch = slice(start, start + step)
         predicted = sam.predict_boxes(prompts[batch], crops=windows[batch])

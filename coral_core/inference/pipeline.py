@@ -43,7 +43,8 @@ class TwoStagePredictor:
         semantic: the loaded semantic model.
         sam: a :class:`coral_core.sam_models.SamRunner`, or None for semantic regions only.
         settings: the instance-stage thresholds.
-        batch_size: sliding windows per forward pass.
+        batch_size: sliding windows per forward pass (None: the model's default, see
+            ``SemanticModel.default_batch_size``).
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class TwoStagePredictor:
         semantic: SemanticModel,
         sam=None,
         settings: RefineSettings | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
     ) -> None:
         self.semantic = semantic
         self.sam = sam

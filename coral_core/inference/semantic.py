@@ -21,6 +21,7 @@ from mmengine.config import Config
 from torch.nn import functional
 
 from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
+from coral_core.cpu_math import flush_subnormals
 from coral_core.errors import CoralsegError
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
 from coral_core.inference.scaling import (
@@ -31,6 +32,8 @@ from coral_core.inference.scaling import (
     upsample_bands,
 )
 from coral_core.taxonomy import MaskEncoding, Taxonomy
+
+CPU_BATCH_PIXELS = 8 * 224 * 224  # window pixels per forward pass on a CPU
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,15 @@ class SemanticModel:
     @property
     def num_labels(self) -> int:
         return self.encoding.num_labels
+
+    @property
+    def default_batch_size(self) -> int:
+        """Windows per forward pass: 8 on a GPU; on a CPU as many as hold the pixels of 8
+        of the tiny model's 224 px windows (one 518 px ViT-B window), since larger batches
+        of large windows are slower per window there (``bench/profile_infer.py``)."""
+        if self.device.type != "cpu":
+            return 8
+        return max(1, CPU_BATCH_PIXELS // (self.window * self.window))
 
 
 def encoding_from_checkpoint(checkpoint: dict, cfg: Config) -> MaskEncoding:
@@ -121,6 +133,7 @@ def load_semantic_model(
     if half and device_obj.type != "cuda":
         raise CoralsegError("half precision needs a CUDA device")
     network = network.to(device_obj).eval()
+    flush_subnormals(device_obj)
     if half:
         network = network.half()
     test_cfg = cfg.model.get("test_cfg", {})
@@ -167,12 +180,14 @@ def window_origins(length: int, window: int, stride: int) -> list[int]:
     return [min(i * stride, length - window) for i in range(steps + 1)]
 
 
-def predict_logits(model: SemanticModel, image: np.ndarray, batch_size: int = 8) -> torch.Tensor:
+def predict_logits(
+    model: SemanticModel, image: np.ndarray, batch_size: int | None = None
+) -> torch.Tensor:
     """Averaged sliding-window logits of one image at the resolution given.
 
     Args:
         image: ``HxWx3`` uint8 RGB.
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass (None: ``model.default_batch_size``).
 
     Returns:
         ``(C, H, W)`` float32 tensor on the model's device, ``C = model.num_labels``.
@@ -182,7 +197,7 @@ def predict_logits(model: SemanticModel, image: np.ndarray, batch_size: int = 8)
 
 @torch.inference_mode()
 def iter_logit_bands(
-    model: SemanticModel, image: np.ndarray, batch_size: int = 8
+    model: SemanticModel, image: np.ndarray, batch_size: int | None = None
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Sliding-window logits of one image, row band by row band, as MMSeg's slide mode.
 
@@ -196,6 +211,7 @@ def iter_logit_bands(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
+    batch_size = batch_size or model.default_batch_size
     dtype = torch.float16 if model.half else torch.float32
     mean = torch.tensor(model.mean, device=model.device).view(1, 3, 1, 1)
     std = torch.tensor(model.std, device=model.device).view(1, 3, 1, 1)
@@ -246,7 +262,7 @@ def forward_windows(network: torch.nn.Module, crops: torch.Tensor) -> torch.Tens
 
 @torch.inference_mode()
 def iter_probability_bands(
-    model: SemanticModel, image: np.ndarray, batch_size: int = 8
+    model: SemanticModel, image: np.ndarray, batch_size: int | None = None
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Class probabilities of an image at its own size, band by band of rows.
 
@@ -273,7 +289,9 @@ def iter_probability_bands(
         yield top, torch.softmax(logits, dim=0)
 
 
-def predict(model: SemanticModel, image: np.ndarray, batch_size: int = 8) -> SemanticPrediction:
+def predict(
+    model: SemanticModel, image: np.ndarray, batch_size: int | None = None
+) -> SemanticPrediction:
     """The semantic stage's compact summary of an ``HxWx3`` uint8 RGB image.
 
     Memory beyond the summary's 6 bytes a pixel is one band of logits.
@@ -310,7 +328,7 @@ def predict_raster(
     source,
     writer,
     tile: int = 1024,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress=None,
     rows: int | None = None,
 ) -> None:

@@ -166,6 +166,13 @@ def test_point_and_box_prompts_give_one_mask_each(
     _check(runner.predict_points(np.zeros((0, 2))), 0, category)
 
 
+def test_prompts_are_decoded_in_small_batches_on_a_cpu(sam_runner: SamRunner) -> None:
+    assert SamRunner(sam_runner.model).prompts_per_batch == 2
+    assert SamRunner(sam_runner.model, prompts_per_batch=5).prompts_per_batch == 5
+    with pytest.raises(CoralsegError, match="at least 1"):
+        SamRunner(sam_runner.model, prompts_per_batch=0)
+
+
 def test_runner_agrees_with_segment_anythings_predictor(sam_runner: SamRunner) -> None:
     predictor: SamPredictor = sam_runner.predictor
     masks, iou, _ = predictor.predict(POINTS[1:2], np.array([1]), multimask_output=False)

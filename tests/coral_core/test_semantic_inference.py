@@ -55,6 +55,27 @@ def test_logits_equal_mmseg_slide_inference(tiny_checkpoint, size: tuple[int, in
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
+def test_batches_on_a_cpu_hold_the_pixels_of_eight_tiny_windows(tiny_checkpoint) -> None:
+    from dataclasses import replace
+
+    model = load_semantic_model(*tiny_checkpoint)
+    assert model.default_batch_size == 8  # 224 px windows
+    assert replace(model, window=518).default_batch_size == 1  # a ViT-B's windows
+    assert replace(model, window=1024).default_batch_size == 1
+    assert replace(model, device=torch.device("cuda")).default_batch_size == 8
+    image = np.random.default_rng(2).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    by_default = predict_logits(model, image)
+    torch.testing.assert_close(by_default, predict_logits(model, image, batch_size=1))
+
+
+def test_loading_for_the_cpu_flushes_subnormal_floats(tiny_checkpoint) -> None:
+    torch.set_flush_denormal(False)
+    subnormal = torch.tensor([1e-39])
+    assert subnormal.item() != 0
+    load_semantic_model(*tiny_checkpoint)
+    assert (subnormal * 1.0).item() == 0  # computed as zero, not in slow microcode
+
+
 def test_predict_gives_the_compact_summary(tiny_checkpoint) -> None:
     config, checkpoint = tiny_checkpoint
     model = load_semantic_model(config, checkpoint)
