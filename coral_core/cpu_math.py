@@ -14,8 +14,10 @@ import torch
 def flush_subnormals(device: str | torch.device) -> None:
     """Flush subnormal floats to zero in this process when ``device`` is the CPU.
 
-    Process-wide and left on (``torch.set_flush_denormal``); nothing changes on a GPU, or on
-    a CPU without SSE3, where torch reports that it cannot.
+    Left on (``torch.set_flush_denormal``); nothing changes on a GPU. The mode belongs to
+    each thread, and torch's worker threads take the main thread's when they are created, at
+    the process's first parallel operation: call this before it (the model loaders call it
+    first thing), or the workers go on computing subnormals.
     """
     if torch.device(device).type == "cpu":
         torch.set_flush_denormal(True)

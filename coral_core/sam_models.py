@@ -352,6 +352,7 @@ def load_sam(
         CoralsegError: unreadable file, unknown layout, or weights that do not match the
             (detected or forced) architecture.
     """
+    flush_subnormals(device)  # first: torch's worker threads take it when they start
     path = Path(checkpoint).expanduser()
     state = read_sam_checkpoint(path)
     # Official weights are float32; a half-precision copy is brought back for CPU inference.
@@ -372,7 +373,6 @@ def load_sam(
     label = "CoralSCoP" if variant == "coralscop" else "Segment Anything"
     load_sam_state_dict(model, state, f"{label} {size} ({path.name})", assign=True)
     model.to(device).eval()
-    flush_subnormals(device)
     spec = SamSpec(
         variant=variant,
         size=size,

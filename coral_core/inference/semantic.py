@@ -122,6 +122,7 @@ def load_semantic_model(
     device_obj = torch.device(device)
     if device_obj.type == "cuda" and not torch.cuda.is_available():
         raise CoralsegError(f"device {device!r} asked for, but this machine has no CUDA GPU")
+    flush_subnormals(device_obj)  # first: torch's worker threads take it when they start
     state = load_checkpoint_file(checkpoint)
     cfg = Config.fromfile(str(config))
     cfg.model.backbone.checkpoint = None  # the checkpoint below holds every weight
@@ -133,7 +134,6 @@ def load_semantic_model(
     if half and device_obj.type != "cuda":
         raise CoralsegError("half precision needs a CUDA device")
     network = network.to(device_obj).eval()
-    flush_subnormals(device_obj)
     if half:
         network = network.half()
     test_cfg = cfg.model.get("test_cfg", {})

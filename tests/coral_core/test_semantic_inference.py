@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +70,31 @@ def test_batches_on_a_cpu_hold_the_pixels_of_eight_tiny_windows(tiny_checkpoint)
     torch.testing.assert_close(by_default, predict_logits(model, image, batch_size=1))
 
 
-def test_loading_for_the_cpu_flushes_subnormal_floats(tiny_checkpoint) -> None:
-    torch.set_flush_denormal(False)
-    subnormal = torch.tensor([1e-39])
-    assert subnormal.item() != 0
-    load_semantic_model(*tiny_checkpoint)
-    assert (subnormal * 1.0).item() == 0  # computed as zero, not in slow microcode
+def test_loading_for_the_cpu_flushes_subnormal_floats_in_every_thread(tiny_checkpoint) -> None:
+    """In a fresh process whose first parallel work is the load, as in ``coralseg infer``:
+    subnormal inputs are then computed as zero by the main thread and by torch's worker
+    thread, each of which multiplies half of a large tensor."""
+    config, checkpoint = tiny_checkpoint
+    script = (
+        "import sys, torch\n"
+        "from coral_core.inference.semantic import load_semantic_model\n"
+        "torch.set_num_threads(2)\n"
+        "before = int(torch.full((1000,), 1e-39).count_nonzero())  # too small for threads\n"
+        "load_semantic_model(sys.argv[1], sys.argv[2])\n"
+        "subnormals = torch.full((1_000_000,), 1e-39)\n"
+        "print(before, int((subnormals * 1.0).count_nonzero()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config), str(checkpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = map(int, done.stdout.split()[-2:])
+    assert before == 1000  # they are subnormal, not zero
+    assert after == 0
 
 
 def test_predict_gives_the_compact_summary(tiny_checkpoint) -> None:
