@@ -411,9 +411,9 @@ class SamRunner:
         prompts_per_batch: prompts decoded together; None: 2 on a CPU, where the decoder's
             two-way transformer over the 64 x 64 image embedding is fastest per prompt in
             small batches (98 ms at 1 or 2, 150 ms at 8, 167 ms at 16 for ViT-B on 2 cores),
-            16 on a GPU. Masks are upscaled from the decoder's
-            256 x 256 logits inside their crop windows only (``sam_upscaling``), so memory
-            follows the windows; without crops each prompt holds an ``(H, W)`` mask.
+            16 on a GPU. Masks are upscaled from the decoder's 256 x 256 logits inside their
+            crop windows only (``sam_upscaling``), so memory follows the windows; without
+            crops each prompt holds an ``(H, W)`` mask.
         multimask: predict SAM's three candidate masks per prompt and keep the one with the
             highest predicted IoU; False (CoralSCoP's setting) predicts a single mask.
     """
