@@ -197,3 +197,13 @@ def test_large_geotiff_gets_colonies_merged_across_tiles(
     coco = COCO(str(out / "predictions.json"))
     (annotation,) = coco.dataset["annotations"]  # one colony over 2 x 4 tiles, merged
     assert annotation["area"] == 230 * 470 and coco.annToMask(annotation).all()
+
+    # Its outline in map coordinates, for a GIS: `coralseg cover` on the output.
+    assert main(["cover", str(out), "--out", str(tmp_path / "cover")]) == 0
+    collection = json.loads((tmp_path / "cover" / "colonies.geojson").read_text())
+    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32706"
+    (feature,) = collection["features"]
+    xs, ys = np.array(feature["geometry"]["coordinates"][0]).T
+    # the whole mosaic, 470 x 230 pixels of 1 cm, its outline within a pixel of the edges
+    assert (xs.min(), xs.max()) == pytest.approx((500000.0, 500004.7), abs=0.01)
+    assert (ys.min(), ys.max()) == pytest.approx((7999997.7, 8000000.0), abs=0.01)
