@@ -499,6 +499,12 @@ class SamRunner:
                 f"boxes must be an (N, 4) array of x0, y0, x1, y1, not {boxes.shape}"
             )
         self._require_image()
+        height, width = self.predictor.original_size
+        for x0, y0, x1, y1 in crops or ():
+            if not (0 <= x0 <= x1 <= width and 0 <= y0 <= y1 <= height):
+                raise CoralsegError(
+                    f"crop window {(x0, y0, x1, y1)} is not inside the {width} x {height} image"
+                )
         boxes_t = torch.as_tensor(
             self.predictor.transform.apply_boxes(boxes, self.predictor.original_size),
             dtype=torch.float,

@@ -618,10 +618,10 @@ def _ensure_image(
     task: Task, number: int, path: Path, width: int, height: int, report: PullReport
 ) -> None:
     """Download frame ``number`` in original quality unless ``path`` already holds an image
-    of that size as shown: CVAT reports a frame's size after EXIF orientation, while the
-    original file keeps its stored size and orientation tag."""
+    of that size, as shown or as stored: CVAT reports a frame's size after EXIF orientation,
+    while the original file keeps its stored size and orientation tag."""
     sizes = photo_sizes(path) if path.is_file() else None
-    if sizes is not None and sizes[1] == (width, height):
+    if sizes is not None and (width, height) in sizes:
         report.images_reused += 1
         return
     data = task.get_frame(number, quality="original").read()

@@ -44,6 +44,7 @@ from coral_core.cvat_shapes import nuclio_detections
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import RefineSettings
 from coral_core.inference.pipeline import TwoStagePredictor
+from coral_core.inference.semantic import GPU_BATCH_SIZE
 from nuclio_functions import SAM_WEIGHTS, SEMANTIC_CONFIG, SEMANTIC_ONNX, SEMANTIC_WEIGHTS
 
 MODEL_DIR_ENV = "CORALSEG_MODEL_DIR"
@@ -279,7 +280,10 @@ def load_predictor(settings: FunctionSettings, with_sam: bool) -> TwoStagePredic
             raise CoralsegError(f"{folder} has no {SAM_WEIGHTS}; the two-stage function needs it")
         model, _ = load_sam(sam_path, device=settings.device)
         sam = SamRunner(model, prompts_per_batch=settings.refine.prompts_per_batch)
-    return TwoStagePredictor(semantic, sam, settings.refine)
+    # An ONNX model assembles its windows on the CPU whatever runs its graph: batch for the
+    # device that does (a torch model on a GPU gets the same by default).
+    batch_size = GPU_BATCH_SIZE if settings.device.startswith("cuda") else None
+    return TwoStagePredictor(semantic, sam, settings.refine, batch_size)
 
 
 def warm_up(predictor: TwoStagePredictor) -> None:

@@ -34,6 +34,7 @@ from coral_core.inference.scaling import (
 from coral_core.taxonomy import MaskEncoding, Taxonomy
 
 CPU_BATCH_PIXELS = 8 * 224 * 224  # window pixels per forward pass on a CPU
+GPU_BATCH_SIZE = 8  # windows per forward pass on a GPU
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class SemanticModel:
         of the tiny model's 224 px windows (one 518 px ViT-B window), since larger batches
         of large windows are slower per window there (``bench/profile_infer.py``)."""
         if self.device.type != "cpu":
-            return 8
+            return GPU_BATCH_SIZE
         return max(1, CPU_BATCH_PIXELS // (self.window * self.window))
 
 
@@ -211,7 +212,9 @@ def iter_logit_bands(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
     height, width = image.shape[:2]
-    batch_size = batch_size or model.default_batch_size
+    batch_size = model.default_batch_size if batch_size is None else batch_size
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     dtype = torch.float16 if model.half else torch.float32
     mean = torch.tensor(model.mean, device=model.device).view(1, 3, 1, 1)
     std = torch.tensor(model.std, device=model.device).view(1, 3, 1, 1)
