@@ -154,6 +154,11 @@ _ORIENTATIONS = {
 }
 
 
+def _exif_orientation(value: object) -> _Orientation:
+    """The orientation of an EXIF tag value (anything but an int in 1..8 counts as 1)."""
+    return _ORIENTATIONS.get(value if isinstance(value, int) else 1, _ORIENTATIONS[1])
+
+
 def iter_tiles(height: int, width: int, tile: int, overlap: int = 0) -> Iterator[Window]:
     """Windows of at most ``tile x tile`` covering a ``height x width`` image, row by row.
 
@@ -384,7 +389,7 @@ def photo_sizes(path: str | os.PathLike) -> tuple[tuple[int, int], tuple[int, in
                 orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
         return None
-    orient = _ORIENTATIONS.get(orientation if isinstance(orientation, int) else 1, _ORIENTATIONS[1])
+    orient = _exif_orientation(orientation)
     shown_height, shown_width = orient.shown_size(stored[1], stored[0])
     return stored, (shown_width, shown_height)
 
@@ -432,7 +437,7 @@ def _open_with_pillow(path: Path) -> ImageSource:
         if isinstance(exc, CoralsegError):
             raise
         raise _unreadable(path, exc) from exc
-    orient = _ORIENTATIONS.get(orientation if isinstance(orientation, int) else 1, _ORIENTATIONS[1])
+    orient = _exif_orientation(orientation)
     rgb = np.ascontiguousarray(orient.apply(rgb))
     if valid is not None:
         valid = np.ascontiguousarray(orient.apply(valid))
