@@ -131,7 +131,7 @@ def test_photos_that_do_not_overlap_are_refused_with_a_sentence() -> None:
     with pytest.raises(ValueError, match="the two photos do not overlap"):
         align_photos(photo, other)
     flat = np.full_like(photo, 120)
-    with pytest.raises(ValueError, match="do not overlap .*texture"):
+    with pytest.raises(ValueError, match=r"do not overlap .*texture"):
         align_photos(photo, flat)
 
 
@@ -162,11 +162,9 @@ def test_geotransforms_align_orthomosaics_and_a_residual_shift_is_measured() -> 
     with pytest.raises(ValueError, match="different coordinate systems"):
         align_geotransforms(before_geo, GeoInfo(after_geo.geotransform, "EPSG:4326"))
 
-    # GPS drift: the second visit is the first shifted by (6, -4) px more than its geotransform says.
+    # GPS drift: the second visit lies (6, -4) px off where its geotransform says.
     truth = np.array([[1.0, 0, 6], [0, 1, -4], [0, 0, 1]])
-    drifted = warped_copy(
-        np.stack([mask * 60] * 3, axis=-1).astype(np.uint8), truth, STILL
-    )
+    drifted = warped_copy(np.stack([mask * 60] * 3, axis=-1).astype(np.uint8), truth, STILL)
     refined = refine_shift(Alignment(np.eye(3), "geotransform"), mask * 60, drifted[..., 0])
     assert refined.residual_shift == pytest.approx((6.0, -4.0), abs=0.3)
 
