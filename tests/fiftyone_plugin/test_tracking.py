@@ -8,10 +8,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.polygons import mask_to_polygons
+from coral_core.polygons import Polygon, mask_to_polygons
 from coral_core.tracking import colonies_from_label_mask
 from tests.fiftyone_plugin.conftest import uri
 from tests.survey_fixtures import CLASSES, first_visit, second_visit
@@ -43,7 +44,8 @@ def _polylines(fo, colonies, height: int, width: int):
     polylines = []
     for c in colonies:
         (polygon,) = mask_to_polygons(c.mask, tolerance=0.25)
-        shifted = type(polygon)(polygon.exterior + (c.left, c.top), ())
+        offset = np.array([c.left, c.top], dtype=np.float64)
+        shifted = Polygon(polygon.exterior + offset, tuple(h + offset for h in polygon.holes))
         polylines.append(polygon_to_polyline(shifted, c.label, width, height))
     return fo.Polylines(polylines=polylines)
 
