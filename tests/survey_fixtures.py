@@ -149,6 +149,7 @@ def second_visit(
     camera: Camera = Camera(),
     seed: int = 0,
     margin: float = 0.12,
+    min_area: int = 1,
 ) -> SecondVisit:
     """The next visit of ``mask`` (and ``photo``): see the module docstring.
 
@@ -157,11 +158,12 @@ def second_visit(
         colony_values: values of colony classes.
         margin: colonies within this share of the image's side from the border stay as they
             are (the camera move may take them out of view).
+        min_area: colonies of fewer pixels are not colonies (as ``--min-colony-area``).
     """
     rng = np.random.default_rng(seed)
     height, width = mask.shape
     names = {v: str(v) for v in range(256)}
-    colonies = colonies_from_label_mask(mask, colony_values, names)
+    colonies = colonies_from_label_mask(mask, colony_values, names, min_area=min_area)
     new = mask.copy()
     colour = None if photo is None else photo.astype(np.float64)
     removed = np.zeros(mask.shape, bool)
@@ -258,15 +260,18 @@ def second_visit(
             other = next(v for v in colony_values if v != colonies[i].value)
             new[region] = other
             genus_changed.add(i)
+    for i in set(range(len(colonies))) - changed:  # the camera move may lose colonies
+        seen = np.count_nonzero(_move_mask(full(i).view(np.uint8), camera))
+        if seen < 0.5 * colonies[i].area * camera.zoom**2:
+            expected[i] = "out_of_view"
     recruits = 0
     free = (index_map < 0) & ~_border(mask.shape, margin)
     distance = cv2.distanceTransform(free.view(np.uint8), cv2.DIST_L2, 5)
-    if distance.max() > 14:
+    if colonies and distance.max() > 14:
         cy, cx = np.unravel_index(int(np.argmax(distance)), distance.shape)
         disc = np.zeros(mask.shape, np.uint8)
         cv2.circle(disc, (int(cx), int(cy)), 9, 1, -1)
-        like = next(i for i in range(len(colonies)) if colonies[i].value == colony_values[0])
-        paint(disc.astype(bool), colony_values[0], like)
+        paint(disc.astype(bool), colonies[0].value, 0)
         recruits = 1
     return SecondVisit(
         photo=_move_photo(colour, removed, mask != BACKGROUND, camera)

@@ -4,7 +4,7 @@ From a :class:`~.linking.Linking`, one :class:`FateLink` per link (a row of the 
 
 * ``persisted``: linked one to one; its growth (negative: shrinkage) is in the row;
 * ``partial_mortality``: linked one to one, but lost more than ``partial_mortality_loss``
-  (default 30%) of its aligned area: part of the colony died;
+  (default 30%) of its area (compared over what both images show): part of it died;
 * ``death``: a before colony in view with no colony at its place in the after visit;
 * ``recruitment``: an after colony in view where the before visit had none;
 * ``fusion``: two or more before colonies became one: one row per before colony, all to
@@ -123,7 +123,7 @@ def colony_fates(
                 fate = "fusion"
             elif i in split_from:
                 fate = "fission"
-            elif after[j].area < (1 - partial_mortality_loss) * linking.aligned_area[i]:
+            elif linking.after_common[j] < (1 - partial_mortality_loss) * linking.before_common[i]:
                 fate = "partial_mortality"
             else:
                 fate = "persisted"

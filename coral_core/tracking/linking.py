@@ -9,9 +9,13 @@ method, per group of touching colonies so the cost follows the colonies, not the
 A before colony left without a link that touches a linked after colony fused into it; an
 after colony left without a link that touches a linked before colony split off it.
 
-A colony is *in view* when the other visit's image shows it: a before colony when at least
-half of its aligned area lies inside the after image, an after colony when its centroid
-lies inside the before image once carried back. A colony out of view has no fate.
+A fusion or fission partner smaller than ``FRAGMENT`` of the colony it joins or leaves is
+not one (a few stray pixels of a mask do not make a colony split).
+
+Only what both images show can be compared: a colony's *common* area is the part of it
+inside the other visit's image (a before colony's in after-image pixels, once aligned; an
+after colony's pixels that fall inside the before image when carried back). A colony is
+*in view* when at least half of it is common. A colony out of view has no fate.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from coral_core.tracking.colonies import TrackedColony, warp_colony
 
 # Shared pixels, as a share of the smaller colony, for two colonies to touch.
 MIN_OVERLAP = 0.3
-# Share of a before colony's aligned area inside the after image for it to be in view.
+# Share of a colony inside the other visit's image for it to be in view.
 IN_VIEW = 0.5
+# A fusion or fission partner must be at least this share of the colony it joins or leaves.
+FRAGMENT = 0.02
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +47,8 @@ class Linking:
         split: after colony -> the linked before colony it split off.
         iou: intersection over union of every touching ``(before, after)`` pair.
         aligned_area: ``(N,)`` float64 area of each before colony in after-image pixels.
+        before_common, after_common: ``(N,)`` and ``(M,)`` float64 common areas (module
+            docstring), both in after-image pixels.
         before_in_view, after_in_view: ``(N,)`` and ``(M,)`` bool (see the module docstring).
     """
 
@@ -49,6 +57,8 @@ class Linking:
     split: dict[int, int]
     iou: dict[tuple[int, int], float]
     aligned_area: np.ndarray
+    before_common: np.ndarray
+    after_common: np.ndarray
     before_in_view: np.ndarray
     after_in_view: np.ndarray
 
@@ -74,13 +84,13 @@ def link_colonies(
     after_boxes = np.array([c.bbox for c in after], dtype=np.int64).reshape(-1, 4)
     after_areas = np.array([c.area for c in after], dtype=np.float64)
     aligned_area = np.zeros(len(before))
-    before_in_view = np.zeros(len(before), dtype=bool)
+    before_common = np.zeros(len(before))
     iou: dict[tuple[int, int], float] = {}
     for i, colony in enumerate(before):
         mask, left, top, full_area = warp_colony(colony, alignment, after_shape)
         aligned_area[i] = full_area
         inside = float(np.count_nonzero(mask))
-        before_in_view[i] = inside >= IN_VIEW * full_area
+        before_common[i] = inside
         if inside == 0:
             continue
         h, w = mask.shape
@@ -97,11 +107,26 @@ def link_colonies(
     pairs = _assign(iou)
     linked_before = {i for i, _ in pairs}
     linked_after = {j for _, j in pairs}
+    after_common = _common_areas(after, alignment, before_shape)
+    joined = dict((j, i) for i, j in pairs)
+    left = dict(pairs)
     fused = _strongest(
-        {(i, j): v for (i, j), v in iou.items() if i not in linked_before and j in linked_after}
+        {
+            (i, j): v
+            for (i, j), v in iou.items()
+            if i not in linked_before
+            and j in linked_after
+            and before_common[i] >= FRAGMENT * before_common[joined[j]]
+        }
     )
     split = _strongest(
-        {(j, i): v for (i, j), v in iou.items() if j not in linked_after and i in linked_before}
+        {
+            (j, i): v
+            for (i, j), v in iou.items()
+            if j not in linked_after
+            and i in linked_before
+            and after_common[j] >= FRAGMENT * after_common[left[i]]
+        }
     )
     return Linking(
         pairs=tuple(sorted(pairs)),
@@ -109,8 +134,10 @@ def link_colonies(
         split=split,
         iou=iou,
         aligned_area=aligned_area,
-        before_in_view=before_in_view,
-        after_in_view=_centroids_in_view(after, alignment, before_shape),
+        before_common=before_common,
+        after_common=after_common,
+        before_in_view=before_common >= IN_VIEW * aligned_area,
+        after_in_view=after_common >= IN_VIEW * after_areas,
     )
 
 
@@ -166,22 +193,20 @@ def _strongest(edges: dict[tuple[int, int], float]) -> dict[int, int]:
     return {key: other for key, (_, other) in sorted(best.items())}
 
 
-def _centroids_in_view(
+def _common_areas(
     colonies: Sequence[TrackedColony], alignment: Alignment, before_shape: tuple[int, int]
 ) -> np.ndarray:
-    if not colonies:
-        return np.zeros(0, dtype=bool)
-    centroids = np.array([_centroid(c) for c in colonies])
-    back = Alignment(np.linalg.inv(alignment.matrix), alignment.method).map_points(centroids)
+    """Pixels of each after colony that fall inside the before image when carried back."""
+    back = Alignment(np.linalg.inv(alignment.matrix), alignment.method)
     height, width = before_shape
-    return (
-        (back[:, 0] >= -0.5)
-        & (back[:, 0] <= width - 0.5)
-        & (back[:, 1] >= -0.5)
-        & (back[:, 1] <= height - 0.5)
-    )
-
-
-def _centroid(colony: TrackedColony) -> tuple[float, float]:
-    ys, xs = np.nonzero(colony.mask)
-    return float(xs.mean() + colony.left), float(ys.mean() + colony.top)
+    areas = np.zeros(len(colonies))
+    for index, colony in enumerate(colonies):
+        ys, xs = np.nonzero(colony.mask)
+        points = back.map_points(np.stack([xs + colony.left, ys + colony.top], axis=1))
+        areas[index] = np.count_nonzero(
+            (points[:, 0] >= -0.5)
+            & (points[:, 0] < width - 0.5)
+            & (points[:, 1] >= -0.5)
+            & (points[:, 1] < height - 0.5)
+        )
+    return areas

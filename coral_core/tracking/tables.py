@@ -1,12 +1,14 @@
 """Tidy tables of colony fates: one row per link, and per-class and per-plot summaries.
 
-Areas are in pixels of each visit's own image, and in cm² where the visit has a scale
-(pixels per cm). Growth is given for one-to-one links (``persisted`` and
-``partial_mortality``): ``growth_cm2`` = after - before area, ``growth_percent`` = that over
-the before area. Without scales the percentage compares the after area with the before
-colony's area carried into the after image (``area_before_aligned_px``), so a camera closer
-to the reef on the second visit does not read as growth. Summaries give, per group, the
-links of each fate and the mean growth (percent and cm²) with its standard error
+``area_before_px``/``area_after_px`` are each colony's pixels in its own image, and
+``area_*_cm2`` the same in cm² where that visit has a scale (pixels per cm). Growth is given
+for one-to-one links (``persisted`` and ``partial_mortality``) and compares the *common*
+areas (:mod:`.linking`: the part of each colony the other image shows too, both in
+after-image pixels, ``area_*_common_px``), so neither a camera closer to the reef nor a
+colony cut by the edge of one photo reads as growth: ``growth_percent`` = (after - before)
+/ before common area, ``growth_cm2`` = after - before common area in cm² (with the after
+visit's scale, else the before visit's carried over). Summaries give, per group, the links
+of each fate and the mean growth (percent and cm²) with its standard error
 ``SD / sqrt(n)`` over the one-to-one links (blank for n < 2).
 """
 
@@ -34,8 +36,9 @@ LINK_COLUMNS = (
     "genus_changed",
     "iou",
     "area_before_px",
-    "area_before_aligned_px",
     "area_after_px",
+    "area_before_common_px",
+    "area_after_common_px",
     "area_before_cm2",
     "area_after_cm2",
     "growth_cm2",
@@ -84,14 +87,11 @@ def link_rows(
         before_cm2 = after_cm2 = None
         if link.before is not None:
             colony = before[link.before]
-            aligned = float(linking.aligned_area[link.before])
             row["class_before"] = colony.label
             row["area_before_px"] = colony.area
-            row["area_before_aligned_px"] = round(aligned, 1)
+            row["area_before_common_px"] = round(float(linking.before_common[link.before]), 1)
             if before_scale:
                 before_cm2 = colony.area / before_scale**2
-            elif after_scale:
-                before_cm2 = aligned / after_scale**2
             row["centroid_before_x"], row["centroid_before_y"] = (
                 round(v, 2) for v in _centroid(colony)
             )
@@ -99,6 +99,7 @@ def link_rows(
             colony = after[link.after]
             row["class_after"] = colony.label
             row["area_after_px"] = colony.area
+            row["area_after_common_px"] = round(float(linking.after_common[link.after]), 1)
             if after_scale:
                 after_cm2 = colony.area / after_scale**2
             row["centroid_after_x"], row["centroid_after_y"] = (
@@ -107,15 +108,30 @@ def link_rows(
         row["area_before_cm2"] = "" if before_cm2 is None else round(before_cm2, 4)
         row["area_after_cm2"] = "" if after_cm2 is None else round(after_cm2, 4)
         if link.fate in GROWTH_FATES and link.before is not None and link.after is not None:
-            if before_cm2 is not None and after_cm2 is not None:
-                row["growth_cm2"] = round(after_cm2 - before_cm2, 4)
-                row["growth_percent"] = round(100 * (after_cm2 - before_cm2) / before_cm2, 3)
-            else:
-                aligned = float(linking.aligned_area[link.before])
-                growth = 100 * (after[link.after].area - aligned) / aligned
-                row["growth_percent"] = round(growth, 3)
+            common_before = float(linking.before_common[link.before])
+            change = float(linking.after_common[link.after]) - common_before
+            row["growth_percent"] = round(100 * change / common_before, 3)
+            per_pixel = _cm2_per_after_pixel(before[link.before], link.before, linking, scales)
+            if per_pixel is not None:
+                row["growth_cm2"] = round(change * per_pixel, 4)
         rows.append(row)
     return rows
+
+
+def _cm2_per_after_pixel(
+    colony: TrackedColony,
+    index: int,
+    linking: Linking,
+    scales: tuple[float | None, float | None],
+) -> float | None:
+    """cm² of one after-image pixel: from the after scale, else the before scale carried
+    over by the alignment's area change at the colony."""
+    before_scale, after_scale = scales
+    if after_scale:
+        return 1.0 / after_scale**2
+    if before_scale:
+        return colony.area / float(linking.aligned_area[index]) / before_scale**2
+    return None
 
 
 def _mean_se(values: list[float]) -> tuple[object, object]:

@@ -80,7 +80,7 @@ def test_every_fate_is_recovered_exactly_on_constructed_masks(camera, seed) -> N
     assert len(growth) == counts["persisted"] + counts["partial_mortality"]
     assert max(growth.values()) > 5 and min(growth.values()) < -30  # grown; partial mortality
     persisted = [r for r in rows if r["fate"] == "persisted"]
-    cm2 = [float(r["area_after_cm2"]) - float(r["area_before_cm2"]) for r in persisted]
+    cm2 = [(r["area_after_common_px"] - r["area_before_common_px"]) / 100 for r in persisted]
     assert [r["growth_cm2"] for r in persisted] == pytest.approx(cm2, abs=1e-3)
 
 
