@@ -143,3 +143,22 @@ def test_masks_without_photos_need_an_alignment(survey, tmp_path, capsys) -> Non
     )  # fmt: skip
     assert code == 2
     assert "--before-images DIR --after-images DIR, or --align none" in capsys.readouterr().err
+
+
+def test_the_tracking_page_commands_parse_and_its_picture_is_linked() -> None:
+    from coralseg.cli import build_parser
+    from tests.test_docs import DOCS, _coralseg_args, blocks
+
+    commands = [
+        args
+        for block in blocks("tracking.md")
+        if block.is_shell
+        for words in block.commands()
+        if (args := _coralseg_args(words)) is not None
+    ]
+    assert len(commands) == 3
+    for args in commands:
+        assert build_parser().parse_args(args).command == "track"
+    picture = DOCS / "images" / "tracking.png"
+    assert picture.stat().st_size < 300_000
+    assert "(tracking.md)" in (DOCS / "index.md").read_text(encoding="utf-8")
