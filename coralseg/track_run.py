@@ -168,14 +168,20 @@ def _align(plot: str, before: Visit, after: Visit, settings: TrackSettings) -> A
     except ValueError as err:
         raise CoralsegError(f"plot {plot}: {err}") from None
     if settings.residual_shift:
-        images = (before.photo, after.photo)
-        if images[0] is None or images[1] is None:
-            images = (
-                (before.mask > 0).astype(np.uint8) * 255,
-                (after.mask > 0).astype(np.uint8) * 255,
-            )
-        alignment = refine_shift(alignment, *images)
+        if before.photo is not None and after.photo is not None:
+            alignment = refine_shift(alignment, before.photo, after.photo)
+        else:
+            alignment = refine_shift(alignment, _colony_image(before), _colony_image(after))
     return alignment
+
+
+def _colony_image(visit: Visit) -> np.ndarray:
+    """``(H, W)`` uint8: 255 on the visit's colonies, 0 elsewhere (to correlate masks)."""
+    image = np.zeros(visit.mask.shape, np.uint8)
+    for colony in visit.colonies:
+        x, y, w, h = colony.bbox
+        image[y : y + h, x : x + w][colony.mask] = 255
+    return image
 
 
 def track_plot(
