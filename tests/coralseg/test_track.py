@@ -162,3 +162,85 @@ def test_the_tracking_page_commands_parse_and_its_picture_is_linked() -> None:
     picture = DOCS / "images" / "tracking.png"
     assert picture.stat().st_size < 300_000
     assert "(tracking.md)" in (DOCS / "index.md").read_text(encoding="utf-8")
+
+
+def _write_infer_output(root: Path, name: str, photo: np.ndarray, mask: np.ndarray) -> None:
+    """The layout 'coralseg infer' writes: instances/<name>.json naming the photo, semantic/."""
+    from coral_core.rle import mask_to_coco_rle
+    from coral_core.tracking import colonies_from_label_mask
+
+    for folder in ("instances", "semantic", "photos"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("background\n" + "\n".join(CLASSES.values()) + "\n")
+    Image.fromarray(photo).save(root / "photos" / f"{name}.jpg", quality=95)
+    Image.fromarray(mask).save(root / "semantic" / f"{name}.png")
+    instances = [
+        {"label": c.label, "value": c.value, "score": 0.9, "bbox": list(c.bbox),
+         "area": c.area, "box_rle": mask_to_coco_rle(c.mask)}
+        for c in colonies_from_label_mask(mask, VALUES, CLASSES)
+    ]  # fmt: skip
+    record = {"file_name": str(root / "photos" / f"{name}.jpg"), "width": mask.shape[1],
+              "height": mask.shape[0], "instances": instances}  # fmt: skip
+    (root / "instances" / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_two_infer_outputs_are_tracked_from_their_instance_records(tmp_path, capsys) -> None:
+    photo, mask = first_visit(2)
+    visit = second_visit(mask, VALUES, photo=photo, seed=2)
+    _write_infer_output(tmp_path / "infer2023", "Q7", photo, mask)
+    _write_infer_output(tmp_path / "infer2024", "Q7", visit.photo, visit.mask)
+
+    code = main(["track", str(tmp_path / "infer2023"), str(tmp_path / "infer2024"),
+                 "--out", str(tmp_path / "fates"), "--no-pictures"])  # fmt: skip
+
+    assert code == 0, capsys.readouterr().err
+    assert "'coralseg infer' output" in capsys.readouterr().out
+    found: dict[int, str] = {}
+    for row in read_csv(tmp_path / "fates" / "links.csv"):
+        if row["area_before_px"]:
+            found.setdefault(int(row["colony_id"]) - 1, row["fate"])
+    assert found == visit.expected
+    assert not (tmp_path / "fates" / "pictures").exists()
+
+
+def test_orthomosaics_are_aligned_by_their_geotransforms(tmp_path, capsys) -> None:
+    """Two GeoTIFF masks of one plot: the second covers ground 0.4 m east and 0.2 m south of
+    the first at 1 cm pixels; fates exact, areas in cm2 from the geotransform."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    from tests.survey_fixtures import STILL
+
+    _, mask = first_visit(3)
+    visit = second_visit(mask, VALUES, camera=STILL, seed=3)
+    shifted = np.zeros_like(visit.mask)
+    shifted[:-20, :-40] = visit.mask[20:, 40:]  # the same ground, 40 px east, 20 px south
+    for year, labels, origin in (("2023", mask, (500000.0, 8000000.0)),
+                                 ("2024", shifted, (500000.4, 7999999.8))):  # fmt: skip
+        folder = tmp_path / year
+        folder.mkdir()
+        (folder / "classes.txt").write_text("background\n" + "\n".join(CLASSES.values()) + "\n")
+        transform = Affine(0.01, 0.0, origin[0], 0.0, -0.01, origin[1])
+        profile = dict(driver="GTiff", height=labels.shape[0], width=labels.shape[1], count=1,
+                       dtype="uint8", crs="EPSG:32706", transform=transform)  # fmt: skip
+        with rasterio.open(folder / "plot9.tif", "w", **profile) as raster:
+            raster.write(labels, 1)
+
+    code = main(["track", str(tmp_path / "2023"), str(tmp_path / "2024"), "--scale",
+                 "geotransform", "--out", str(tmp_path / "fates")])  # fmt: skip
+
+    assert code == 0, capsys.readouterr().err
+    rows = read_csv(tmp_path / "fates" / "links.csv")
+    found: dict[int, str] = {}
+    for row in rows:
+        if row["area_before_px"]:
+            found.setdefault(int(row["colony_id"]) - 1, row["fate"])
+    assert found == visit.expected
+    persisted = [r for r in rows if r["fate"] == "persisted"]
+    assert all(float(r["area_before_cm2"]) == int(r["area_before_px"]) for r in persisted)
+    (alignment,) = read_csv(tmp_path / "fates" / "alignment.csv")
+    assert alignment["method"] == "geotransform"
+    features = json.loads((tmp_path / "fates" / "colonies.geojson").read_text())
+    assert features["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32706"
+    x = features["features"][0]["geometry"]["coordinates"][0][0][0]
+    assert 500000 < x < 500006  # map coordinates
