@@ -194,7 +194,10 @@ EILAT_CAMERAS = [
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
     ("image", "camera"),
-    [("1v6kubz3rj00.jpg", EILAT_CAMERAS[0]), ("LFT_0131_00.jpg", EILAT_CAMERAS[1])],
+    [
+        pytest.param("1v6kubz3rj00.jpg", EILAT_CAMERAS[0], marks=pytest.mark.slow),
+        ("LFT_0131_00.jpg", EILAT_CAMERAS[1]),
+    ],
     ids=["closer", "farther-darker"],
 )
 def test_eilat_photos_align_with_warped_copies_of_themselves(shared_data, image, camera) -> None:

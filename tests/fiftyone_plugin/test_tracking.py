@@ -6,7 +6,6 @@ views."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,9 +49,11 @@ def _polylines(fo, colonies, height: int, width: int):
     return fo.Polylines(polylines=polylines)
 
 
-@pytest.fixture
-def visits(fiftyone, plugins_dir, tmp_path: Path):
+@pytest.fixture(scope="module")
+def visits(fiftyone, plugins_dir, tmp_path_factory: pytest.TempPathFactory):
+    """Two plots on two visits; each test writes its own label field's ids."""
     fo = fiftyone
+    tmp_path = tmp_path_factory.mktemp("visits")
     samples, expected = [], {}
     for plot, seed in (("P1", 0), ("P2", 1)):
         photo, mask = first_visit(seed)
