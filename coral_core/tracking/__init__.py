@@ -11,17 +11,18 @@ Pure functions over arrays, one job per module:
   masks (optimal assignment, then fusion and fission partners);
 * ``fates``: what happened to each colony (persisted with its growth, partial mortality,
   death, recruitment, fusion, fission, out of view; genus changes flagged);
-* ``outputs``: tidy rows of links, per-class and per-plot summaries, GeoJSON features of
-  both visits with a shared colony id, and a picture of the pair.
+* ``tables``: tidy rows of links, per-class and per-plot summaries (mean growth, SE);
+* ``features``: GeoJSON features of both visits with a shared colony id;
+* ``picture``: the pair, one colour per colony id, fates marked.
 
 Typical use::
 
     alignment = align_photos(before_rgb, after_rgb)          # or align_geotransforms(...)
     before = colonies_from_label_mask(before_mask, values, names)
     after = colonies_from_label_mask(after_mask, values, names)
-    linking = link_colonies(before, after, alignment, after_mask.shape)
-    fates = colony_fates(before, after, linking)
-    rows = link_rows("plot_1", before, after, linking, fates)
+    linking = link_colonies(before, after, alignment, after_mask.shape, before_mask.shape)
+    fates = colony_fates(before, after, linking)               # .links, .before_ids, ...
+    rows = link_rows("plot_1", ("a.jpg", "b.jpg"), before, after, linking, fates)
 """
 
 from coral_core.tracking.alignment import (

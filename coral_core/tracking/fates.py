@@ -102,8 +102,8 @@ def colony_fates(
         if after_ids[j] is None:
             after_ids[j] = next_id
             next_id += 1
-    fused_into = {j for j in linking.fused.values()}
-    split_from = {i for i in linking.split.values()}
+    fused_into = set(linking.fused.values())
+    split_from = set(linking.split.values())
 
     def changed(i: int, j: int) -> bool:
         return before[i].label != after[j].label
