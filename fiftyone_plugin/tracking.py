@@ -11,7 +11,8 @@ and writes onto every colony label of both visits
 * ``<id_attribute>_fate`` (default ``colony_id_fate``): its fate (see
   :mod:`coral_core.tracking.fates`).
 
-It returns per-plot summaries (links per fate, mean growth in percent with its SE).
+It returns the tidy link rows and per-plot summaries (links per fate, mean growth in
+percent with its SE) of :mod:`coral_core.tracking.tables`.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ from coral_core.tracking.tables import link_rows, summary_rows
 
 @dataclass(frozen=True)
 class TrackingSummary:
-    """What :func:`track_views` did: pairs tracked, labels given an id, per-plot rows."""
+    """What :func:`track_views` did: pairs tracked, labels given an id, link and plot rows."""
 
     pairs: int
     labels: int
+    link_rows: list[dict[str, object]]
     plot_rows: list[dict[str, object]]
 
 
@@ -163,7 +165,7 @@ def track_views(
             _write_ids(visit_labels, ids, fate_names, plot, id_attribute)
             sample.save()
             written += len(visit_labels)
-    return TrackingSummary(len(plots), written, summary_rows(rows, "plot"))
+    return TrackingSummary(len(plots), written, rows, summary_rows(rows, "plot"))
 
 
 def _write_ids(

@@ -15,6 +15,8 @@ fission, or out_of_view. A link between two genera is kept and flagged (genus_ch
 BEFORE and AFTER are each a folder of label masks, a 'coralseg prepare' folder or a
 'coralseg infer' output (its colonies are the predicted instances). Images are paired by
 name, by a filename pattern with a <plot> field, or by a CSV (before, after[, plot]).
+With --dataset, BEFORE and AFTER are two saved views of that FiftyOne dataset: the shared
+colony id and fate are written onto their colony labels, and the tables into --out.
 
 Writes into --out:
   links.csv             one row per link: plot, colony_id (shared by both visits),
@@ -35,6 +37,8 @@ examples:
       --after-images photos2024/ --pairs '<plot>_<year>' --scale 18.5 --out fates/
   coralseg track ortho2023_infer/ ortho2024_infer/ --scale geotransform --residual-shift \\
       --out fates/
+  coralseg track year2023 year2024 --dataset reef-survey --labels-field coralseg_colonies \\
+      --pair-by plot --out fates/
 """
 
 
@@ -110,6 +114,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pixels per cm of every image, a CSV (image, pixels_per_cm), or 'geotransform'",
     )
     parser.add_argument("--no-pictures", action="store_true", help="skip pictures/<plot>.png")
+    fiftyone = parser.add_argument_group("FiftyOne: BEFORE and AFTER are saved views")
+    fiftyone.add_argument("--dataset", metavar="NAME", help="the FiftyOne dataset of both visits")
+    fiftyone.add_argument(
+        "--labels-field",
+        default="coralseg_colonies",
+        help="colony labels: Detections with masks or filled Polylines (coralseg_colonies)",
+    )
+    fiftyone.add_argument(
+        "--pair-by", metavar="FIELD", help="a sample field naming the plot (default: file name)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -125,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CoralsegError(f"--out {out} is a file; give a folder")
+    if args.dataset:
+        return _run_on_views(args, out)
     if not 0 < args.min_overlap <= 1:
         raise CoralsegError(f"--min-overlap is a share in (0, 1], got {args.min_overlap}")
     if not 0 < args.partial_mortality < 1:
@@ -183,6 +199,37 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"wrote {', '.join(p.name for p in written)}, colonies.geojson"
           + ("" if args.no_pictures else " and pictures/") + f" to {out}")  # fmt: skip
+    return 0
+
+
+def _run_on_views(args: argparse.Namespace, out: Path) -> int:
+    from coral_core.ecology.tables import write_csv
+    from coral_core.errors import CoralsegError
+    from coral_core.tracking.tables import LINK_COLUMNS, summary_rows
+    from fiftyone_plugin.fiftyone_source import load_dataset
+    from fiftyone_plugin.tracking import track_views
+
+    dataset = load_dataset(args.dataset)
+    views = []
+    for name in (args.before, args.after):
+        if name not in dataset.list_saved_views():
+            saved = ", ".join(dataset.list_saved_views()) or "none"
+            raise CoralsegError(
+                f"dataset {args.dataset!r} has no saved view {name!r} (saved views: {saved}); "
+                "save each visit as a view"
+            )
+        views.append(dataset.load_saved_view(name))
+    summary = track_views(*views, args.labels_field, args.pair_by)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summary.link_rows
+    write_csv(out / "links.csv", rows, LINK_COLUMNS)
+    write_csv(out / "fates_per_class.csv", summary_rows(rows, "class"))
+    write_csv(out / "fates_per_plot.csv", summary.plot_rows)
+    print(
+        f"coralseg track: {summary.pairs} plot(s) of {args.dataset}; {summary.labels} colony "
+        f"labels of {args.labels_field} given a colony_id; wrote links.csv, "
+        f"fates_per_class.csv, fates_per_plot.csv to {out}"
+    )
     return 0
 
 

@@ -148,3 +148,24 @@ def test_polylines_of_two_views_are_tracked_too(visits) -> None:
     before = one_plot.match(F("year") == 2023).first()
     fates = [label["colony_id_fate"] for label in before["annotated"].polylines]
     assert fates == [expected["P2"].expected[i] for i in range(len(fates))]
+
+
+def test_coralseg_track_on_two_saved_views(visits, tmp_path, capsys) -> None:
+    import csv
+
+    from coralseg.cli import main
+
+    dataset, expected = visits
+    args = ["track", "y2023", "y2024", "--dataset", dataset.name, "--labels-field", "colonies",
+            "--pair-by", "plot", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    with (tmp_path / "links.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for plot, visit in expected.items():
+        found: dict[int, str] = {}
+        for row in rows:
+            if row["plot"] == plot and row["area_before_px"]:
+                found.setdefault(int(row["colony_id"]) - 1, row["fate"])
+        assert found == visit.expected
+    assert main(["track", "y2023", "nope", "--dataset", dataset.name, "--out", str(tmp_path)]) == 2
+    assert "has no saved view 'nope'" in capsys.readouterr().err
