@@ -156,7 +156,7 @@ def test_the_tracking_page_commands_parse_and_its_picture_is_linked() -> None:
         for words in block.commands()
         if (args := _coralseg_args(words)) is not None
     ]
-    assert len(commands) == 3
+    assert len(commands) == 4
     for args in commands:
         assert build_parser().parse_args(args).command == "track"
     picture = DOCS / "images" / "tracking.png"
@@ -244,3 +244,34 @@ def test_orthomosaics_are_aligned_by_their_geotransforms(tmp_path, capsys) -> No
     assert features["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32706"
     x = features["features"][0]["geometry"]["coordinates"][0][0][0]
     assert 500000 < x < 500006  # map coordinates
+
+
+@pytest.mark.slow
+def test_track_runs_on_the_demo_sample_within_a_minute(tmp_path, capsys) -> None:
+    """The issue's bar: the demo sample's 30 quadrats and their generated second visits in
+    under a minute on 2 cores, every fate as made (docs/make_tracking_figure.py)."""
+    import importlib.util
+    import time
+
+    from tests.test_docs import DOCS
+
+    spec = importlib.util.spec_from_file_location("figure", DOCS / "make_tracking_figure.py")
+    figure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure)
+    expected = figure.draw_visits(tmp_path, 30, 0)
+    start = time.perf_counter()
+    code = main(
+        ["track", str(tmp_path / "2023" / "masks"), str(tmp_path / "2024" / "masks"),
+         "--before-images", str(tmp_path / "2023" / "photos"), "--after-images",
+         str(tmp_path / "2024" / "photos"), "--min-colony-area", str(figure.MIN_AREA),
+         "--out", str(tmp_path / "fates")]
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    assert code == 0, capsys.readouterr().err
+    assert seconds < 60
+    found: dict[tuple[str, int], str] = {}
+    for row in read_csv(tmp_path / "fates" / "links.csv"):
+        if row["area_before_px"]:
+            found.setdefault((row["plot"], int(row["colony_id"]) - 1), row["fate"])
+    truth = {(plot, i): fate for plot, fates in expected.items() for i, fate in fates.items()}
+    assert found == truth
