@@ -11,6 +11,7 @@ from .pull_cvat import PullCvatProject
 from .report_cover import ReportCover
 from .segmentation_iou import SegmentationIoU
 from .select_to_annotate import SelectToAnnotate
+from .track_colonies import TrackColonies
 from .train import TrainModel
 
 OPERATORS = (
@@ -22,4 +23,5 @@ OPERATORS = (
     SelectToAnnotate,
     ReportCover,
     SegmentationIoU,
+    TrackColonies,
 )
