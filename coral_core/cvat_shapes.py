@@ -37,16 +37,18 @@ Two rules of CVAT's are kept here, for every coralseg path that writes into CVAT
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
 
 from coral_core.inference.instances import CoralInstance
-from coral_core.inference.pipeline import TwoStageResult
 from coral_core.polygons import mask_to_polygons
 from coral_core.rle import mask_to_cvat_points
 from coral_core.taxonomy import MaskEncoding
+
+if TYPE_CHECKING:  # a pure encoder: no torch at run time
+    from coral_core.inference.pipeline import TwoStageResult
 
 ShapeType = Literal["polygon", "mask"]
 COLONY_LABEL_TYPES = ("mask", "polygon", "any")
