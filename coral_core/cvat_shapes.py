@@ -25,7 +25,7 @@ Two rules of CVAT's are kept here, for every coralseg path that writes into CVAT
 * **Label types** (:func:`label_accepts`): CVAT's model runner maps a function's label onto a
   task label when their types are equal, when either is ``any``, or when one is ``mask``
   and the other ``polygon`` (cvat-ui ``labelsCompatible`` in the model runner's labels
-  mapper, CVAT 2.2x-2.4x). Colonies are masks, or polygons with "convert masks to
+  mapper). Colonies are masks, or polygons with "convert masks to
   polygons", so they go into labels of type ``mask``, ``polygon`` or ``any``. The cvat-sdk
   auto-annotation driver is stricter (``_AnnotationMapper._are_label_types_compatible``:
   equal types or ``any``); cvat-sdk applies it itself.

@@ -1,6 +1,7 @@
 """When a CVAT job event starts a pre-annotation run.
 
-What CVAT does (cvat-ai/cvat, read at v2.2x-2.4x; cited in docs/cvat-bridge.md):
+What CVAT does (cvat-ai/cvat develop, read 2026: webhooks/signals.py at commit 07a97611;
+cited in docs/cvat-bridge.md):
 
 * Opening a job changes nothing on the server. cvat-ui moves a ``new`` job to
   ``in progress`` only after the annotator's first save (``saveAnnotationsAsync``, then

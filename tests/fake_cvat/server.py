@@ -495,11 +495,11 @@ def _org_context(state: FakeCvatState, request: Request) -> Organization | None:
 
 
 def _visible_jobs(state: FakeCvatState, user: User, org: Organization | None) -> list[Job]:
-    """The jobs a list shows, as ``filter`` of ``cvat/apps/engine/rules/jobs.rego`` (CVAT
-    v2.4x): an admin sees all (or the organization's), a maintainer or owner the
-    organization's, anyone else only the jobs they own, are assigned or whose task or
-    project they own or are assigned -- without an organization context, a non-admin
-    member does not see an organization's jobs they have no part in."""
+    """The jobs a list shows, as ``filter`` of ``cvat/apps/engine/rules/jobs.rego`` (read at
+    cvat-ai/cvat commit 11eb1d62): an admin sees all (or the organization's), a maintainer
+    or owner the organization's, anyone else only the jobs they own, are assigned or whose
+    task or project they own or are assigned -- without an organization context, a
+    non-admin member does not see an organization's jobs they have no part in."""
     role = None if org is None else org.members.get(user.id)
     if org is not None and role is None and not user.is_superuser:
         raise HttpError(403, "You do not have permission to perform this action.")
@@ -967,12 +967,12 @@ def _frame_response(task: Task, number: int, quality: str = "original") -> Respo
 def _frame_file(task: Task, number: int, quality: str) -> tuple[bytes, str, str]:
     """A frame as CVAT's chunks hold it: ``(bytes, mime type, extension)``.
 
-    ``cvat/apps/engine/media_extractors.py`` (CVAT v2.4x): the original chunk keeps the
-    uploaded file, except that an image with an EXIF rotation (or a TIFF) is stored rotated,
-    re-encoded in its own format at quality 100 without chroma subsampling and without the
-    tag (``ZipChunkWriter.save_as_chunk``); the compressed chunk is the rotated image as a
-    JPEG at the task's image quality, 16-bit gray stretched to its range and equalized
-    first (``IChunkWriter._compress_image``).
+    ``cvat/apps/engine/media_extractors.py`` (cvat-ai/cvat develop, 2025-2026): the
+    original chunk keeps the uploaded file, except that an image with an EXIF rotation (or
+    a TIFF) is stored rotated, re-encoded in its own format at quality 100 without chroma
+    subsampling and without the tag (``ZipChunkWriter.save_as_chunk``); the compressed
+    chunk is the rotated image as a JPEG at the task's image quality, 16-bit gray
+    stretched to its range and equalized first (``IChunkWriter._compress_image``).
     """
     frame = task.frames[number]
     if quality == "original":

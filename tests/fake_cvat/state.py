@@ -14,7 +14,7 @@ Everything here is what CVAT keeps in its database, reduced to what a client can
   CVAT's ``JobAnnotation._set_updated_date`` does; a job's stage/state change moves the
   job's date, and the task's only when the task status changes;
 * a stage change without a state resets the state to "new" (``JobWriteSerializer.update``,
-  ``cvat/apps/engine/serializers.py``, read at CVAT v2.4x); saving annotations never
+  ``cvat/apps/engine/serializers.py``, cvat-ai/cvat develop, 2025-2026); saving annotations never
   changes the state: cvat-ui moves a "new" job to "in progress" after the first save
   (``saveAnnotationsAsync`` then ``updateCurrentJobAsync``), which :meth:`FakeCvatState.
   annotator_saves` does as two saves, as the browser does;
