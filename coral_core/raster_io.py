@@ -384,7 +384,12 @@ def open_image(path: str | os.PathLike) -> ImageSource:
 
 
 class ImageTooLargeError(CoralsegError):
-    """An image with more pixels than the caller decodes at once."""
+    """An image with more pixels than the caller decodes at once; ``size`` is its shown
+    ``(width, height)`` when known."""
+
+    def __init__(self, message: str, size: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.size = size
 
 
 def decode_image(
@@ -445,14 +450,16 @@ def _decode_tiff_bytes(data: bytes, label: Path, max_pixels: int | None) -> np.n
                 _check_pixels(label, image.width, image.height, max_pixels)
                 return image.read()
         except CoralsegError as err:  # name the image as the caller does, not the temporary
-            raise type(err)(str(err).replace(str(path), str(label))) from None
+            err.args = (str(err).replace(str(path), str(label)),)
+            raise
 
 
 def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
             f"cannot read image {path}: it is {width} x {height} pixels, more than the "
-            f"{max_pixels} read at once here"
+            f"{max_pixels} read at once here",
+            (width, height),
         )
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import math
 import os
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from coral_core import raster_io
 from coral_core.cvat_shapes import nuclio_detections
@@ -149,20 +147,19 @@ def decode_image(data: bytes) -> np.ndarray:
     """
     try:
         return raster_io.decode_image(data, MAX_IMAGE_PIXELS, name='"image"')
-    except raster_io.ImageTooLargeError:
-        with Image.open(io.BytesIO(data)) as opened:
-            width, height = opened.size
-        raise BadRequestError(413, _too_many_pixels(width, height)) from None
+    except raster_io.ImageTooLargeError as err:
+        raise BadRequestError(413, _too_many_pixels(err.size)) from None
     except CoralsegError as err:
         raise BadRequestError(
             400, f'"image" decodes to bytes that are not a readable JPEG or PNG ({err})'
         ) from None
 
 
-def _too_many_pixels(width: int, height: int) -> str:
+def _too_many_pixels(size: tuple[int, int] | None) -> str:
     side = int(math.sqrt(MAX_IMAGE_PIXELS))
+    shown = "too many" if size is None else f"{size[0]} x {size[1]}"
     return (
-        f"the image is {width} x {height} pixels, over the {side} x {side} this function "
+        f"the image is {shown} pixels, over the {side} x {side} this function "
         "takes; run `coralseg infer` on larger images (orthomosaics)"
     )
 
