@@ -972,9 +972,15 @@ def _frame_file(task: Task, number: int, quality: str) -> tuple[bytes, str, str]
     a TIFF) is stored rotated, re-encoded in its own format at quality 100 without chroma
     subsampling and without the tag (``ZipChunkWriter.save_as_chunk``); the compressed
     chunk is the rotated image as a JPEG at the task's image quality, 16-bit gray
-    stretched to its range and equalized first (``IChunkWriter._compress_image``).
+    stretched to its range and equalized first (``IChunkWriter._compress_image``). A file
+    Pillow cannot read (a corrupt frame a test planted) is served as stored.
     """
     frame = task.frames[number]
+    try:
+        with Image.open(io.BytesIO(frame.data)) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):  # a corrupt file a test planted: as stored
+        return frame.data, frame.mime_type, ".jpg"
     if quality == "original":
         with Image.open(io.BytesIO(frame.data)) as image:
             rotated = image.getexif().get(0x0112, 1) != 1
