@@ -35,6 +35,13 @@ Every image is normalised to what a photo viewer shows:
 
 Unreadable, corrupt or non-image files raise ``CoralsegError("cannot read image PATH: ...")``.
 
+``decode_image(bytes or path, max_pixels)`` is the one decoder of a whole picture: the CVAT
+bridge (frames downloaded from CVAT), the Nuclio functions (CVAT's base64 image) and
+``coralseg infer`` get the same ``(H, W, 3)`` uint8 array for the same file, by the rules
+above. Images over ``max_pixels`` raise :class:`ImageTooLargeError` before any pixel is
+decoded; each adapter turns that and other ``CoralsegError`` into its own answer (a failed
+frame, HTTP 413 or 400, a failed input).
+
 Writing: ``LabelRasterWriter`` writes a single-band uint8 label raster window by window: a
 tiled, deflate-compressed GeoTIFF (BigTIFF when the size needs it, georeferencing carried
 over) for ``.tif``/``.tiff``, or a PNG (small images only) for ``.png``. The file appears
@@ -45,8 +52,10 @@ Synthetic test rasters of any size (``write_test_tiff``) live in ``tests/raster_
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,6 +87,7 @@ GDAL_CACHE_BYTES = 256 * 2**20
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _ORIENTATION_TAG = 274
 _PILLOW_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_BYTES_NAME = "the image bytes"
 # Classic TIFF offsets are 32-bit. Compression never grows the data by more than a fraction
 # of a percent, so BigTIFF is needed only near 4 GiB of uncompressed samples.
 _BIGTIFF_BYTES = int(0.9 * 2**32)
@@ -373,6 +383,86 @@ def open_image(path: str | os.PathLike) -> ImageSource:
     return _open_with_pillow(path)
 
 
+class ImageTooLargeError(CoralsegError):
+    """An image with more pixels than the caller decodes at once; ``size`` is its shown
+    ``(width, height)`` when known."""
+
+    def __init__(self, message: str, size: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+def decode_image(
+    source: bytes | str | os.PathLike, max_pixels: int | None = None, name: str | None = None
+) -> np.ndarray:
+    """A whole image file (its bytes, or its path) as ``(H, W, 3)`` uint8 RGB, normalised by
+    the module's rules (EXIF orientation, bands, one bit-depth rule).
+
+    Args:
+        source: the file's bytes, or its path.
+        max_pixels: refuse images with more pixels (shown width x height) than this, before
+            decoding them; None keeps only Pillow's decompression-bomb limit.
+        name: how errors name the image (default: the path, or "the image bytes").
+
+    Raises:
+        ImageTooLargeError: more than ``max_pixels`` pixels, or too many for Pillow.
+        CoralsegError: empty, corrupt, or not an image coralseg reads.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        label = Path(name or _BYTES_NAME)
+        if not data:
+            raise _unreadable(label, "it is empty (0 bytes)")
+        if data[:4] in _TIFF_MAGIC:
+            return _decode_tiff_bytes(data, label, max_pixels)
+        image = _open_with_pillow(label, io.BytesIO(data), max_pixels)
+    else:
+        image = open_image(source)
+        if name is not None:
+            image.path = Path(name)
+    with image:
+        _check_pixels(image.path, image.width, image.height, max_pixels)
+        return image.read()
+
+
+def pillow_image_to_rgb(image: Image.Image) -> np.ndarray:
+    """An opened Pillow image (what cvat-sdk hands an auto-annotation function) as
+    ``(H, W, 3)`` uint8 RGB by the same rules as :func:`decode_image`."""
+    name = Path(getattr(image, "filename", "") or _BYTES_NAME)
+    try:
+        image.load()
+        rgb, _ = _pillow_to_rgb(name, image)
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        if isinstance(exc, CoralsegError):
+            raise
+        raise _unreadable(name, exc) from exc
+    orientation = _exif_orientation(image.getexif().get(_ORIENTATION_TAG, 1))
+    return np.ascontiguousarray(orientation.apply(rgb))
+
+
+def _decode_tiff_bytes(data: bytes, label: Path, max_pixels: int | None) -> np.ndarray:
+    """TIFF bytes through GDAL (which reads files): a temporary file, removed at once."""
+    with tempfile.TemporaryDirectory(prefix="coralseg-decode-") as folder:
+        path = Path(folder) / "image.tif"
+        path.write_bytes(data)
+        try:
+            with open_image(path) as image:
+                _check_pixels(label, image.width, image.height, max_pixels)
+                return image.read()
+        except CoralsegError as err:  # name the image as the caller does, not the temporary
+            err.args = (str(err).replace(str(path), str(label)),)
+            raise
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"cannot read image {path}: it is {width} x {height} pixels, more than the "
+            f"{max_pixels} read at once here",
+            (width, height),
+        )
+
+
 def photo_sizes(path: str | os.PathLike) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """``(stored, shown)`` sizes of a photo, each ``(width, height)`` in pixels, read from the
     file's header only (no pixels are decoded).
@@ -416,20 +506,24 @@ def _open_with_gdal(path: Path) -> ImageSource:
         raise
 
 
-def _open_with_pillow(path: Path) -> ImageSource:
+def _open_with_pillow(
+    path: Path, file: io.BytesIO | None = None, max_pixels: int | None = None
+) -> ImageSource:
+    """Decode with Pillow: ``file`` when given (``path`` then only names it in errors)."""
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 Mpx and refuses from 179 Mpx; the refusal is reported below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path if file is None else file) as image:
+                _check_pixels(path, *image.size, max_pixels)
                 image.load()
                 orientation = image.getexif().get(_ORIENTATION_TAG, 1)
                 rgb, valid = _pillow_to_rgb(path, image)
     except Image.DecompressionBombError as exc:
-        raise _unreadable(
-            path,
+        raise ImageTooLargeError(
+            f"cannot read image {path}: "
             "it is too large to decode at once; convert it to a tiled GeoTIFF, e.g. "
-            "gdal_translate -co TILED=YES -co COMPRESS=DEFLATE -co BIGTIFF=IF_SAFER IN OUT.tif",
+            "gdal_translate -co TILED=YES -co COMPRESS=DEFLATE -co BIGTIFF=IF_SAFER IN OUT.tif"
         ) from exc
     except Image.UnidentifiedImageError as exc:
         raise _unreadable(path, "not an image format coralseg can read") from exc

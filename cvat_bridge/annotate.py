@@ -2,14 +2,22 @@
 
 1. Claim the run (a lease, renewed by a heartbeat thread); a run someone else holds, or
    one already finished, is skipped.
-2. Read the job, its frames (deleted ones left out), its labels and its shapes. If a
-   previous attempt died in the middle of an upload, find what it created (by fingerprint)
-   and record it, so nothing is uploaded twice.
-3. For each frame not yet done: download it, run the model, convert to shapes. A frame
-   that cannot be read or that the model fails on is recorded as failed; the others go on.
+2. Read the job: a job of another type, or in a stage the model does not pre-annotate, is
+   left alone; a job whose task is still being created is tried again later. Read its
+   frames (deleted ones and honeypots left out: model output on a validation-pool frame
+   would contaminate CVAT's quality control), its labels and its shapes. If a previous
+   attempt died in the middle of an upload, find what it created (by fingerprint) and
+   record it, so nothing is uploaded twice.
+3. For each frame not yet done: download it (the original quality), decode it with
+   coralseg's one decoder (:func:`coral_core.raster_io.decode_image`), run the model,
+   convert to shapes. A frame that cannot be read or that the model fails on is recorded
+   as failed; the others go on.
 4. Every ``upload_batch_frames`` frames: delete the shapes this model wrote before on
    those frames that are still ``source: auto`` (a person's edit makes them "semi-auto";
-   those and "manual" shapes are never touched), create the new ones, record both.
+   those and "manual" shapes are never touched), leave out the colonies that overlap a
+   shape a person drew on that frame (:data:`~coral_core.cvat_shapes.PERSON_OVERLAP` of
+   the smaller one; counted in the run's ``shapes_skipped``), create the others, record
+   them.
 5. Finish: ``done`` (with failed frames listed) or ``failed`` with a sentence. If CVAT is
    out of reach, the run goes back to the queue for a later attempt.
 """
@@ -21,21 +29,26 @@ import threading
 import time
 from collections.abc import Callable
 
+from coral_core.cvat_shapes import PERSON_OVERLAP, label_accepts, overlap_of_smaller, shape_region
 from coral_core.errors import CoralsegError
+from coral_core.raster_io import decode_image
 from cvat_bridge.cvat_io import (
     CvatRefusedError,
     CvatSession,
     CvatUnavailableError,
+    DataNotReadyError,
     is_transient,
 )
 from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import DONE, FAILED, BridgeState, LostRunError
-from cvat_bridge.uploads import FrameShapes, decode_frame, fingerprint, frame_shapes, landed
+from cvat_bridge.uploads import FrameShapes, fingerprint, frame_shapes, landed
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+MAX_FRAME_PIXELS = 200_000_000
+PERSON_SOURCES = ("manual", "semi-auto")  # shapes a person drew, or edited after a model
 
 
 class StopRequestedError(Exception):
@@ -89,6 +102,8 @@ class Annotator:
             self.state.release(run_id, self.owner)
             self.queue.enqueue(run_id)
             log.info("run %s given back to the queue (worker stopping)", run_id)
+        except DataNotReadyError as err:
+            self._retry_later(run, str(err), first_delay=20 * self.settings.retry_base_delay)
         except CvatUnavailableError as err:
             self._retry_later(run, str(err))
         except (CoralsegError, CvatRefusedError) as err:
@@ -101,7 +116,7 @@ class Annotator:
             beating.set()
             heart.join()
 
-    def _retry_later(self, run: dict, error: str) -> None:
+    def _retry_later(self, run: dict, error: str, first_delay: float = 30.0) -> None:
         run_id = run["run_id"]
         if run["attempts"] >= MAX_ATTEMPTS:
             self.state.finish(
@@ -109,7 +124,7 @@ class Annotator:
             )
             log.warning("run %s failed for good: %s", run_id, error)
             return
-        delay = min(3600.0, 30.0 * 2 ** (run["attempts"] - 1))
+        delay = min(3600.0, first_delay * 2 ** (run["attempts"] - 1))
         self.state.release(run_id, self.owner, f"{error}; next attempt in {delay:.0f} s")
         self.queue.enqueue(run_id, delay=delay)
         log.warning("run %s: %s; retrying in %.0f s", run_id, error, delay)
@@ -159,9 +174,26 @@ class _Run:
             if str(job.type) != "annotation":
                 self.state.add_error(self.run_id, owner, f"job {self.job_id} is a {job.type} job")
                 return
+            if str(job.stage) not in spec.stages:
+                self.state.add_error(
+                    self.run_id,
+                    owner,
+                    f"job {self.job_id} is now in stage {job.stage!r}; model {spec.name!r} "
+                    f"pre-annotates {', '.join(spec.stages)} (its registry entry's stages)",
+                )
+                return
             frames = cvat.frames(job)
+            honeypots = cvat.honeypot_frames(self.job_id) & set(frames)
+            if honeypots and not self.run["frames_done"]:
+                self.state.add_error(
+                    self.run_id,
+                    owner,
+                    f"{len(honeypots)} honeypot frame(s) of the validation pool left out: "
+                    "model output there would spoil CVAT's quality control",
+                )
+            frames = [f for f in frames if f not in honeypots]
             self.state.set_total(self.run_id, owner, len(frames))
-            self.labels = cvat.labels(self.job_id)
+            self.labels = self._usable_labels(cvat.labels(self.job_id))
             if self.run["pending"]:
                 self._resolve_pending(self.run["pending"])
             run = self.state.run(self.run_id)
@@ -180,18 +212,22 @@ class _Run:
                 new_missing = shapes.missing_labels - missing
                 if new_missing:
                     missing |= new_missing
-                    self.state.add_error(
-                        self.run_id,
-                        owner,
-                        f"the job has no label(s) {', '.join(sorted(new_missing))}: add them to "
-                        "the CVAT project to receive these colonies",
-                    )
+                    self.state.add_error(self.run_id, owner, self._missing(new_missing))
                 batch.append(shapes)
                 if len(batch) >= self.a.settings.upload_batch_frames:
                     self._upload(batch)
                     batch = []
             if batch:
                 self._upload(batch)
+
+    def _usable_labels(self, labels: dict) -> dict[str, int]:
+        """Name -> id of the job's labels that take colonies; the others are reported."""
+        usable = {name: label.id for name, label in labels.items() if label_accepts(label.type)}
+        refused = sorted(f"{name} ({labels[name].type})" for name in set(labels) - set(usable))
+        self.refused_labels = {name for name in labels if name not in usable}
+        if refused:
+            log.info("run %s: labels that take no colonies: %s", self.run_id, ", ".join(refused))
+        return usable
 
     def _infer(self, frame: int, predictor, threshold: float | None) -> FrameShapes | None:
         try:
@@ -200,7 +236,13 @@ class _Run:
             self.state.fail_frame(self.run_id, self.a.owner, frame, str(err))
             return None
         try:
-            image = decode_frame(data)
+            image = decode_image(data, MAX_FRAME_PIXELS, name=f"frame {frame}")
+        except CoralsegError as err:
+            self.state.fail_frame(
+                self.run_id, self.a.owner, frame, f"the frame is not a readable image: {err}"
+            )
+            return None
+        try:
             result = predictor(image)
             return frame_shapes(
                 result, frame, self.labels, self.run["conv_mask_to_poly"], threshold
@@ -212,6 +254,22 @@ class _Run:
             error = f"the model failed on this frame: {err!r}"
         self.state.fail_frame(self.run_id, self.a.owner, frame, error)
         return None
+
+    def _missing(self, names: set[str]) -> str:
+        wrong_type = sorted(names & self.refused_labels)
+        absent = sorted(names - self.refused_labels)
+        parts = []
+        if absent:
+            parts.append(
+                f"the job has no label(s) {', '.join(absent)}: add them to the CVAT project "
+                "to receive these colonies"
+            )
+        if wrong_type:
+            parts.append(
+                f"label(s) {', '.join(wrong_type)} have a type that takes no colonies: give "
+                "them the type mask, polygon or any in the CVAT project"
+            )
+        return "; ".join(parts)
 
     def _resolve_pending(self, pending: dict) -> None:
         """A previous attempt died during an upload: adopt what it created, if anything."""
@@ -227,16 +285,19 @@ class _Run:
         """Replace this model's earlier shapes on the batch's frames by the new ones."""
         owner, model = self.a.owner, self.run["model_name"]
         frames = [item.frame for item in batch]
-        new = [shape for item in batch for shape in item.shapes]
-        prints = [fingerprint(shape) for shape in new]
         self.check()
-        self.state.begin_batch(self.run_id, owner, frames, prints)
+        current = {int(s["id"]): s for s in self.cvat.shapes(self.job_id)}
         ledger = self.state.ledger(self.job_id, model)
+        new, skipped = _clear_of_people(
+            [shape for item in batch for shape in item.shapes],
+            [s for s in current.values() if s.get("source") in PERSON_SOURCES],
+        )
+        prints = [fingerprint(shape) for shape in new]
+        self.state.begin_batch(self.run_id, owner, frames, prints)
         earlier = {shape_id for shape_id, frame in ledger.items() if frame in set(frames)}
         removed: list[int] = []
         forgotten: list[int] = []
         if earlier:
-            current = {int(s["id"]): s for s in self.cvat.shapes(self.job_id)}
             stale = [
                 current[i] for i in earlier if i in current and current[i].get("source") == "auto"
             ]
@@ -247,7 +308,9 @@ class _Run:
                 self.cvat.delete_shapes(self.job_id, stale)
                 removed = [int(s["id"]) for s in stale]
         created = self._create(new, frames, prints, set(ledger)) if new else {}
-        self.state.commit_batch(self.run_id, owner, frames, created, removed, forgotten)
+        self.state.commit_batch(
+            self.run_id, owner, frames, created, removed, forgotten, skipped=skipped
+        )
 
     def _create(
         self, shapes: list[dict], frames: list[int], prints: list[str], known: set[int]
@@ -271,3 +334,23 @@ class _Run:
             if found:
                 return found
         raise CvatUnavailableError(f"CVAT kept failing to take the shapes of frames {frames}")
+
+
+def _clear_of_people(predicted: list[dict], people: list[dict]) -> tuple[list[dict], int]:
+    """The predicted shapes that overlap no shape a person drew on their frame (by
+    :data:`PERSON_OVERLAP` of the smaller one), and how many were left out."""
+    regions: dict[int, list] = {}
+    for shape in people:
+        region = shape_region(shape["type"], shape["points"])
+        if region is not None:
+            regions.setdefault(int(shape["frame"]), []).append(region)
+    kept = []
+    for shape in predicted:
+        theirs = regions.get(int(shape["frame"]), [])
+        region = shape_region(shape["type"], shape["points"]) if theirs else None
+        if region is not None and any(
+            overlap_of_smaller(region, other) >= PERSON_OVERLAP for other in theirs
+        ):
+            continue
+        kept.append(shape)
+    return kept, len(predicted) - len(kept)

@@ -5,8 +5,8 @@
   worker with the registry's models loaded; 503 with the failing checks otherwise.
 * ``POST /detect-model-webhook?model_name=NAME&conv_mask_to_poly=true`` -- CVAT's webhook.
   The body (at most ``max_body_bytes``) must carry a valid ``X-Signature-256`` (401 without
-  one, 403 for a wrong one; nothing is recorded then). An ``update:job`` that moves an
-  annotation job to "in progress" is recorded and queued durably, then answered with 202
+  one, 403 for a wrong one; nothing is recorded then). A ``create:job`` or ``update:job``
+  that starts a run (:mod:`.triggers`) is recorded and queued durably, then answered with 202
   -- in milliseconds, far inside CVAT's 10 s read timeout. Other events get 200 with the
   reason nothing was done; an unknown ``model_name`` gets 400 with a sentence (CVAT does not
   retry a 4xx).
@@ -151,11 +151,11 @@ def create_app(
         except (UnknownModelError, BadEventError) as err:
             return _error(400, str(err))
         model = ModelChoice(
-            spec.name, await run_in_threadpool(lambda: spec.version), conv_text in TRUE
+            spec.name, await run_in_threadpool(lambda: spec.version), conv_text in TRUE, spec.stages
         )
 
         def record() -> Any:
-            state.subscribe(event.project_id, model)
+            state.subscribe(event.project_id, model, event.organization_id)
             decision = state.observe(event, model)
             if decision.action == "queued":
                 queue.enqueue(decision.run_id)

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
@@ -36,6 +37,21 @@ SHAPE_REQUEST_FIELDS = (
 
 class CvatUnavailableError(CoralsegError):
     """CVAT could not be reached (or kept failing) after all retries."""
+
+
+class DataNotReadyError(CvatUnavailableError):
+    """The job exists but its task's frames are still being prepared: try again later.
+
+    CVAT saves a new task's jobs (and sends ``create:job``) before it has written the task's
+    chunks and saved the task again (``_create_thread`` in ``cvat/apps/engine/task.py``)."""
+
+
+@dataclass(frozen=True)
+class JobLabel:
+    """A label of a job: its id and CVAT type (``any``, ``mask``, ``polygon``, ...)."""
+
+    id: int
+    type: str
 
 
 class CvatRefusedError(CoralsegError):
@@ -133,7 +149,17 @@ class CvatSession:
         )
 
     def frames(self, job: Any) -> list[int]:
-        """The job's frame numbers (task numbering), without deleted frames."""
+        """The job's frame numbers (task numbering), without deleted frames.
+
+        Raises:
+            DataNotReadyError: the task has no frames yet (it is still being created).
+        """
+        task = self._retry(
+            lambda: self.api.tasks_api.retrieve(job.task_id, _request_timeout=self.timeout)[0],
+            f"read task {job.task_id}",
+        )
+        if not task.size:
+            raise DataNotReadyError(f"the frames of task {job.task_id} are not ready yet")
         meta = self._retry(
             lambda: self.api.jobs_api.retrieve_data_meta(job.id, _request_timeout=self.timeout)[0],
             f"read the frame list of job {job.id}",
@@ -141,8 +167,8 @@ class CvatSession:
         deleted = set(getattr(meta, "deleted_frames", None) or [])
         return [f for f in range(job.start_frame, job.stop_frame + 1) if f not in deleted]
 
-    def labels(self, job_id: int) -> dict[str, int]:
-        """Label name -> id for the job's labels."""
+    def labels(self, job_id: int) -> dict[str, JobLabel]:
+        """Label name -> id and type, for the job's labels."""
         labels = self._retry(
             lambda: get_paginated_collection(
                 self.api.labels_api.list_endpoint,
@@ -152,7 +178,27 @@ class CvatSession:
             ),
             f"read the labels of job {job_id}",
         )
-        return {label.name: label.id for label in labels}
+        return {label.name: JobLabel(label.id, str(label.type)) for label in labels}
+
+    def honeypot_frames(self, job_id: int) -> set[int]:
+        """The job's honeypot frames (task numbering): placeholders that show frames of the
+        task's validation pool, so that CVAT can measure the annotator's quality
+        (``GET /api/jobs/{id}/validation_layout``, CVAT >= 2.20). Empty without a layout, and
+        on servers without the endpoint (404)."""
+
+        def call() -> set[int]:
+            try:
+                _, response = self.api.jobs_api.retrieve_validation_layout(
+                    job_id, _parse_response=False, _request_timeout=self.timeout
+                )
+            except exceptions.ApiException as err:
+                if err.status in (404, 405):
+                    return set()
+                raise
+            layout = json.loads(response.data or b"{}")
+            return {int(frame) for frame in layout.get("honeypot_frames") or []}
+
+        return self._retry(call, f"read the validation layout of job {job_id}")
 
     def frame_bytes(self, job_id: int, frame: int) -> bytes:
         def call() -> bytes:
@@ -179,17 +225,22 @@ class CvatSession:
 
         return self._retry(call, f"read the annotations of job {job_id}")
 
-    def in_progress_jobs(self, project_id: int) -> list[Any]:
+    def project_jobs(self, project_id: int, organization_id: int | None = None) -> list[Any]:
+        """The annotation jobs of a project. Lists are filtered by the caller's context
+        (``cvat/apps/engine/rules/jobs.rego``): without an organization a non-admin sees only
+        the personal workspace's jobs, so a project of an organization is listed in its
+        context (``org_id``)."""
+        context = {} if organization_id is None else {"org_id": organization_id}
         return self._retry(
             lambda: get_paginated_collection(
                 self.api.jobs_api.list_endpoint,
                 project_id=project_id,
-                state="in progress",
                 type="annotation",
                 page_size=100,
                 _request_timeout=self.timeout,
+                **context,
             ),
-            f"list the jobs in progress of project {project_id}",
+            f"list the jobs of project {project_id}",
         )
 
     # --- writing ------------------------------------------------------------------------

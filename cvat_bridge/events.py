@@ -36,6 +36,8 @@ class JobEvent:
     type: str
     updated_date: str  # ISO 8601, UTC
     webhook_id: int | None = None
+    assignee_id: int | None = None
+    organization_id: int | None = None  # None: the owner's personal workspace
 
     @property
     def updated(self) -> datetime:
@@ -72,11 +74,20 @@ def job_event(data: dict[str, Any]) -> JobEvent:
             type=str(job.get("type", "annotation")),
             updated_date=str(job["updated_date"]),
             webhook_id=None if data.get("webhook_id") is None else int(data["webhook_id"]),
+            assignee_id=_id_of(job.get("assignee")),
+            organization_id=_id_of(job.get("organization")),
         )
         event.updated  # noqa: B018 -- validates the date now, not later in a worker
     except (KeyError, TypeError, ValueError) as err:
         raise BadEventError(f"the job in the event lacks or garbles a field ({err})") from None
     return event
+
+
+def _id_of(value: Any) -> int | None:
+    """A CVAT reference as an id: ``{"id": N, ...}`` (users) or ``N`` (organizations)."""
+    if value is None:
+        return None
+    return int(value["id"]) if isinstance(value, dict) else int(value)
 
 
 def parse_date(text: str) -> datetime:

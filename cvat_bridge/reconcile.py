@@ -1,11 +1,17 @@
-"""Reconciliation: catch the jobs that went "in progress" while the bridge was down.
+"""Reconciliation: catch the job changes the bridge did not hear.
 
-For every project whose webhook the bridge has heard (``subscription:{project}`` in the
-records, with the model it asked for), the annotation jobs now "in progress" are read from
-CVAT and applied exactly like webhook events (:meth:`.state.BridgeState.observe`): a job
-whose last seen state was another one, or that was never seen, gets a run; the rest change
-nothing. (A job that left "in progress" and came back while the bridge was down cannot be
-told from one that stayed: it is not run again.)
+The projects watched are those whose webhook the bridge has heard (``subscription:{project}``
+in the records, with the model it asked for and the project's organization) and those
+given in ``CORALSEG_WATCH_PROJECTS`` (:func:`watched_projects`), so a bridge works even if
+no event ever reaches it: an older CVAT delivers each event once, and a refused or lost
+delivery is not sent again.
+
+Each project's annotation jobs are listed in the project's organization (CVAT filters lists
+by the caller's context, ``cvat/apps/engine/rules/jobs.rego``) and applied exactly like
+webhook events (:meth:`.state.BridgeState.observe`, :mod:`.triggers`): a job never seen in
+state "new" counts as created, one that became "in progress" or got an assignee starts a
+run, the rest change nothing. (A job that left "in progress" and came back while the bridge
+was not listening cannot be told from one that stayed: it is not run again.)
 """
 
 from __future__ import annotations
@@ -13,14 +19,42 @@ from __future__ import annotations
 import logging
 import threading
 
+from coral_core.errors import CoralsegError
 from cvat_bridge.cvat_io import CvatSession
 from cvat_bridge.events import JobEvent
 from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import BridgeState, ModelChoice
+from cvat_bridge.triggers import CREATED
 
 log = logging.getLogger(__name__)
+
+
+def watched_projects(text: str) -> dict[int, dict]:
+    """``CORALSEG_WATCH_PROJECTS``: comma-separated ``PROJECT_ID=MODEL_NAME`` entries, with
+    ``@ORG_ID`` after the model for a project of an organization (``12=reef-genus@3``).
+    Watched projects get polygons, as the documented webhook URL asks."""
+    watched: dict[int, dict] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        project, _, rest = entry.partition("=")
+        model, _, organization = rest.partition("@")
+        try:
+            project_id = int(project)
+            organization_id = int(organization) if organization else None
+        except ValueError:
+            project_id = organization_id = None
+        if project_id is None or not model.strip():
+            raise CoralsegError(
+                f"CORALSEG_WATCH_PROJECTS entry {entry!r} is not PROJECT_ID=MODEL_NAME or "
+                "PROJECT_ID=MODEL_NAME@ORG_ID (e.g. 12=reef-genus@3)"
+            )
+        watched[project_id] = {
+            "model_name": model.strip(),
+            "conv_mask_to_poly": True,
+            "organization_id": organization_id,
+        }
+    return watched
 
 
 def reconcile(
@@ -30,20 +64,28 @@ def reconcile(
     queue: BridgeQueue,
     stop: threading.Event | None = None,
 ) -> list[str]:
-    """Queue runs for missed "in progress" jobs; returns the new run ids."""
-    subscriptions = state.subscriptions()
-    if not subscriptions:
+    """Queue runs for job changes the bridge missed; returns the new run ids."""
+    projects = {**watched_projects(settings.watch_projects), **state.subscriptions()}
+    if not projects:
         return []
     queued = []
     with CvatSession(settings, stop) as cvat:
-        for project_id, wanted in sorted(subscriptions.items()):
+        for project_id, wanted in sorted(projects.items()):
             if wanted["model_name"] not in registry.specs:
+                log.warning(
+                    "project %s asks for model %r, which the registry does not have",
+                    project_id,
+                    wanted["model_name"],
+                )
                 continue
             spec = registry.spec(wanted["model_name"])
-            model = ModelChoice(spec.name, spec.version, bool(wanted["conv_mask_to_poly"]))
-            for job in cvat.in_progress_jobs(project_id):
+            model = ModelChoice(
+                spec.name, spec.version, bool(wanted["conv_mask_to_poly"]), spec.stages
+            )
+            for job in cvat.project_jobs(project_id, wanted.get("organization_id")):
+                unseen_new = state.job(int(job.id)) is None and str(job.state) == "new"
                 event = JobEvent(
-                    event="reconcile",
+                    event=CREATED if unseen_new else "reconcile",
                     job_id=int(job.id),
                     task_id=int(job.task_id),
                     project_id=project_id,
@@ -51,11 +93,13 @@ def reconcile(
                     stage=str(job.stage),
                     type=str(job.type),
                     updated_date=job.updated_date.isoformat(),
+                    assignee_id=None if job.assignee is None else int(job.assignee.id),
+                    organization_id=wanted.get("organization_id"),
                 )
                 decision = state.observe(event, model, trigger="reconcile")
                 if decision.action == "queued":
                     queue.enqueue(decision.run_id)
                     queued.append(decision.run_id)
     if queued:
-        log.info("reconciliation queued %d job(s) missed while the bridge was down", len(queued))
+        log.info("reconciliation queued %d job(s) the bridge had not heard of", len(queued))
     return queued

@@ -13,6 +13,8 @@ A registry file (YAML or JSON; relative paths are relative to the file)::
         unsure_threshold: 0.2
         min_area: 64
         score_threshold: 0.0    # shapes below this score are not uploaded
+        stages: [annotation]    # optional: job stages to pre-annotate (annotation,
+                                # validation, acceptance); default annotation only
 
 Predictors are loaded on first use and kept per process (:meth:`ModelRegistry.predictor`).
 The *version* is part of a run's key: a job annotated by one version is annotated again only
@@ -31,6 +33,10 @@ from typing import Any
 import yaml
 
 from coral_core.errors import CoralsegError
+from coral_core.inference.instances import RefineSettings
+from cvat_bridge.triggers import DEFAULT_STAGES
+
+JOB_STAGES = ("annotation", "validation", "acceptance")
 
 
 class UnknownModelError(CoralsegError):
@@ -46,10 +52,9 @@ class ModelSpec:
     weights: Path
     sam_checkpoint: Path | None = None
     explicit_version: str | None = None
-    # instance-stage settings (RefineSettings fields); kept as data so that reading the
-    # registry (the web service does) does not import torch
-    settings: dict[str, float] = field(default_factory=dict)
+    settings: RefineSettings = field(default_factory=RefineSettings)
     score_threshold: float | None = None
+    stages: tuple[str, ...] = DEFAULT_STAGES
 
     @property
     def version(self) -> str:
@@ -131,7 +136,6 @@ class ModelRegistry:
             cached = self._predictors.get(name)
             if cached is not None and cached[0] == spec.version:
                 return cached[1]
-            from coral_core.inference.instances import RefineSettings
             from coral_core.inference.pipeline import TwoStagePredictor
 
             spec.check_files()
@@ -140,7 +144,7 @@ class ModelRegistry:
                 spec.weights,
                 sam_checkpoint=spec.sam_checkpoint,
                 device=self.device,
-                settings=RefineSettings(**spec.settings),
+                settings=spec.settings,
             )
             self._predictors[name] = (spec.version, predictor)
             return predictor
@@ -161,6 +165,13 @@ def _spec(name: str, entry: Any, base: Path) -> ModelSpec:
     threshold = entry.get("score_threshold")
     if threshold is not None and not 0 <= float(threshold) <= 1:
         raise CoralsegError(f"model {name!r}: score_threshold must be in [0, 1], got {threshold}")
+    stages = entry.get("stages", list(DEFAULT_STAGES))
+    if isinstance(stages, str):
+        stages = [stages]
+    if not stages or not set(stages) <= set(JOB_STAGES):
+        raise CoralsegError(
+            f"model {name!r}: stages must be a list of {', '.join(JOB_STAGES)}, got {stages!r}"
+        )
     version = entry.get("version")
     return ModelSpec(
         name=name,
@@ -170,23 +181,20 @@ def _spec(name: str, entry: Any, base: Path) -> ModelSpec:
         explicit_version=str(version) if version not in (None, "") else None,
         settings=settings,
         score_threshold=None if threshold is None else float(threshold),
+        stages=tuple(dict.fromkeys(stages)),
     )
 
 
-def _refine_settings(name: str, entry: dict) -> dict[str, float]:
-    """The instance-stage settings of an entry, checked as ``RefineSettings`` checks them."""
-    settings: dict[str, float] = {}
+def _refine_settings(name: str, entry: dict) -> RefineSettings:
+    """The instance-stage settings of an entry, checked by ``RefineSettings`` itself."""
+    values: dict[str, float] = {}
     for key, kind in (("min_threshold", float), ("unsure_threshold", float), ("min_area", int)):
         if key in entry:
             try:
-                settings[key] = kind(entry[key])
+                values[key] = kind(entry[key])
             except (TypeError, ValueError):
                 raise CoralsegError(f"model {name!r}: {key} must be a number") from None
-    low, high = settings.get("min_threshold", 0.0), settings.get("unsure_threshold", 1.0)
-    if not 0 <= low <= high <= 1:
-        raise CoralsegError(
-            f"model {name!r}: thresholds must satisfy 0 <= min_threshold <= unsure_threshold <= 1"
-        )
-    if settings.get("min_area", 1) < 1:
-        raise CoralsegError(f"model {name!r}: min_area must be at least 1 pixel")
-    return settings
+    try:
+        return RefineSettings(**values)
+    except CoralsegError as err:
+        raise CoralsegError(f"model {name!r} in the registry: {err}") from None

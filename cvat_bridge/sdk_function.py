@@ -18,21 +18,21 @@ class names, with type ``mask``, ``polygon`` (with ``--conv-mask-to-poly``) or `
 
 from __future__ import annotations
 
-import numpy as np
 import PIL.Image
 from cvat_sdk import auto_annotation as cvataa
 from cvat_sdk import models
-from cvat_sdk.masks import encode_mask
 
-from coral_core.cvat_shapes import label_spec, polygon_points
+from coral_core.cvat_shapes import cvat_shapes, label_spec
 from coral_core.inference.instances import (
     DEFAULT_MIN_AREA,
     DEFAULT_MIN_THRESHOLD,
     DEFAULT_UNSURE_THRESHOLD,
-    CoralInstance,
     RefineSettings,
 )
 from coral_core.inference.pipeline import TwoStagePredictor
+from coral_core.raster_io import pillow_image_to_rgb
+
+SHAPE_MAKERS = {"mask": cvataa.mask, "polygon": cvataa.polygon}
 
 
 class CoralsegFunction:
@@ -52,34 +52,23 @@ class CoralsegFunction:
     def detect(
         self, context: cvataa.DetectionFunctionContext, image: PIL.Image.Image
     ) -> list[models.LabeledShapeRequest]:
-        """One shape per colony of ``image`` scoring at least ``context.conf_threshold``."""
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        result = self._predictor(rgb)
-        threshold = getattr(context, "conf_threshold", None)
-        as_polygons = bool(getattr(context, "conv_mask_to_poly", False))
-        shapes = []
-        for instance in result.instances.instances:
-            label_id = self._label_ids.get(instance.label)
-            if label_id is None or (threshold is not None and instance.score < threshold):
-                continue
-            if as_polygons:
-                shapes.append(cvataa.polygon(label_id, polygon_points(instance)))
-            else:
-                shapes.append(cvataa.mask(label_id, mask_points(instance)))
-        return shapes
-
-
-def mask_points(instance: CoralInstance) -> list[float]:
-    """CVAT's mask-shape points of a colony, by :func:`cvat_sdk.masks.encode_mask`.
-
-    The colony's box-local mask is encoded as an image of its own (cost ~ the box, not the
-    photo), then its box is moved to the colony's place: ``encode_mask`` ends its output
-    with the box's ``left, top, right, bottom`` (inclusive), and the runs inside are the same.
-    """
-    x, y, width, height = instance.bbox
-    points = encode_mask(np.asarray(instance.mask, dtype=bool), [0, 0, width, height])
-    points[-4:] = [x, y, x + width - 1, y + height - 1]
-    return points
+        """One shape per colony of ``image`` scoring at least ``context.conf_threshold``,
+        encoded by :func:`coral_core.cvat_shapes.cvat_shapes` (as the bridge and the Nuclio
+        function encode them), with the colony's score in the shape's ``score``: cvat-sdk
+        leaves a shape's score as the function sets it (else CVAT stores 1.0)."""
+        result = self._predictor(pillow_image_to_rgb(image))
+        shapes = cvat_shapes(
+            result,
+            conv_mask_to_poly=bool(getattr(context, "conv_mask_to_poly", False)),
+            threshold=getattr(context, "conf_threshold", None),
+        )
+        return [
+            SHAPE_MAKERS[shape.type](
+                self._label_ids[shape.label], shape.points, score=round(float(shape.score), 4)
+            )
+            for shape in shapes
+            if shape.label in self._label_ids
+        ]
 
 
 def create(

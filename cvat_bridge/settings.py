@@ -10,6 +10,9 @@ for the bridge-specific ones):
 * ``CORALSEG_QUEUE_URL`` (or ``QUEUE_URL``) -- ``redis://host:port/db`` for a shared Redis,
   else a SQLite file path (default ``CACHE_DIR/queue.sqlite``);
 * ``CORALSEG_MODELS`` -- the model registry file (YAML or JSON, see :mod:`.registry`);
+* ``CORALSEG_WATCH_PROJECTS`` -- projects reconciliation watches without waiting for their
+  webhook's first event: ``PROJECT_ID=MODEL_NAME[@ORG_ID]``, comma-separated (see
+  :func:`.reconcile.watched_projects`);
 * ``AUTO_ANN_TIMEOUT`` -- seconds a run may take before it is stopped and reported (3600);
 * ``CORALSEG_DEVICE`` (``cpu``), ``CORALSEG_MAX_BODY_BYTES`` (1 MiB),
   ``CORALSEG_UPLOAD_BATCH_FRAMES`` (8), ``CORALSEG_RUN_LEASE`` (seconds a worker holds a
@@ -59,6 +62,7 @@ class BridgeSettings:
     cvat_timeout: float = 60.0
     retry_base_delay: float = 0.5
     worker_nice: int = 10
+    watch_projects: str = ""
 
     @classmethod
     def from_env(
@@ -110,6 +114,7 @@ class BridgeSettings:
             cvat_timeout=number(float, 60.0, "CORALSEG_CVAT_TIMEOUT"),
             retry_base_delay=number(float, 0.5, "CORALSEG_RETRY_BASE_DELAY"),
             worker_nice=int(number(int, 10, "CORALSEG_WORKER_NICE")),
+            watch_projects=get("CORALSEG_WATCH_PROJECTS"),
         )
 
     @property

@@ -4,9 +4,8 @@ ledger of shapes each model wrote.
 Documents (JSON, by key):
 
 * ``job:{id}`` -- the last applied event of a job: ``state``, ``stage``, ``type``,
-  ``updated_date``. Events whose ``updated_date`` is not newer are stale or redelivered and
-  change nothing. A run starts when an annotation job *becomes* "in progress" (or is first
-  seen in it: CVAT moves a new job there by itself when annotation starts).
+  ``assignee_id``, ``updated_date``. Events whose ``updated_date`` is not newer are stale or
+  redelivered and change nothing. Which events start a run: :mod:`.triggers`.
 * ``run:{id}`` -- a run (see :meth:`BridgeState.create_run` for its fields); ``job-runs:{job}``
   lists a job's runs; ``open-runs`` the queued and running ones.
 * ``active:{job}:{model}`` -- the run of this job and model that is queued or running: one at
@@ -17,7 +16,8 @@ Documents (JSON, by key):
   job. A rerun deletes those still in CVAT with ``source: "auto"``; a person's edit turns a
   shape's source into "semi-auto" (cvat-core's ``computeNewSource``), and such shapes, like
   "manual" ones, are never touched.
-* ``subscription:{project}`` -- the model a project's webhook asks for (for reconciliation).
+* ``subscription:{project}`` -- the model a project's webhook asks for, and the project's
+  organization (for reconciliation).
 * ``lease:{name}``, ``worker:{id}`` -- cluster-wide leases and worker heartbeats.
 
 A worker holds a run by a lease (``owner``, ``lease_until``) that it renews; a run whose
@@ -33,8 +33,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cvat_bridge.events import IN_PROGRESS, JobEvent, parse_date
+from cvat_bridge import triggers
+from cvat_bridge.events import JobEvent, parse_date
 from cvat_bridge.kv import Store, Txn
+from cvat_bridge.triggers import DEFAULT_STAGES
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 OPEN_STATUSES = (QUEUED, RUNNING)
@@ -52,6 +54,7 @@ class ModelChoice:
     name: str
     version: str
     conv_mask_to_poly: bool
+    stages: tuple[str, ...] = DEFAULT_STAGES  # job stages the model pre-annotates
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,8 @@ class BridgeState:
     # --- jobs and events ----------------------------------------------------------------
 
     def observe(self, event: JobEvent, model: ModelChoice, trigger: str = "webhook") -> Decision:
-        """Apply a job event atomically: remember the job's state, and queue a run when the
-        job became "in progress"."""
+        """Apply a job event atomically: remember the job's state, and queue a run when
+        :func:`.triggers.decide` says the event starts one."""
 
         def apply(txn: Txn) -> Decision:
             key = f"job:{event.job_id}"
@@ -90,20 +93,20 @@ class BridgeState:
                     "task_id": event.task_id,
                     "project_id": event.project_id,
                     "updated_date": event.updated_date,
+                    "assignee_id": event.assignee_id,
                     "seen_at": self.clock(),
                 },
             )
-            if not event.is_annotation_job:
-                return Decision("ignored", f"a {event.type} job, not an annotation job")
-            if event.state != IN_PROGRESS:
-                return Decision("ignored", f"job state is {event.state!r}")
-            if known is not None and known["state"] == IN_PROGRESS:
-                return Decision("ignored", "job was already in progress")
-            return self._queue_run(txn, event, model, trigger)
+            start = triggers.decide(known, event, model.stages)
+            if not start.starts:
+                return Decision("ignored", start.reason)
+            return self._queue_run(txn, event, model, trigger, start.reason)
 
         return self.store.atomically(apply)
 
-    def _queue_run(self, txn: Txn, event: JobEvent, model: ModelChoice, trigger: str) -> Decision:
+    def _queue_run(
+        self, txn: Txn, event: JobEvent, model: ModelChoice, trigger: str, why: str
+    ) -> Decision:
         active = txn.get(f"active:{event.job_id}:{model.name}")
         if active is not None:
             return Decision("existing", "a run of this job and model is queued or running", active)
@@ -111,7 +114,7 @@ class BridgeState:
         if done is not None:
             return Decision("existing", "this model version already annotated the job", done)
         run = self.create_run(txn, event, model, trigger)
-        return Decision("queued", "job became in progress", run["run_id"])
+        return Decision("queued", why, run["run_id"])
 
     def create_run(self, txn: Txn, event: JobEvent, model: ModelChoice, trigger: str) -> dict:
         now = self.clock()
@@ -137,6 +140,7 @@ class BridgeState:
             "frames_failed": {},
             "shapes_written": 0,
             "shapes_removed": 0,
+            "shapes_skipped": 0,
             "pending": None,
             "errors": [],
         }
@@ -152,11 +156,18 @@ class BridgeState:
 
     # --- subscriptions --------------------------------------------------------------------
 
-    def subscribe(self, project_id: int | None, model: ModelChoice) -> None:
-        """Remember which model a project's webhook asks for (written only when it changes)."""
+    def subscribe(
+        self, project_id: int | None, model: ModelChoice, organization_id: int | None = None
+    ) -> None:
+        """Remember which model a project's webhook asks for, and the project's organization
+        (CVAT lists an organization's jobs only in its context), written only on a change."""
         if project_id is None:
             return
-        wanted = {"model_name": model.name, "conv_mask_to_poly": model.conv_mask_to_poly}
+        wanted = {
+            "model_name": model.name,
+            "conv_mask_to_poly": model.conv_mask_to_poly,
+            "organization_id": organization_id,
+        }
         key = f"subscription:{project_id}"
         known = self.store.get(key)
         if known is not None and {k: known.get(k) for k in wanted} == wanted:
@@ -252,9 +263,11 @@ class BridgeState:
         created: dict[int, int],
         removed: Iterable[int],
         forgotten: Iterable[int] = (),
+        skipped: int = 0,
     ) -> None:
         """Frames done: ``created`` shape ids (-> frame) join the model's ledger, ``removed``
-        (deleted from CVAT) and ``forgotten`` (no longer the model's) leave it."""
+        (deleted from CVAT) and ``forgotten`` (no longer the model's) leave it; ``skipped``
+        counts colonies not written because a person's shape covers them."""
         frames, removed, forgotten = list(frames), list(removed), list(forgotten)
 
         def change(txn: Txn, run: dict) -> None:
@@ -270,6 +283,7 @@ class BridgeState:
                 frames_failed={k: v for k, v in run["frames_failed"].items() if int(k) not in done},
                 shapes_written=run["shapes_written"] + len(created),
                 shapes_removed=run["shapes_removed"] + len(removed),
+                shapes_skipped=run.get("shapes_skipped", 0) + skipped,
                 pending=None,
             )
 
@@ -398,5 +412,6 @@ def summary(run: dict) -> dict:
         ],
         "shapes_written": run["shapes_written"],
         "shapes_removed": run["shapes_removed"],
+        "shapes_skipped": run.get("shapes_skipped", 0),
         "errors": run["errors"],
     }

@@ -11,21 +11,10 @@ finds the batch by fingerprint instead of uploading it twice.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from coral_core.errors import CoralsegError
-
 SOURCE_AUTO = "auto"
-MAX_FRAME_PIXELS = 200_000_000
-
-
-class FrameError(CoralsegError):
-    """A frame the model cannot read (corrupt, empty, too large)."""
 
 
 @dataclass(frozen=True)
@@ -35,30 +24,6 @@ class FrameShapes:
     frame: int
     shapes: list[dict]
     missing_labels: frozenset[str]
-
-
-def decode_frame(data: bytes, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
-    """An image file's bytes as an ``(H, W, 3)`` uint8 RGB array, EXIF orientation applied
-    (as CVAT shows the frame)."""
-    if not data:
-        raise FrameError("the frame is empty (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > max_pixels:
-                raise FrameError(
-                    f"the frame is {image.width}x{image.height} pixels, more than the "
-                    f"{max_pixels} the bridge reads"
-                )
-            image = ImageOps.exif_transpose(image)
-            if image.mode == "I;16" or image.mode == "I":
-                array = np.asarray(image, dtype=np.float64)
-                peak = max(float(array.max()), 1.0)
-                return np.repeat((array * (255.0 / peak)).astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except FrameError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise FrameError(f"the frame is not a readable image ({err})") from None
 
 
 def frame_shapes(

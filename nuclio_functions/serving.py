@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import math
 import os
 import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from coral_core import raster_io
 from coral_core.cvat_shapes import nuclio_detections
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import RefineSettings
@@ -141,34 +139,27 @@ def _threshold(value: Any) -> float | None:
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """An image file's bytes as ``(H, W, 3)`` uint8 RGB, EXIF orientation applied.
+    """An image file's bytes as ``(H, W, 3)`` uint8 RGB by coralseg's one decoder
+    (:func:`coral_core.raster_io.decode_image`: EXIF orientation, one 16-bit rule).
 
     Raises:
         BadRequestError: 400 when the bytes are no image, 413 when it has too many pixels.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                width, height = opened.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise BadRequestError(413, _too_many_pixels(width, height))
-                image = ImageOps.exif_transpose(opened).convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadRequestError(413, "the image has too many pixels for this function") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return raster_io.decode_image(data, MAX_IMAGE_PIXELS, name='"image"')
+    except raster_io.ImageTooLargeError as err:
+        raise BadRequestError(413, _too_many_pixels(err.size)) from None
+    except CoralsegError as err:
         raise BadRequestError(
-            400, '"image" decodes to bytes that are not a readable JPEG or PNG'
+            400, f'"image" decodes to bytes that are not a readable JPEG or PNG ({err})'
         ) from None
-    if min(image.size) < 1:
-        raise BadRequestError(400, "the image is empty")
-    return np.asarray(image, dtype=np.uint8)
 
 
-def _too_many_pixels(width: int, height: int) -> str:
+def _too_many_pixels(size: tuple[int, int] | None) -> str:
     side = int(math.sqrt(MAX_IMAGE_PIXELS))
+    shown = "too many" if size is None else f"{size[0]} x {size[1]}"
     return (
-        f"the image is {width} x {height} pixels, over the {side} x {side} this function "
+        f"the image is {shown} pixels, over the {side} x {side} this function "
         "takes; run `coralseg infer` on larger images (orthomosaics)"
     )
 

@@ -104,7 +104,9 @@ def test_frames_meta_and_chunks(client, world: FakeCvatState) -> None:
     assert zipfile.ZipFile(chunk).namelist() == ["000000.jpg", "000001.jpg", "000002.jpg"]
     job = task.get_jobs()[1]
     assert [f.name for f in job.get_frames_info()] == ["q2.jpg"]
-    assert job.get_frame(2, quality="compressed").read() == original
+    compressed = job.get_frame(2, quality="compressed").read()
+    assert compressed != original  # re-encoded at the task's image quality, as CVAT does
+    assert Image.open(io.BytesIO(compressed)).size == (42, 30)
     assert Image.open(task.get_preview()).size == (40, 30)
 
 
@@ -266,3 +268,137 @@ def test_server_stops_cleanly(world: FakeCvatState) -> None:
     assert not any(t.name == "fake-cvat" for t in threading.enumerate())
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=1):
         pass
+
+
+# --- CVAT as it behaves (issue 17): each behaviour cites the CVAT code it follows ---------
+
+
+def test_stage_change_resets_the_state_and_saving_does_not_change_it(
+    client, world: FakeCvatState
+) -> None:
+    """``JobWriteSerializer.update``: a new stage without a state means state "new";
+    annotation saves leave the state alone; cvat-ui's first save moves "new" to
+    "in progress" with a second request (``annotator_saves``)."""
+    job = world.tasks[1].jobs[0]
+    world.set_job(job, state="in progress")
+    client.api_client.jobs_api.partial_update(
+        job.id, patched_job_write_request=models.PatchedJobWriteRequest(stage="validation")
+    )
+    assert (job.stage, job.state) == ("validation", "new")
+    seen = []
+    world.job_listeners.append(lambda saved, event, before: seen.append((event, saved.state)))
+    task = client.tasks.retrieve(1)
+    task.update_annotations(
+        models.PatchedLabeledDataRequest(
+            shapes=[
+                models.LabeledShapeRequest(
+                    type="rectangle", frame=0, label_id=1, points=[1, 1, 5, 5]
+                )
+            ]
+        ),
+        action=AnnotationUpdateAction.CREATE,
+    )
+    assert job.state == "new" and seen == [("update:job", "new")]
+    world.annotator_saves(job, add=[{"frame": 0, "label": "Acropora", "type": "polygon",
+                                     "points": [2, 2, 9, 2, 5, 8]}])  # fmt: skip
+    assert job.state == "in progress"
+    assert seen[1:] == [("update:job", "new"), ("update:job", "in progress")]
+
+
+def test_organizations_scope_job_lists_as_jobs_rego_does(server: FakeCvatServer) -> None:
+    """Without an organization context a non-admin member sees only the jobs they own or
+    are assigned; in the context, a maintainer sees the organization's jobs."""
+    state = server.state
+    boss = state.add_user("boss", "pw", is_superuser=False)
+    bot = state.add_user("bot", "pw", is_superuser=False)
+    worker = state.add_user("worker", "pw", is_superuser=False)
+    lab = state.add_organization("criobe", boss, [(bot, "maintainer"), (worker, "worker")])
+    project = state.add_project("lab reef", ["Acropora"], owner=boss, organization=lab)
+    task = state.add_task(project, "q", [make_frame("a.jpg", 20, 20)] * 3, segment_size=1,
+                          owner=boss)  # fmt: skip
+    state.set_job(task.jobs[2], assignee=worker)
+    with make_client(server.url, credentials=("bot", "pw")) as bot_client:
+        jobs = bot_client.api_client.jobs_api.list(project_id=project.id)[0]
+        assert jobs.count == 0
+        in_org = bot_client.api_client.jobs_api.list(project_id=project.id, org_id=lab.id)[0]
+        assert sorted(j.id for j in in_org.results) == [j.id for j in task.jobs]
+        assert {j.organization for j in in_org.results} == {lab.id}
+        by_slug = bot_client.api_client.jobs_api.list(org="criobe")[0]
+        assert by_slug.count == 3
+    with make_client(server.url, credentials=("worker", "pw")) as worker_client:
+        mine = worker_client.api_client.jobs_api.list(org_id=lab.id)[0]
+        assert [j.id for j in mine.results] == [task.jobs[2].id]
+    with make_client(server.url, credentials=(USER, PASSWORD)) as admin:
+        assert admin.api_client.jobs_api.list(project_id=project.id)[0].count == 3
+
+
+def test_validation_layout_lists_the_honeypots_of_a_job(client, world: FakeCvatState) -> None:
+    task = world.tasks[1]
+    first, second = task.jobs
+    assert _layout(client, first.id) == {}
+    world.set_honeypots(task, {1: 2})
+    assert _layout(client, first.id) == {
+        "honeypot_count": 1,
+        "honeypot_frames": [1],
+        "honeypot_real_frames": [2],
+    }
+    assert _layout(client, second.id)["honeypot_frames"] == []
+
+
+def _layout(client, job_id: int) -> dict:
+    import json
+
+    _, response = client.api_client.jobs_api.retrieve_validation_layout(
+        job_id, _parse_response=False
+    )
+    return json.loads(response.data)
+
+
+def test_exif_rotation_is_baked_into_served_frames(server: FakeCvatServer) -> None:
+    """CVAT's chunks hold the frame upright, without the tag (``ZipChunkWriter``)."""
+    state = server.state
+    state.add_user(USER, PASSWORD)
+    project = state.add_project("p", ["Acropora"])
+    task = state.add_task(project, "t", [make_frame("portrait.jpg", 30, 50, exif_orientation=6)])
+    with make_client(server.url, credentials=(USER, PASSWORD)) as client:
+        remote = client.tasks.retrieve(task.id)
+        for quality in ("original", "compressed"):
+            served = Image.open(remote.get_frame(0, quality=quality))
+            assert served.size == (30, 50)
+            assert served.getexif().get(0x0112, 1) == 1
+
+
+def test_data_in_preparation_and_create_job_events(server: FakeCvatServer) -> None:
+    state = server.state
+    state.add_user(USER, PASSWORD)
+    project = state.add_project("p", ["Acropora"])
+    received = []
+    state.job_listeners.append(lambda job, event, before: received.append((event, job.id)))
+    task = state.add_task(project, "t", [make_frame("a.jpg", 20, 20)], data_ready=False)
+    assert received == [("create:job", task.jobs[0].id)]
+    with make_client(server.url, credentials=(USER, PASSWORD)) as client:
+        remote = client.tasks.retrieve(task.id)
+        assert remote.size == 0
+        with pytest.raises(exceptions.ApiException) as refused:
+            remote.get_frame(0, quality="original")
+        assert refused.value.status == 400
+        state.finish_data(task)
+        assert client.tasks.retrieve(task.id).size == 1
+
+
+def test_an_older_server_sends_before_update_and_does_not_retry() -> None:
+    state = FakeCvatState(older_server=True)
+    state.add_user(USER, PASSWORD)
+    project = state.add_project("p", ["Acropora"])
+    task = state.add_task(project, "t", [make_frame("a.jpg", 20, 20)])
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with running_fake_cvat(state) as server:
+        state.add_webhook(project, f"http://127.0.0.1:{port}/hook")
+        state.set_job(task.jobs[0], state="in progress")
+        server.webhook_sender.wait_idle()
+        (delivery,) = server.webhook_sender.deliveries
+        payload = server.job_event(task.jobs[0], before={"state": "new"})
+    assert [status for status, _ in delivery.attempts] == [502]
+    assert payload["before_update"] == {"state": "new"}

@@ -68,6 +68,8 @@ def test_annotate_task_puts_masks_then_polygons_in_the_task(function, fake_cvat,
     for number, (frame, found) in enumerate(zip(task.frames, expected, strict=True)):
         landed = [s for s in shapes if s.frame == number]
         assert [by_id[s.label_id] for s in landed] == [i.label for i in found]
+        # the colony's score, where CVAT stores it (without it CVAT stores 1.0)
+        assert [s.score for s in landed] == [round(float(i.score), 4) for i in found]
         for shape, instance in zip(landed, found, strict=True):
             mask = cvat_points_to_mask(shape.points, frame.height, frame.width)
             assert np.array_equal(mask, instance.full_mask(frame.height, frame.width))

@@ -18,7 +18,8 @@ examples:
 
   # then deploy it (see docs/cvat-functions.md)
   unzip nuclio.zip -d fn && nuctl deploy --project-name cvat --path fn \\
-      --file fn/function.yaml --platform local
+      --file fn/function.yaml --platform local \\
+      --platform-config '{"attributes": {"network": "cvat_cvat"}}'
 """
 
 

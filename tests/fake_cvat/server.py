@@ -39,15 +39,25 @@ URL or null) and take exact-match filters on their simple fields (``project_id``
 ``task_id``, ``job_id``, ``name``, ``status``, ``subset``, ``stage``, ``state``, ...),
 ``search`` (case-insensitive substring of the name), ``sort`` (comma-separated fields,
 ``-`` for descending) and ``filter`` (CVAT's JSON Logic: ``var``, ``==``, ``!=``, ``!``,
-``and``, ``or``, ``in``, ``<``, ``<=``, ``>``, ``>=``). ``org``/``org_id`` are accepted
-and ignored: everything lives in the personal workspace. No permissions beyond
-authentication, no organizations, webhooks, cloud storages, tracks editing or exports.
+``and``, ``or``, ``in``, ``<``, ``<=``, ``>``, ``>=``). The job list is filtered by the
+caller's context (``org`` slug, ``org_id`` or the ``X-Organization`` header) as
+``cvat/apps/engine/rules/jobs.rego`` filters it (:func:`_visible_jobs`); other lists and
+single objects are not permission-checked. No cloud storages, tracks editing or exports.
+
+Frames are served as CVAT's chunks hold them (:func:`_frame_file`): EXIF rotation baked
+into the original quality, the compressed quality re-encoded as JPEG at the task's image
+quality. ``GET /api/jobs/{id}/validation_layout`` gives a job's honeypot frames
+(``state.set_honeypots``). A task created with ``data_ready=False`` has size 0 and refuses
+its data until ``state.finish_data(task)``.
 
 Every answered request is appended to ``state.requests`` so tests can count downloads.
 
-Webhooks: ``state.add_webhook(project, url, secret)`` makes the running server post
-``update:job`` to ``url`` whenever a job of the project is saved (a stage/state change or an
-annotation save), signed and retried as CVAT does (:mod:`.webhooks`); the deliveries are in
+Webhooks: ``state.add_webhook(project, url, secret, events)`` makes the running server post
+``update:job`` to ``url`` whenever a job of the project is saved (a stage/state/assignee
+change or an annotation save) and ``create:job`` for each job of a new task, signed and
+retried as CVAT does (:mod:`.webhooks`); ``FakeCvatState(older_server=True)`` posts as CVAT
+did before mid-2026 (``before_update`` in the body, no retry, no validation layouts); the
+deliveries are in
 ``server.webhook_sender.deliveries``, and :meth:`FakeCvatServer.job_event` gives the payload
 CVAT would send about a job now.
 
@@ -74,9 +84,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from PIL import Image, ImageOps
 
 from .state import (
     JOB_STAGES,
@@ -86,6 +98,7 @@ from .state import (
     FakeCvatState,
     Job,
     Label,
+    Organization,
     Project,
     RequestRecord,
     Shape,
@@ -94,6 +107,7 @@ from .state import (
 )
 from .webhooks import WebhookSender
 
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 PUBLIC_PATHS = frozenset({"/api/server/about", "/api/auth/login"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_PAGE_SIZE = 10
@@ -171,8 +185,8 @@ class _Serializer:
             "updated_date": _date(project.updated_date),
             "status": "annotation",
             "dimension": "2d" if tasks else None,
-            "organization": None,
-            "organization_id": None,
+            "organization": project.organization_id,
+            "organization_id": project.organization_id,
             "target_storage": None,
             "source_storage": None,
             "assignee_updated_date": None,
@@ -206,12 +220,12 @@ class _Serializer:
             "guide_id": None,
             "size": task.size,
             "image_quality": task.image_quality,
-            "data": task.id,
+            "data": task.id if task.data_ready else None,
             "dimension": "2d",
             "media_type": "image",
             "subset": task.subset,
-            "organization": None,
-            "organization_id": None,
+            "organization": _org_id(self.state, task),
+            "organization_id": _org_id(self.state, task),
             "target_storage": None,
             "source_storage": None,
             "assignee_updated_date": None,
@@ -253,7 +267,7 @@ class _Serializer:
             "created_date": _date(job.created_date),
             "updated_date": _date(job.updated_date),
             "type": job.type,
-            "organization": None,
+            "organization": _org_id(self.state, task),
             "target_storage": None,
             "source_storage": None,
             "assignee_updated_date": None,
@@ -309,15 +323,24 @@ class _Serializer:
             data["score"] = float(shape.score)
         return data
 
-    def webhook_payload(self, webhook_id: int, job: Job, event: str = "update:job") -> dict:
-        """The body CVAT posts for a job event (keys in CVAT's order)."""
+    def webhook_payload(
+        self, webhook_id: int, job: Job, event: str = "update:job", before: dict | None = None
+    ) -> dict:
+        """The body CVAT posts for a job event (keys in CVAT's order); an older server adds
+        ``before_update`` (the changed fields' old values) to ``update:`` events."""
         sender = self.state.tasks[job.task_id].owner_id
-        return {
+        payload = {
             "event": event,
             "webhook_id": webhook_id,
             "job": self.job(job),
             "sender": self.user_brief(sender),
         }
+        if self.state.older_server and event.startswith("update:"):
+            old = dict(before or {})
+            if "assignee" in old:
+                old["assignee"] = self.user_brief(old["assignee"])
+            payload["before_update"] = old
+        return payload
 
     def meta(self, task: Task, start: int, stop: int) -> dict[str, Any]:
         frames = task.frames[start : stop + 1]
@@ -451,6 +474,52 @@ def _int_param(request: Request, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise HttpError(400, f"{name} must be an integer, not {value!r}") from None
+
+
+def _org_id(state: FakeCvatState, task: Task) -> int | None:
+    org = state.organization_of(task)
+    return None if org is None else org.id
+
+
+def _org_context(state: FakeCvatState, request: Request) -> Organization | None:
+    """The organization a request acts in: ``org`` (slug), ``org_id`` or ``X-Organization``
+    (slug); None for the personal workspace (CVAT's "sandbox")."""
+    slug = request.query_params.get("org") or request.headers.get("x-organization")
+    org_id = _int_param(request, "org_id")
+    for org in state.organizations.values():
+        if org.id == org_id or (slug and org.slug == slug):
+            return org
+    if slug or org_id is not None:
+        raise HttpError(404, "The organization does not exist.")
+    return None
+
+
+def _visible_jobs(state: FakeCvatState, user: User, org: Organization | None) -> list[Job]:
+    """The jobs a list shows, as ``filter`` of ``cvat/apps/engine/rules/jobs.rego`` (read at
+    cvat-ai/cvat commit 11eb1d62): an admin sees all (or the organization's), a maintainer
+    or owner the organization's, anyone else only the jobs they own, are assigned or whose
+    task or project they own or are assigned -- without an organization context, a
+    non-admin member does not see an organization's jobs they have no part in."""
+    role = None if org is None else org.members.get(user.id)
+    if org is not None and role is None and not user.is_superuser:
+        raise HttpError(403, "You do not have permission to perform this action.")
+    found = []
+    for task in state.tasks.values():
+        project = state.projects.get(task.project_id) if task.project_id else None
+        in_org = org is None or _org_id(state, task) == org.id
+        for job in task.jobs:
+            staff = user.id in (
+                job.assignee_id,
+                task.owner_id,
+                task.assignee_id,
+                project.owner_id if project else None,
+                project.assignee_id if project else None,
+            )
+            if not in_org:
+                continue
+            if user.is_superuser or role in ("owner", "maintainer") or staff:
+                found.append(job)
+    return found
 
 
 # --- authentication ------------------------------------------------------------------------
@@ -751,7 +820,8 @@ def create_app(state: FakeCvatState) -> FastAPI:
     @route("/api/jobs", "GET")
     def jobs_list(request: Request) -> dict[str, Any]:
         with state.lock:
-            jobs = [job for task in state.tasks.values() for job in task.jobs]
+            org = _org_context(state, request)
+            jobs = _visible_jobs(state, request.state.user, org)
             jobs = _select(
                 request,
                 jobs,
@@ -775,10 +845,30 @@ def create_app(state: FakeCvatState) -> FastAPI:
                 raise HttpError(400, f"stage must be one of {', '.join(JOB_STAGES)}")
             if job_state is not None and job_state not in JOB_STATES:
                 raise HttpError(400, f"state must be one of {', '.join(JOB_STATES)}")
+            changes: dict[str, Any] = {}
             if "assignee" in body:
-                job.assignee_id = _existing_user(state, body["assignee"])
-            state.set_job(job, stage=stage, state=job_state)
+                user_id = _existing_user(state, body["assignee"])
+                changes["assignee"] = None if user_id is None else state.users[user_id]
+            state.set_job(job, stage=stage, state=job_state, **changes)
             return ser(request).job(job)
+
+    @route("/api/jobs/{job_id}/validation_layout", "GET")
+    def jobs_validation_layout(job_id: int) -> dict[str, Any]:
+        """``JobValidationLayoutReadSerializer``: {} without a layout; with a GT pool, the
+        job's honeypot frames and the pool frames they show."""
+        with state.lock:
+            job = get_job(job_id)
+            task = state.tasks[job.task_id]
+            if state.older_server:  # the endpoint came with CVAT 2.20
+                raise _not_found()
+            if not task.honeypots:
+                return {}
+            frames = sorted(f for f in task.honeypots if job.contains(f))
+            return {
+                "honeypot_count": len(frames),
+                "honeypot_frames": frames,
+                "honeypot_real_frames": [task.honeypots[f] for f in frames],
+            }
 
     @route("/api/jobs/{job_id}/preview", "GET")
     def jobs_preview(job_id: int) -> Response:
@@ -797,6 +887,8 @@ def create_app(state: FakeCvatState) -> FastAPI:
     def jobs_data_meta(request: Request, job_id: int) -> dict[str, Any]:
         with state.lock:
             job = get_job(job_id)
+            if not state.tasks[job.task_id].data_ready:
+                raise HttpError(400, "The task's data is still being prepared")
             return ser(request).meta(state.tasks[job.task_id], job.start_frame, job.stop_frame)
 
     @route("/api/jobs/{job_id}/annotations", "GET")
@@ -867,9 +959,53 @@ def _existing_user(state: FakeCvatState, user_id: Any) -> int | None:
 # --- frames --------------------------------------------------------------------------------
 
 
-def _frame_response(task: Task, number: int) -> Response:
+def _frame_response(task: Task, number: int, quality: str = "original") -> Response:
+    data, mime_type, _ = _frame_file(task, number, quality)
+    return Response(data, media_type=mime_type)
+
+
+def _frame_file(task: Task, number: int, quality: str) -> tuple[bytes, str, str]:
+    """A frame as CVAT's chunks hold it: ``(bytes, mime type, extension)``.
+
+    ``cvat/apps/engine/media_extractors.py`` (cvat-ai/cvat develop, 2025-2026): the
+    original chunk keeps the uploaded file, except that an image with an EXIF rotation (or
+    a TIFF) is stored rotated, re-encoded in its own format at quality 100 without chroma
+    subsampling and without the tag (``ZipChunkWriter.save_as_chunk``); the compressed
+    chunk is the rotated image as a JPEG at the task's image quality, 16-bit gray
+    stretched to its range and equalized first (``IChunkWriter._compress_image``). A file
+    Pillow cannot read (a corrupt frame a test planted) is served as stored.
+    """
     frame = task.frames[number]
-    return Response(frame.data, media_type=frame.mime_type)
+    try:
+        with Image.open(io.BytesIO(frame.data)) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):  # a corrupt file a test planted: as stored
+        return frame.data, frame.mime_type, ".jpg"
+    if quality == "original":
+        with Image.open(io.BytesIO(frame.data)) as image:
+            rotated = image.getexif().get(0x0112, 1) != 1
+            if not rotated and image.format != "TIFF":
+                return frame.data, frame.mime_type, _EXTENSIONS.get(image.format, ".jpg")
+            image_format = image.format or "JPEG"
+            upright = ImageOps.exif_transpose(image)
+        buffer = io.BytesIO()
+        if image_format == "TIFF":
+            upright.save(buffer, format="TIFF", compression="tiff_lzw")
+        else:
+            upright.save(buffer, format=image_format, quality=100, subsampling=0)
+        return buffer.getvalue(), f"image/{image_format.lower()}", _EXTENSIONS[image_format]
+    with Image.open(io.BytesIO(frame.data)) as image:
+        upright = ImageOps.exif_transpose(image)
+    if upright.mode == "I;16":
+        samples = np.asarray(upright, dtype=np.float64)
+        samples -= samples.min()
+        samples *= 255 / max(samples.max(), 1.0)
+        upright = ImageOps.equalize(Image.fromarray(samples.astype(np.uint8), mode="L"))
+    if upright.mode not in ("RGB", "L"):
+        upright = upright.convert("RGB")
+    buffer = io.BytesIO()
+    upright.save(buffer, format="JPEG", quality=task.image_quality, optimize=True)
+    return buffer.getvalue(), "image/jpeg", ".jpeg"
 
 
 def _data_response(
@@ -877,11 +1013,13 @@ def _data_response(
 ) -> Response:
     """``type=frame``: one frame by ``number`` (task frame) or, for jobs, ``index`` (position
     in the job); ``type=chunk``: chunk ``number`` (of ``chunk_size`` frames, counted from
-    ``start``) as a zip; ``quality`` may be original or compressed (both serve the file)."""
+    ``start``) as a zip; ``quality`` original or compressed (see :func:`_frame_file`)."""
     kind = request.query_params.get("type")
     quality = request.query_params.get("quality", "compressed")
     if quality not in ("original", "compressed"):
         raise HttpError(400, f"quality must be original or compressed, not {quality!r}")
+    if not task.data_ready:
+        raise HttpError(400, "The task's data is still being prepared")
     number = _int_param(request, "number")
     if kind == "frame":
         index = _int_param(request, "index")
@@ -889,7 +1027,7 @@ def _data_response(
             number = index_base + index
         if number is None or not start <= number <= stop:
             raise HttpError(400, f"The frame number should be in the [{start}, {stop}] range")
-        return _frame_response(task, number)
+        return _frame_response(task, number, quality)
     if kind == "chunk":
         first = start + (number or 0) * task.chunk_size
         if number is None or number < 0 or first > stop:
@@ -900,9 +1038,8 @@ def _data_response(
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for frame_number in range(first, min(first + task.chunk_size - 1, stop) + 1):
-                frame = task.frames[frame_number]
-                ext = ".png" if frame.mime_type == "image/png" else ".jpg"
-                archive.writestr(f"{frame_number:06d}{ext}", frame.data)
+                data, _, ext = _frame_file(task, frame_number, quality)
+                archive.writestr(f"{frame_number:06d}{ext}", data)
         return Response(buffer.getvalue(), media_type="application/zip")
     raise HttpError(400, f"data type must be frame or chunk, not {kind!r}")
 
@@ -1067,21 +1204,24 @@ class FakeCvatServer:
         if not self._server.started:
             self.stop()
             raise RuntimeError("the fake CVAT server did not start")
-        self.webhook_sender = WebhookSender()
+        # CVAT retries failed deliveries only since mid-2026; older servers deliver once.
+        self.webhook_sender = WebhookSender(() if self.state.older_server else None)
         self.state.job_listeners.append(self._deliver_job_event)
         return self
 
-    def job_event(self, job: Job, webhook_id: int = 1, event: str = "update:job") -> dict:
+    def job_event(
+        self, job: Job, webhook_id: int = 1, event: str = "update:job", before: dict | None = None
+    ) -> dict:
         """The payload CVAT would post about ``job`` now."""
         with self.state.lock:
-            return _Serializer(self.state, self.url).webhook_payload(webhook_id, job, event)
+            return _Serializer(self.state, self.url).webhook_payload(webhook_id, job, event, before)
 
-    def _deliver_job_event(self, job: Job) -> None:
+    def _deliver_job_event(self, job: Job, event: str, before: dict) -> None:
         task = self.state.tasks[job.task_id]
         for webhook in self.state.webhooks:
-            wanted = webhook.is_active and "update:job" in webhook.events
+            wanted = webhook.is_active and event in webhook.events
             if wanted and webhook.project_id == task.project_id and self.webhook_sender:
-                self.webhook_sender.send(webhook, self.job_event(job, webhook.id))
+                self.webhook_sender.send(webhook, self.job_event(job, webhook.id, event, before))
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._deliver_job_event in self.state.job_listeners:

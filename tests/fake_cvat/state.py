@@ -12,7 +12,17 @@ Everything here is what CVAT keeps in its database, reduced to what a client can
   annotation jobs, the way CVAT's serializer and signal handlers derive them;
 * saving annotations moves the ``updated_date`` of the job, its task and its project, as
   CVAT's ``JobAnnotation._set_updated_date`` does; a job's stage/state change moves the
-  job's date, and the task's only when the task status changes.
+  job's date, and the task's only when the task status changes;
+* a stage change without a state resets the state to "new" (``JobWriteSerializer.update``,
+  ``cvat/apps/engine/serializers.py``, cvat-ai/cvat develop, 2025-2026); saving annotations never
+  changes the state: cvat-ui moves a "new" job to "in progress" after the first save
+  (``saveAnnotationsAsync`` then ``updateCurrentJobAsync``), which :meth:`FakeCvatState.
+  annotator_saves` does as two saves, as the browser does;
+* organizations: a project may belong to one; lists are filtered by the caller's context
+  as ``cvat/apps/engine/rules/jobs.rego`` does (see ``server.py``);
+* a task may have a validation layout (honeypot frames showing validation-pool frames,
+  ``JobValidationLayoutReadSerializer``), and its data may still be in preparation
+  (``data_ready=False``: CVAT saves the jobs, and sends ``create:job``, before the chunks).
 
 All changes go through :class:`FakeCvatState` methods, which hold a lock: the server runs in
 another thread.
@@ -46,6 +56,9 @@ JOB_STAGES = ("annotation", "validation", "acceptance")
 JOB_STATES = ("new", "in progress", "completed", "rejected")
 
 
+ORG_ROLES = ("owner", "maintainer", "supervisor", "worker")
+
+
 class FakeCvatError(ValueError):
     """A request the real server would refuse; the server answers 400 with this message."""
 
@@ -59,6 +72,17 @@ class User:
     first_name: str = ""
     last_name: str = ""
     is_superuser: bool = False
+
+
+@dataclass
+class Organization:
+    """An organization: ``members`` maps user ids to roles (owner, maintainer, supervisor,
+    worker)."""
+
+    id: int
+    slug: str
+    owner_id: int
+    members: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,10 +190,12 @@ class Task:
     bug_tracker: str = ""
     assignee_id: int | None = None
     deleted_frames: list[int] = field(default_factory=list)
+    data_ready: bool = True
+    honeypots: dict[int, int] = field(default_factory=dict)  # honeypot frame -> pool frame
 
     @property
     def size(self) -> int:
-        return len(self.frames)
+        return len(self.frames) if self.data_ready else 0
 
     @property
     def status(self) -> str:
@@ -197,6 +223,7 @@ class Project:
     labels: list[Label] = field(default_factory=list)
     bug_tracker: str = ""
     assignee_id: int | None = None
+    organization_id: int | None = None
 
     def label(self, name_or_id: str | int) -> Label:
         for label in self.labels:
@@ -236,8 +263,12 @@ class FakeCvatState:
     """Everything the fake server knows. Tests build it with ``add_*`` and change it with
     the editing helpers; the server reads and writes it under :attr:`lock`."""
 
-    def __init__(self, version: str = CVAT_VERSION) -> None:
+    def __init__(self, version: str = CVAT_VERSION, older_server: bool = False) -> None:
+        """``older_server``: webhooks as CVAT sent them before mid-2026 -- the payload has
+        ``before_update`` and a failed delivery is not retried."""
         self.version = version
+        self.older_server = older_server
+        self.organizations: dict[int, Organization] = {}
         self.lock = threading.RLock()
         self.users: dict[int, User] = {}
         self.projects: dict[int, Project] = {}
@@ -248,8 +279,9 @@ class FakeCvatState:
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.webhooks: list[Any] = []  # tests.fake_cvat.webhooks.Webhook
-        # Called (under the lock) with each job that is saved: state change or annotation save.
-        self.job_listeners: list[Callable[[Job], None]] = []
+        # Called (under the lock) with each job that is saved: state change or annotation save,
+        # with the event ("update:job", "create:job") and the fields that changed before.
+        self.job_listeners: list[Callable[[Job, str, dict[str, Any]], None]] = []
         self._ids: dict[str, int] = {}
         self._last_time = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -286,13 +318,33 @@ class FakeCvatState:
             self.access_tokens[token] = user.id
             return token
 
+    def add_organization(
+        self, slug: str, owner: User, members: Iterable[tuple[User, str]] = ()
+    ) -> Organization:
+        """An organization owned by ``owner``, with ``members`` ((user, role) pairs)."""
+        with self.lock:
+            roles = {owner.id: "owner"}
+            for user, role in members:
+                if role not in ORG_ROLES:
+                    raise FakeCvatError(f"role must be one of {', '.join(ORG_ROLES)}")
+                roles[user.id] = role
+            org = Organization(self.next_id("organization"), slug, owner.id, roles)
+            self.organizations[org.id] = org
+            return org
+
     def add_project(
-        self, name: str, labels: Iterable[str | Label] = (), *, owner: User | None = None
+        self,
+        name: str,
+        labels: Iterable[str | Label] = (),
+        *,
+        owner: User | None = None,
+        organization: Organization | None = None,
     ) -> Project:
         with self.lock:
             owner = owner or self._default_owner()
             now = self.now()
             project = Project(self.next_id("project"), name, owner.id, now, now)
+            project.organization_id = organization.id if organization else None
             for label in labels:
                 self.add_label(project, label)
             self.projects[project.id] = project
@@ -318,11 +370,14 @@ class FakeCvatState:
         segment_size: int = 0,
         completed: bool = False,
         owner: User | None = None,
+        data_ready: bool = True,
     ) -> Task:
-        """A task with its jobs: one job, or one per ``segment_size`` frames.
+        """A task with its jobs: one job, or one per ``segment_size`` frames; each job
+        created sends ``create:job``, as CVAT's ``post_save`` of a new job does.
 
         ``completed=True`` puts every job in stage acceptance, state completed, so that the
-        task status is ``completed``.
+        task status is ``completed``. ``data_ready=False``: the task's frames are still being
+        prepared (size 0, data endpoints refuse) until :meth:`finish_data`.
         """
         if not frames:
             raise FakeCvatError("a task needs at least one frame")
@@ -339,6 +394,7 @@ class FakeCvatState:
                 frames=list(frames),
                 subset=subset,
                 segment_size=segment_size,
+                data_ready=data_ready,
             )
             step = segment_size or len(frames)
             for start in range(0, len(frames), step):
@@ -348,7 +404,23 @@ class FakeCvatState:
                 for job in task.jobs:
                     job.stage, job.state = "acceptance", "completed"
             self.tasks[task.id] = task
+            for job in task.jobs:
+                self._job_saved(job, "create:job")
             return task
+
+    def finish_data(self, task: Task) -> None:
+        """The task's chunks are written: its frames can be read."""
+        with self.lock:
+            task.data_ready = True
+            task.updated_date = self.now()
+
+    def set_honeypots(self, task: Task, honeypots: dict[int, int]) -> None:
+        """A validation layout (GT pool): ``honeypots`` maps task frames that are honeypots to
+        the validation-pool frames they show."""
+        with self.lock:
+            for frame in [*honeypots, *honeypots.values()]:
+                task.job_of(frame)
+            task.honeypots = dict(honeypots)
 
     def add_shape(
         self,
@@ -421,8 +493,16 @@ class FakeCvatState:
             for job in saved:
                 self._job_saved(job)
 
-    def set_job(self, job: Job, *, stage: str | None = None, state: str | None = None) -> None:
-        """Change a job's stage/state as its PATCH does."""
+    def set_job(
+        self,
+        job: Job,
+        *,
+        stage: str | None = None,
+        state: str | None = None,
+        assignee: User | str | None = "unchanged",
+    ) -> None:
+        """Change a job's stage/state/assignee as its PATCH does: a new stage without a state
+        resets the state to "new" (``JobWriteSerializer.update``)."""
         with self.lock:
             if stage is not None and stage not in JOB_STAGES:
                 raise FakeCvatError(f"stage must be one of {', '.join(JOB_STAGES)}, not {stage!r}")
@@ -430,13 +510,29 @@ class FakeCvatState:
                 raise FakeCvatError(f"state must be one of {', '.join(JOB_STATES)}, not {state!r}")
             task = self.tasks[job.task_id]
             status_before = task.status
+            before = {"stage": job.stage, "state": job.state, "assignee": job.assignee_id}
+            if state is None and stage is not None and stage != job.stage:
+                state = "new"
             job.stage = stage if stage is not None else job.stage
             job.state = state if state is not None else job.state
+            if assignee != "unchanged":
+                job.assignee_id = None if assignee is None else assignee.id
             now = self.now()
             job.updated_date = now
             if task.status != status_before:
                 task.updated_date = now
-            self._job_saved(job)
+            after = {"stage": job.stage, "state": job.state, "assignee": job.assignee_id}
+            self._job_saved(job, "update:job", {k: v for k, v in before.items() if after[k] != v})
+
+    def annotator_saves(self, job: Job, add: Iterable[dict[str, Any]] = ()) -> None:
+        """A person saves annotations in cvat-ui: the annotations are saved, then a "new"
+        job is moved to "in progress" by a second request (cvat-ui ``saveAnnotationsAsync``,
+        then ``updateCurrentJobAsync``); a validation or acceptance job the same way."""
+        with self.lock:
+            task = self.tasks[job.task_id]
+            self.edit_shapes(task, add=[{"source": "manual", **spec} for spec in add])
+            if job.state == "new":
+                self.set_job(job, state="in progress")
 
     def complete_task(self, task: Task) -> None:
         """Accept every job (stage acceptance, state completed): the task becomes completed."""
@@ -487,9 +583,11 @@ class FakeCvatState:
                     return fault
             return None
 
-    def _job_saved(self, job: Job) -> None:
+    def _job_saved(
+        self, job: Job, event: str = "update:job", before: dict[str, Any] | None = None
+    ) -> None:
         for listener in list(self.job_listeners):
-            listener(job)
+            listener(job, event, before or {})
 
     # --- lookups --------------------------------------------------------------------------
 
@@ -505,6 +603,12 @@ class FakeCvatState:
                 if job.id == job_id:
                     return job
         return None
+
+    def organization_of(self, task: Task) -> Organization | None:
+        project = self.projects.get(task.project_id) if task.project_id else None
+        if project is None or project.organization_id is None:
+            return None
+        return self.organizations[project.organization_id]
 
     def labels_of(self, task: Task) -> list[Label]:
         return self.projects[task.project_id].labels if task.project_id is not None else []

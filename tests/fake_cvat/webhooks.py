@@ -65,8 +65,10 @@ def sign(secret: str, body: bytes) -> str:
 class WebhookSender:
     """Sends deliveries from a daemon thread; :meth:`wait_idle` waits until none is due."""
 
-    def __init__(self, retry_intervals: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)) -> None:
-        self.retry_intervals = retry_intervals
+    def __init__(self, retry_intervals: tuple[float, ...] | None = None) -> None:
+        """``retry_intervals``: the waits before each retry (None: short ones for tests; an
+        empty tuple: no retry, as CVAT before mid-2026)."""
+        self.retry_intervals = (0.2, 0.5, 1.0, 2.0) if retry_intervals is None else retry_intervals
         self.deliveries: list[Delivery] = []
         self._ids = itertools.count(1)
         self._heap: list[tuple[float, int, Delivery, int]] = []

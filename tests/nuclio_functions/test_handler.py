@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -174,3 +176,56 @@ def test_exif_orientation_is_applied(served) -> None:
     items = json.loads(answer["body"])
     assert items, "the random model finds regions in any image at thresholds 0"
     check_detections(items, served.spec, height=90, width=60)
+
+
+def test_two_concurrent_requests_are_both_answered(served) -> None:
+    """Two requests at once (a Detectors call during a task run, or two users): both get the
+    answer one request alone gets."""
+    rng = np.random.default_rng(11)
+    small = request_body(_png_of(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)))
+    alone = call(served, small)
+    barrier = threading.Barrier(2)
+
+    def one(_: int) -> dict:
+        barrier.wait(10)
+        return call(served, small)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(one, range(2)))
+    assert alone["status_code"] == 200 and json.loads(alone["body"])
+    assert [a["status_code"] for a in answers] == [200, 200]
+    assert all(a["body"] == alone["body"] for a in answers)
+
+
+def _png_of(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("folder", sorted(MAINS))
+def test_requests_queue_for_a_busy_worker(folder: str) -> None:
+    """function.yaml: a request waits for a busy worker as long as a request may run
+    (Nuclio answers 503 only after workerAvailabilityTimeoutMilliseconds), and uses
+    numWorkers, the field CVAT's own function.yaml files use."""
+    package = Path(MAINS[folder].__file__).parent
+    for file in ("function.yaml", "function-gpu.yaml"):
+        spec = yaml.safe_load((package / file).read_text())["spec"]
+        trigger = spec["triggers"]["myHttpTrigger"]
+        assert "maxWorkers" not in trigger and trigger["numWorkers"] >= 1
+        event_timeout_ms = 1000 * int(spec["eventTimeout"].rstrip("s"))
+        assert trigger["workerAvailabilityTimeoutMilliseconds"] >= event_timeout_ms, file
+
+
+def test_a_16_bit_image_decodes_as_everywhere_else(served) -> None:
+    """The function reads a 16-bit PNG by coralseg's one rule (top 8 bits), as the bridge and
+    `coralseg infer` do: the same colonies as for its 8-bit version."""
+    rng = np.random.default_rng(5)
+    deep = rng.integers(0, 65536, (48, 64), dtype=np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(deep).save(buffer, format="PNG")
+    eight = io.BytesIO()
+    Image.fromarray((deep >> 8).astype(np.uint8)).convert("RGB").save(eight, format="PNG")
+    answer = call(served, request_body(buffer.getvalue()))
+    assert answer["status_code"] == 200
+    assert answer["body"] == call(served, request_body(eight.getvalue()))["body"]

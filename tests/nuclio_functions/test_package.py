@@ -72,7 +72,7 @@ def test_function_yaml_follows_cvat_conventions(packaged, tiny_checkpoint) -> No
             assert "onnxruntime" in installs
             if file == "function-gpu.yaml":
                 assert spec["resources"]["limits"]["nvidia.com/gpu"] == 1
-                assert trigger["maxWorkers"] >= 1
+                assert trigger["numWorkers"] >= 1
                 assert "onnxruntime-gpu" in installs
         assert {"main.py", "best_segformer.onnx", "best_segformer.onnx.json"} <= names
         assert ("vit_b_coralscop.pth" in names) == (kind == "two-stage")
@@ -100,7 +100,7 @@ def test_code_files_are_exactly_what_imports_reach() -> None:
 PIP_NAMES = {
     "numpy": "numpy", "cv2": "opencv-python-headless", "PIL": "pillow", "yaml": "pyyaml",
     "pycocotools": "pycocotools", "tqdm": "tqdm", "torch": "torch", "mmengine": "mmengine",
-    "onnxruntime": "onnxruntime", "segment_anything": "segment-anything",
+    "onnxruntime": "onnxruntime", "segment_anything": "segment-anything", "rasterio": "rasterio",
 }  # fmt: skip
 
 
