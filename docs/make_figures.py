@@ -1,6 +1,6 @@
 """Make the user guide's pictures (docs/images/) from a ``coralseg demo`` run.
 
-    .venv/bin/python docs/make_figures.py --demo-dir coralseg-demo
+    .venv/bin/python docs/make_figures.py --demo-dir ~/coralseg-demo
 
 Runs ``coralseg demo --work-dir DIR`` first when that folder holds no finished demo, then
 writes, each under 300 KB:
@@ -35,13 +35,13 @@ TINY = "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo-dir", type=Path, default=Path("coralseg-demo"))
+    parser.add_argument("--demo-dir", type=Path, default=Path("~/coralseg-demo"))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     parser.add_argument(
         "--dataset", default="coralseg-demo", help="the demo's FiftyOne dataset (for app-*.png)"
     )
     args = parser.parse_args(argv)
-    demo = args.demo_dir
+    demo = args.demo_dir.expanduser()
     if not (demo / "evaluation" / "scores.json").is_file():
         sys.path.insert(0, str(REPO))
         from coralseg.cli import main as coralseg

@@ -15,6 +15,7 @@ from tests.fiftyone_plugin.app_driver import (
     app_server,
     browser_missing,
     evaluate_in_app,
+    forms_in_app,
     list_operators,
 )
 from tests.fiftyone_plugin.conftest import PLUGIN, REPO
@@ -23,7 +24,10 @@ from tests.fiftyone_plugin.conftest import PLUGIN, REPO
 def test_operators_listed_and_evaluate_run_from_the_browser(
     reef, tiny_model, tmp_path: Path
 ) -> None:
+    import fiftyone.operators as foo
     import yaml
+
+    from fiftyone_plugin.known_models import remember_model
 
     reason = browser_missing()
     if reason:
@@ -42,6 +46,13 @@ def test_operators_listed_and_evaluate_run_from_the_browser(
         ]
         assert len(listed_labels) == len(manifest["operators"]) - 1  # the metric is unlisted
         browser, text = evaluate_in_app(url, reef.name, str(config), str(checkpoint), shots)
+        # then as a new user meets the forms: the demo's model offered by name, a new
+        # evaluation key, what the cover run still needs
+        remember_model(reef, "coralseg demo", config, checkpoint)
+        train = reef.match_tags("train")
+        params = {"config": str(config), "checkpoint": str(checkpoint), "min_area": 4}
+        foo.execute_operator(f"{PLUGIN}/predict_colonies", {"view": train.view()}, params=params)
+        seen = forms_in_app(url, reef.name, tmp_path / "forms")
 
     for operator in listed_labels:
         assert operator in browser  # the operator browser lists every operator by its label
@@ -59,6 +70,17 @@ def test_operators_listed_and_evaluate_run_from_the_browser(
             "app-iou-fields.png",
         ]
     )
+
+    assert "2 of the 4 target samples have no 'coralseg_refined' mask" in seen["cover_form"]
+    assert "this dataset has no sample field 'site' to group by" in seen["cover_group_by"]
+    assert "Traceback" not in seen["cover_form"] + seen["cover_group_by"]
+    assert "coralseg demo" in seen["evaluate_form"]  # the Model choice, no paths to type
+    assert seen["eval_key"] == "coralseg_eval_2"  # the first evaluation is kept
+    assert "Accuracy (%)" in seen["evaluate_result"]
+    assert "Pixel accuracy" not in seen["evaluate_result"]
+    reef.reload()
+    assert {"coralseg_eval", "coralseg_eval_2"} <= set(reef.list_evaluations())
     keep = os.environ.get("CORALSEG_SCREENSHOTS")
     if keep:
         shutil.copytree(shots, keep, dirs_exist_ok=True)
+        shutil.copytree(tmp_path / "forms", keep, dirs_exist_ok=True)
