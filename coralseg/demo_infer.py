@@ -50,7 +50,7 @@ def infer_colonies(run: DemoRun, dataset, checkpoint: Path) -> None:
     began = run.begin(
         f"two-stage inference on {images_text(len(paths))} of the {split} split: {stage}"
     )
-    key = {"model": run.state.key("train"), "sam": sam, "images": [Path(p).name for p in paths]}
+    key = {"model": run.state.version("train"), "sam": sam, "images": [Path(p).name for p in paths]}
     chosen = dataset.select_by("filepath", paths)
     on_samples = dataset.has_sample_field(COLONIES_FIELD) and len(
         chosen.exists(COLONIES_FIELD)

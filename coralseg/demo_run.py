@@ -121,8 +121,14 @@ class DemoState:
     def matches(self, step: str, key: Any) -> bool:
         return step in self.steps and self.key(step) == _jsonable(key)
 
+    def version(self, step: str) -> dict[str, Any]:
+        """What later steps' keys hold of ``step``: its key and when it was made, so that a
+        step made again (``--redo``, or its output gone) makes them again too."""
+        record = self.steps.get(step) or {}
+        return {"key": record.get("key"), "made": record.get("made")}
+
     def record(self, step: str, key: Any, **facts: Any) -> None:
-        self.steps[step] = {"key": _jsonable(key), **_jsonable(facts)}
+        self.steps[step] = {"key": _jsonable(key), "made": time.time_ns(), **_jsonable(facts)}
         write_json_atomically(self.path, self.steps, indent=2)
 
 
@@ -221,9 +227,10 @@ def draw_source(run: DemoRun) -> Source:
         images = options.images.expanduser().resolve()
         run.say("      " + ", ".join(str(p) for p in files) + f" with images in {images}")
         key = {"files": files, "images": images}
-        run.state.record("source", key)
+        if run.redo("source") or not run.state.matches("source", key):
+            run.state.record("source", key)
         run.end("source", began)
-        return Source(images, files, options.taxonomy, run.state.key("source"))
+        return Source(images, files, options.taxonomy, run.state.version("source"))
     if options.images is not None:
         raise CoralsegError("--images needs --annotations (a CVAT XML or COCO export)")
     root = run.work / "sample"
@@ -240,7 +247,7 @@ def draw_source(run: DemoRun) -> Source:
         run.end("source", began)
     run.say(f"      {files.images}/ and {files.annotations.name} (CVAT for images 1.1)")
     taxonomy = options.taxonomy or str(files.taxonomy)
-    return Source(files.images, [files.annotations], taxonomy, run.state.key("source"))
+    return Source(files.images, [files.annotations], taxonomy, run.state.version("source"))
 
 
 # 2 -----------------------------------------------------------------------------------------
@@ -383,7 +390,7 @@ def train_model(run: DemoRun, encoding) -> Path:
         f"on {options.device}"
     )
     key = {
-        "data": run.state.key("prepare"),
+        "data": run.state.version("prepare"),
         "iterations": iterations,
         "config": TINY_CONFIG.name,
         "classes": encoding.label_names,
@@ -475,7 +482,7 @@ def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
         f"evaluating on {images_text(len(view))} of the {split} split, per-class IoU onto the "
         "samples"
     )
-    key = {"model": run.state.key("train"), "split": split, "images": _names(view)}
+    key = {"model": run.state.version("train"), "split": split, "images": _names(view)}
     scores_path = out / "scores.json"
     if (
         not run.redo("evaluate")
@@ -525,7 +532,7 @@ def measure_cover(run: DemoRun) -> None:
 
     began = run.begin("percent cover: annotated, predicted, and the difference")
     out = run.work / "cover"
-    key = {"data": run.state.key("prepare"), "infer": run.state.key("infer")}
+    key = {"data": run.state.version("prepare"), "infer": run.state.version("infer")}
     error_file = out / "cover_error_per_class.csv"
     if not run.redo("cover") and run.state.matches("cover", key) and error_file.is_file():
         run.end("cover", began, reused=True)

@@ -72,7 +72,7 @@ def test_operators_listed_and_evaluate_run_from_the_browser(
     )
 
     assert "2 of the 4 target samples have no 'coralseg_refined' mask" in seen["cover_form"]
-    assert "this dataset has no sample field 'site' to group by" in seen["cover_group_by"]
+    assert "This dataset has no sample field 'site' to group by" in seen["cover_group_by"]
     assert "Traceback" not in seen["cover_form"] + seen["cover_group_by"]
     assert "coralseg demo" in seen["evaluate_form"]  # the Model choice, no paths to type
     assert seen["eval_key"] == "coralseg_eval_2"  # the first evaluation is kept

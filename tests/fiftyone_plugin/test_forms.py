@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from fiftyone_plugin.checks import FORM_ROOT
+from fiftyone_plugin.checks import FORM_ROOT, evaluation_key
 from fiftyone_plugin.known_models import remember_model
 from tests.fiftyone_plugin.test_operators import execute, validation_error
 
@@ -29,7 +29,7 @@ def test_cover_form_says_what_the_run_needs_and_run_errors_are_sentences(reef, t
     assert "run predict colonies on them first" in message
     # the form's own example on a dataset without that field
     message = validation_error("report_cover", reef, {"group_by": "site"}, view=predicted.view())
-    assert "this dataset has no sample field 'site' to group by" in message
+    assert "This dataset has no sample field 'site' to group by" in message
 
     out = execute("report_cover", reef, {}, view=predicted.view()).result
     means = [row["mean_cover_percent"] for row in out["groups"]]
@@ -45,39 +45,31 @@ def test_cover_form_says_what_the_run_needs_and_run_errors_are_sentences(reef, t
     assert "cannot be read" in result.result["error"]
 
 
-def test_models_by_name_and_relative_paths_from_the_plugin_folder(
+def test_models_by_name_relative_paths_one_accuracy_and_new_evaluation_keys(
     reef, tiny_model, tmp_path, monkeypatch
 ) -> None:
     config, checkpoint = tiny_model
     monkeypatch.chdir(tmp_path)  # the App server's folder is not where paths start
     relative = str(config.relative_to(FORM_ROOT))
-    out = execute("evaluate_model", reef, {"config": relative, "checkpoint": str(checkpoint)})
-    assert out.result["samples"] == len(reef)
-
-    remember_model(reef, "coralseg demo", config, checkpoint)
-    out = execute("evaluate_model", reef, {"model": "coralseg demo"}).result
-    assert out["eval_key"] == "coralseg_eval_2" and out["samples"] == len(reef)
-    missing = validation_error("evaluate_model", reef, {"model": "someone else's"})
-    assert "is not one of: coralseg demo, other: give the files" in missing
-
-
-def test_one_accuracy_and_no_evaluation_silently_replaced(reef, tiny_model) -> None:
-    first = execute("evaluate_model", reef, _model(tiny_model)).result
-    assert first["eval_key"] == "coralseg_eval"
+    first = execute("evaluate_model", reef, {"config": relative, "checkpoint": str(checkpoint)})
+    first = first.result
+    assert first["eval_key"] == "coralseg_eval" and first["samples"] == len(reef)
+    # the Model Evaluation panel's Accuracy, under its name; no second accuracy
     metrics = reef.load_evaluation_results("coralseg_eval").metrics()
     assert first["accuracy"] == pytest.approx(round(metrics["accuracy"] * 100, 2))
     assert "aAcc" not in first
 
-    second = execute("evaluate_model", reef, _model(tiny_model)).result
-    assert second["eval_key"] == "coralseg_eval_2"
+    remember_model(reef, "coralseg demo", config, checkpoint)
+    second = execute("evaluate_model", reef, {"model": "coralseg demo"}).result
+    assert second["eval_key"] == "coralseg_eval_2"  # the default key keeps the first one
     assert set(reef.list_evaluations()) == {"coralseg_eval", "coralseg_eval_2"}
-    refused = validation_error(
-        "evaluate_model", reef, {**_model(tiny_model), "eval_key": "coralseg_eval"}
-    )
-    assert "the evaluation 'coralseg_eval' exists" in refused.lower()
+    missing = validation_error("evaluate_model", reef, {"model": "someone else's"})
+    assert "is not one of: coralseg demo, other: give the files" in missing
+    taken = {"model": "coralseg demo", "eval_key": "coralseg_eval"}
+    refused = validation_error("evaluate_model", reef, taken)
+    assert "The evaluation 'coralseg_eval' exists; tick 'Replace" in refused
     assert "'coralseg_eval_3'" in refused
-    replaced = {**_model(tiny_model), "eval_key": "coralseg_eval", "replace": True}
-    assert execute("evaluate_model", reef, replaced).result["eval_key"] == "coralseg_eval"
+    assert evaluation_key(reef, "coralseg_eval", replace=True) == "coralseg_eval"
 
 
 def test_annotate_next_ranks_only_unannotated_images_as_its_view_holds_them(
@@ -85,7 +77,7 @@ def test_annotate_next_ranks_only_unannotated_images_as_its_view_holds_them(
 ) -> None:
     params = {**_model(tiny_model), "limit": 2}
     message = validation_error("select_to_annotate", reef, params)
-    assert "all 4 target samples are already annotated" in message
+    assert "All 4 target samples are already annotated" in message
 
     fresh = reef.take(3, seed=1)
     fresh.untag_samples(["train", "val"])

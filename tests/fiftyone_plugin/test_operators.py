@@ -38,11 +38,11 @@ def run_delegated(name: str, dataset, params: dict, **ctx):
     return service.get(queued.result["id"])
 
 
-def validation_error(name: str, dataset, params: dict) -> str:
+def validation_error(name: str, dataset, params: dict, **ctx) -> str:
     from fiftyone.operators.executor import ExecutionError
 
     with pytest.raises(ExecutionError) as caught:
-        execute(name, dataset, params)
+        execute(name, dataset, params, **ctx)
     return str(caught.value)
 
 
