@@ -11,8 +11,9 @@ writes, each under 300 KB:
 * ``confusion_matrix.png``: the held-out confusion matrix (``coral_core.confusion_plot``);
 * ``per_class_iou.png``: the held-out per-class IoU as bars in the classes' colours;
 * ``app-*.png``: the FiftyOne App on the demo dataset, the operator browser and the
-  evaluate operator's form, result and IoU fields (``docs/fiftyone-app.md`` shows them),
-  taken by the plugin's App driver where Chromium is installed.
+  evaluate operator's form, result and IoU fields, the cover form saying what a run still
+  needs and the evaluate form offering the demo's model (``docs/fiftyone-app.md`` shows
+  them), taken by the plugin's App driver where Chromium is installed.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def app_screenshots(demo: Path, dataset: str, out: Path) -> list[Path]:
     raw = out / ".app-raw"
     command = [sys.executable, str(driver), "--dataset", dataset]
     command += ["--config", str(REPO / "configs" / TINY), "--checkpoint", str(checkpoints[-1])]
+    command += ["--forms"]
     try:
         result = subprocess.run([*command, "--out", str(raw)], cwd=REPO, check=False)
         if result.returncode != 0:

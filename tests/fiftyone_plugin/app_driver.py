@@ -388,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--out", default="docs/images")
     parser.add_argument(
+        "--forms",
+        action="store_true",
+        help="also the cover and evaluate forms as a new user meets them (the dataset needs "
+        "a model recorded on it and colonies on only some samples, as the demo leaves it)",
+    )
+    parser.add_argument(
         "--plugins-dir",
         help="FiftyOne plugins folder holding the coralseg plugin (default: a temporary one "
         "linking this repository)",
@@ -405,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins)}
         with app_server(env=env) as url:
             evaluate_in_app(url, args.dataset, args.config, args.checkpoint, Path(args.out))
+            if args.forms:
+                forms_in_app(url, args.dataset, Path(args.out))
     print(f"screenshots in {args.out}")
     return 0
 

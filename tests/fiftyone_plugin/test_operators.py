@@ -119,7 +119,7 @@ def test_evaluate_registers_a_fiftyone_evaluation_with_iou_fields(reef, tiny_mod
     [
         (
             {"config": "configs/nope.py", "checkpoint": "x.pth"},
-            "/configs/nope.py does not exist (relative paths start at",
+            f"the config {REPO}/configs/nope.py does not exist",  # from the plugin folder
         ),
         ({"checkpoint": "x.pth"}, "Give the config"),
         ({"config": "{tiny}", "checkpoint": "missing.pth"}, "does not exist"),
