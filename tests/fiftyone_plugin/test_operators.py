@@ -326,6 +326,11 @@ def test_export_then_train_delegated_end_to_end(reef, tmp_path) -> None:
     assert best.is_file() and best.name.startswith("best_mIoU_iter_")
     assert 0 <= out["best_mIoU"] <= 100
     assert done.status.progress == pytest.approx(1.0) and "iteration 4/4" in done.status.label
+    # the forms now offer the run's model by name
+    from fiftyone_plugin.known_models import known_models
+
+    reef.reload()
+    assert known_models(reef)[f"trained in {tmp_path / 'work'}"][1] == str(best.resolve())
 
 
 def test_report_cover_per_sample_and_per_site(reef, tiny_model) -> None:
