@@ -41,6 +41,8 @@ from coralseg.cover_inputs import CoverSource, read_instances, read_mask, record
 
 # Progress bars appear from this many images on.
 PROGRESS_FROM = 10
+# Masks that could not be read, one row each: file, reason.
+SKIPPED_CSV = "skipped_masks.csv"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Measured:
     table: CoverTable
     colonies: dict[str, list[Colony]] | None = None  # None: not measured
     pixels_per_cm: dict[str, float] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): unreadable
 
 
 def region_of_interest(
@@ -151,7 +154,11 @@ def measure(
     field_names: Sequence[str] = (),
     description: str = "measuring",
 ) -> Measured:
-    """Cover (and colonies) of every image of a source."""
+    """Cover (and colonies) of every image of a source.
+
+    A mask that cannot be read (truncated, corrupt, not a label mask) is left out and listed
+    in ``Measured.skipped`` with the reason; the others are measured.
+    """
     if settings.colonies_from == "instances" and with_colonies and source.kind != "infer":
         raise CoralsegError(
             "--colonies-from instances needs a 'coralseg infer' output (it has instance "
@@ -165,7 +172,11 @@ def measure(
         measured.colonies = {}
     items = source.items
     for item in tqdm(items, desc=description, unit="img", disable=len(items) < PROGRESS_FROM):
-        mask, geo = read_mask(item.path)
+        try:
+            mask, geo = read_mask(item.path)
+        except CoralsegError as err:
+            measured.skipped.append((str(item.path), str(err)))
+            continue
         roi = region_of_interest(*mask.shape, settings, item.name)
         cover = image_cover(mask, legend, roi, where=str(item.path))
         names.append(item.name)
@@ -206,6 +217,10 @@ def measure(
             geojson.add(features, None if geo is None else (geo.crs or ""))
             colonies = [replace(c, outline=()) for c in colonies]
         measured.colonies[item.name] = colonies  # type: ignore[index]
+    if not names:
+        raise CoralsegError(
+            f"no mask of {source.root} could be read, e.g. {measured.skipped[0][1]}"
+        )
     measured.table = CoverTable.from_covers(names, covers)
     return measured
 
@@ -258,6 +273,10 @@ def write_report(
 
     if measured.colonies is not None:
         written += _write_colonies(out, measured, fields, field_names, grouping)
+    skipped = [*measured.skipped, *(predicted.skipped if predicted is not None else ())]
+    if skipped:
+        rows = [{"file": path, "reason": reason} for path, reason in skipped]
+        written.append(write_csv(out / SKIPPED_CSV, rows, ("file", "reason")))
 
     if predicted is not None and agreement is not None:
         written.append(
@@ -369,6 +388,11 @@ def format_summary(measured: Measured, top: int = 5) -> list[str]:
     if measured.colonies is not None:
         count = sum(len(c) for c in measured.colonies.values())
         lines.append(f"  colonies: {count}")
+    if measured.skipped:
+        lines.append(
+            f"  skipped {len(measured.skipped)} unreadable mask(s) (listed in {SKIPPED_CSV}):"
+        )
+        lines += [f"    {path}: {reason}" for path, reason in measured.skipped]
     if measured.pixels_per_cm:
         values = list(measured.pixels_per_cm.values())
         low, high = min(values), max(values)

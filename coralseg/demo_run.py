@@ -1,15 +1,24 @@
 """The steps of ``coralseg demo``: data -> FiftyOne -> masks -> model -> scores -> colonies.
 
-Every step writes into one work folder and records what it was made from in
-``demo_state.json``; a rerun skips a step whose inputs are unchanged and whose outputs are
-there, and redoes it (and every later step) otherwise, so a rerun reuses cleanly and an
-interrupted run goes on where it stopped. ``overwrite`` redoes everything.
+Each step is a function over library calls that writes into one work folder and records in
+``demo_state.json`` the key it was made from: its own settings and the keys of the steps
+whose outputs it reads. A rerun reuses a step whose key is unchanged and whose outputs are
+there, and redoes it otherwise. Keys are about content, not order: when only the FiftyOne
+dataset is gone, it is imported again from the work folder and the masks and the model,
+whose keys did not change, are reused.
 
-The steps call what the commands and the App's operators call: the CVAT/COCO import
-(:mod:`fiftyone_plugin.importing`), the mask export of ``coralseg prepare``, the training
-of ``coralseg train``, the plugin's evaluation (:func:`fiftyone_plugin.evaluation.evaluate_samples`,
-per-class IoU onto the samples), the two-stage inference of ``coralseg infer`` and, where the
-ecology module exists, percent cover (``coralseg cover``).
+A finished model is never replaced unless asked: when the training settings changed, the
+run stops with a sentence naming what changed, unless ``redo`` names ``train``.
+
+The FiftyOne dataset lives in FiftyOne's database, not in the work folder. FiftyOne's
+embedded MongoDB serves every process of the user whatever its data folder, so the state
+records which database the dataset was written to; a rerun that does not find the dataset
+says where it was made and where it looked.
+
+Inference is one pass: each held-out image goes through the two-stage predictor once; the
+results are written to disk in ``coralseg infer``'s layout (:func:`coralseg.infer_folder.
+infer_folder`) and, from the same results, onto the samples as colonies and refined masks.
+Percent cover is :mod:`coralseg.cover_report`'s, as ``coralseg cover`` computes it.
 """
 
 from __future__ import annotations
@@ -30,17 +39,25 @@ from coral_core.errors import CoralsegError
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 DEFAULT_DATASET = "coralseg-demo"
+DEMO_MODEL = "coralseg demo"  # its name in the App's forms
+DEFAULT_WORK_DIR = Path("~/coralseg-demo")
 SAMPLE_VERSION = 1  # bump when demo_sample draws differently
 EVAL_KEY = "coralseg_eval"
 PRED_FIELD = "coralseg_semantic"
+COLONIES_FIELD = "coralseg_colonies"
+REFINED_FIELD = "coralseg_refined"
 SPLIT_RATIOS = {"train": 0.7, "val": 0.15, "test": 0.15}
+STEPS = ("source", "import", "prepare", "train", "evaluate", "infer", "cover")
 
 Say = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What ``coralseg demo`` was asked to do (see its ``--help``)."""
+    """What ``coralseg demo`` was asked to do (see its ``--help``).
+
+    ``redo``: steps (of :data:`STEPS`) to redo even when finished; ``"all"`` redoes every one.
+    """
 
     work_dir: Path
     dataset: str = DEFAULT_DATASET
@@ -53,7 +70,7 @@ class DemoOptions:
     infer_images: int = 4
     sam_checkpoint: Path | None = None
     device: str = "cpu"
-    overwrite: bool = False
+    redo: frozenset[str] = frozenset()
     seed: int = 0
 
 
@@ -66,6 +83,7 @@ class DemoReport:
     samples: int = 0
     splits: dict[str, int] = field(default_factory=dict)
     data_dir: Path | None = None
+    config: Path = TINY_CONFIG
     checkpoint: Path | None = None
     scores_table: str = ""
     per_class_iou: dict[str, float | None] = field(default_factory=dict)
@@ -81,38 +99,79 @@ class DemoReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class _State:
-    """``demo_state.json``: per step, the key of inputs it was last completed with."""
+class DemoState:
+    """``demo_state.json``: per step, the key it was last finished with and facts about it."""
 
-    def __init__(self, path: Path, reset: bool) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.steps: dict[str, Any] = {}
-        if path.is_file() and not reset:
+        self.steps: dict[str, dict[str, Any]] = {}
+        if path.is_file():
             try:
-                self.steps = json.loads(path.read_text())
+                loaded = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
-                self.steps = {}
-        self.redo_rest = reset
+                loaded = {}
+            self.steps = {k: v for k, v in loaded.items() if isinstance(v, dict) and "key" in v}
 
-    def is_done(self, step: str, key: Any) -> bool:
-        """Whether ``step`` was completed with ``key``; once a step is redone, so are the rest."""
-        done = not self.redo_rest and self.steps.get(step) == _jsonable(key)
-        if not done:
-            self.redo_rest = True
-        return done
+    def key(self, step: str) -> Any:
+        return (self.steps.get(step) or {}).get("key")
 
-    def mark(self, step: str, key: Any) -> None:
-        """Record that ``step`` was just done with ``key``; every later step is redone."""
-        self.steps[step] = _jsonable(key)
-        self.redo_rest = True
+    def fact(self, step: str, name: str) -> Any:
+        return (self.steps.get(step) or {}).get(name)
+
+    def matches(self, step: str, key: Any) -> bool:
+        return step in self.steps and self.key(step) == _jsonable(key)
+
+    def version(self, step: str) -> dict[str, Any]:
+        """What later steps' keys hold of ``step``: its key and when it was made, so that a
+        step made again (``--redo``, or its output gone) makes them again too."""
+        record = self.steps.get(step) or {}
+        return {"key": record.get("key"), "made": record.get("made")}
+
+    def record(self, step: str, key: Any, **facts: Any) -> None:
+        self.steps[step] = {"key": _jsonable(key), "made": time.time_ns(), **_jsonable(facts)}
         write_json_atomically(self.path, self.steps, indent=2)
-
-    def owns_dataset(self, name: str) -> bool:
-        return (self.steps.get("import") or {}).get("dataset") == name
 
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class DemoRun:
+    """One run's settings, state and report, and its progress lines."""
+
+    options: DemoOptions
+    work: Path
+    state: DemoState
+    report: DemoReport
+    say: Say
+    number: int = 0
+
+    def redo(self, step: str) -> bool:
+        return step in self.options.redo or "all" in self.options.redo
+
+    def begin(self, title: str) -> float:
+        self.number += 1
+        self.say(f"[{self.number}/{len(STEPS)}] {title}")
+        return time.perf_counter()
+
+    def end(self, step: str, began: float, reused: bool = False) -> None:
+        self.report.seconds[step] = time.perf_counter() - began
+        if reused:
+            self.report.reused.append(step)
+            self.say(f"      already done, reused (--redo {step} redoes it)")
+        else:
+            self.say(f"      done in {self.report.seconds[step]:.0f}s")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The photos and annotation files the demo learns from, and their key."""
+
+    images: Path
+    files: list[Path]
+    taxonomy: str | None
+    key: Any
 
 
 def run_demo(options: DemoOptions, say: Say = print) -> DemoReport:
@@ -120,395 +179,286 @@ def run_demo(options: DemoOptions, say: Say = print) -> DemoReport:
     import logging
     import warnings
 
+    unknown = set(options.redo) - {*STEPS, "all"}
+    if unknown:
+        raise CoralsegError(
+            f"--redo {', '.join(sorted(unknown))}: no such step; the steps are "
+            f"{', '.join(STEPS)} (or all)"
+        )
     # FiftyOne warns on every start that setup.sh's MongoDB 6.0 is the oldest it supports,
     # MMSegmentation about its own deprecations: nothing a demo user can act on.
     logging.getLogger("fiftyone.core.odm.database").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mmseg\.")
-    import fiftyone as fo
 
     work = options.work_dir.expanduser().resolve()
     work.mkdir(parents=True, exist_ok=True)
-    state = _State(work / "demo_state.json", reset=options.overwrite)
-    report = DemoReport(options.dataset, work)
-    steps = _Steps(options, work, state, report, say)
+    run = DemoRun(
+        options, work, DemoState(work / "demo_state.json"), DemoReport(options.dataset, work), say
+    )
+    say(f"work folder: {work}")
+    source = draw_source(run)
+    dataset = import_dataset(run, source)
+    encoding = prepare_masks(run, dataset, source)
+    checkpoint = train_model(run, encoding)
+    from fiftyone_plugin.known_models import remember_model
 
-    images_dir, files, taxonomy_spec = steps.source()
-    dataset = steps.import_dataset(fo, images_dir, files)
-    encoding = steps.prepare(dataset, taxonomy_spec)
-    checkpoint = steps.train(encoding)
-    steps.evaluate(dataset, checkpoint)
-    steps.infer(dataset, checkpoint)
-    steps.cover(checkpoint)
-    return report
+    remember_model(dataset, DEMO_MODEL, TINY_CONFIG, checkpoint)  # offered by the App's forms
+    evaluate_model(run, dataset, checkpoint)
+    from coralseg.demo_infer import infer_colonies  # torch: loaded once a model is there
 
-
-class _Steps:
-    def __init__(self, options: DemoOptions, work: Path, state: _State, report, say: Say):
-        self.options = options
-        self.work = work
-        self.state = state
-        self.report = report
-        self.say = say
-        self.number = 0
-
-    def _begin(self, title: str) -> float:
-        self.number += 1
-        self.say(f"[{self.number}/7] {title}")
-        return time.perf_counter()
-
-    def _end(self, name: str, began: float, reused: bool = False) -> None:
-        self.report.seconds[name] = time.perf_counter() - began
-        if reused:
-            self.report.reused.append(name)
-            self.say("      already done, reused (--overwrite redoes it)")
-        else:
-            self.say(f"      done in {self.report.seconds[name]:.0f}s")
-
-    # 1 -------------------------------------------------------------------------------------
-    def source(self) -> tuple[Path, list[Path], str | None]:
-        from tqdm import tqdm
-
-        from coralseg.demo_sample import sample_files, write_sample
-
-        options = self.options
-        if options.annotations:
-            began = self._begin("using your annotations")
-            if options.images is None:
-                raise CoralsegError("--annotations needs --images, the folder of the photos")
-            files = [p.expanduser().resolve() for p in options.annotations]
-            self.say(
-                "      " + ", ".join(str(p) for p in files) + f" with images in {options.images}"
-            )
-            if not self.state.is_done("source", {"files": files}):  # other files: redo the rest
-                self.state.mark("source", {"files": files})
-            self._end("source", began)
-            return options.images.expanduser().resolve(), files, options.taxonomy
-        if options.images is not None:
-            raise CoralsegError("--images needs --annotations (a CVAT XML or COCO export)")
-        root = self.work / "sample"
-        files = sample_files(root)
-        key = {"images": options.sample_images, "seed": options.seed, "version": SAMPLE_VERSION}
-        began = self._begin(
-            f"drawing a synthetic reef sample ({options.sample_images} photo-quadrats)"
-        )
-        if self.state.is_done("source", key) and files.annotations.is_file():
-            self._end("source", began, reused=True)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-            with tqdm(total=options.sample_images, desc="      drawing", unit="image") as bar:
-                write_sample(root, options.sample_images, seed=options.seed, advance=bar.update)
-            self.state.mark("source", key)
-            self._end("source", began)
-        self.say(f"      {files.images}/ and {files.annotations.name} (CVAT for images 1.1)")
-        return files.images, [files.annotations], options.taxonomy or str(files.taxonomy)
-
-    # 2 -------------------------------------------------------------------------------------
-    def import_dataset(self, fo, images_dir: Path, files: list[Path]):
-        from coral_core.splits import random_split, split_from_tags
-        from fiftyone_plugin.importing import import_annotations
-
-        name = self.options.dataset
-        began = self._begin(f"importing into the FiftyOne dataset {name!r}")
-        key = {"dataset": name, "files": files, "images": images_dir}
-        if self.state.is_done("import", key) and fo.dataset_exists(name):
-            dataset = fo.load_dataset(name)
-            self._end("import", began, reused=True)
-        else:
-            if fo.dataset_exists(name) and not (
-                self.options.overwrite or self.state.owns_dataset(name)
-            ):
-                raise CoralsegError(
-                    f"FiftyOne dataset {name!r} already exists and this demo did not make it; "
-                    "choose another name with --dataset, or pass --overwrite to replace it"
-                )
-            result = import_annotations(name, files, images_dir, overwrite=True, progress=True)
-            dataset = fo.load_dataset(name)
-            untagged = [
-                (sample_id, path)
-                for sample_id, path, tags in zip(
-                    *dataset.values(["id", "filepath", "tags"]), strict=True
-                )
-                if split_from_tags(tags) is None
-            ]
-            if untagged:  # no CVAT subsets: split reproducibly, and show it in the App
-                splits = random_split([p for _, p in untagged], SPLIT_RATIOS, self.options.seed)
-                for split in SPLIT_RATIOS:
-                    ids = [i for i, p in untagged if splits[p] == split]
-                    if ids:
-                        dataset.select(ids).tag_samples(split)
-                self.say(f"      {len(untagged)} images had no subset: split 70/15/15 at random")
-            self.state.mark("import", key)
-            self._end("import", began)
-            self.say("      " + result.summary().replace("\n", "\n      "))
-        self.report.samples = len(dataset)
-        self.report.splits = {k: v for k, v in sorted(dataset.count_sample_tags().items())}
-        return dataset
-
-    # 3 -------------------------------------------------------------------------------------
-    def prepare(self, dataset, taxonomy_spec: str | None):
-        from coral_core.mmseg_export import export_mmseg_dataset
-        from coral_core.taxonomy import MaskEncoding, get_taxonomy, taxonomy_from_mapping
-        from fiftyone_plugin.fiftyone_source import read_export_samples
-
-        out = self.work / "data"
-        if taxonomy_spec:
-            taxonomy = get_taxonomy(taxonomy_spec)
-        else:
-            labels = sorted(dataset.distinct("gt_polylines.polylines.label"))
-            if not labels:
-                raise CoralsegError("the annotations hold no polygons or masks to learn from")
-            taxonomy = taxonomy_from_mapping({"name": "demo-labels", "classes": labels})
-        encoding = MaskEncoding(taxonomy)
-        began = self._begin(f"exporting training masks ({len(taxonomy.classes)} classes) to {out}")
-        key = {"taxonomy": taxonomy.to_dict(), "size": self.options.size}
-        if self.state.is_done("prepare", key) and (out / "manifest.json").is_file():
-            self._end("prepare", began, reused=True)
-        else:
-            samples, _ = read_export_samples(dataset, "gt_polylines")
-            summary = export_mmseg_dataset(
-                samples,
-                out,
-                encoding,
-                size=self.options.size,
-                overwrite=True,
-                workers=1,
-                source={"fiftyone_dataset": dataset.name, "field": "gt_polylines"},
-            )
-            counts = ", ".join(f"{split} {n}" for split, n in sorted(summary.samples.items()))
-            self.say(f"      images: {counts}")
-            self.state.mark("prepare", key)
-            self._end("prepare", began)
-        self.report.data_dir = out
-        return encoding
-
-    # 4 -------------------------------------------------------------------------------------
-    def train(self, encoding) -> Path:
-        from coral_core.training import TrainOptions, prepare_config, train
-
-        iterations = self.options.iterations
-        work_dir = self.work / "train"
-        checkpoint = work_dir / f"iter_{iterations}.pth"
-        began = self._begin(
-            f"training the tiny DINOv2 ViT-S/14 + SegFormer model for {iterations} iterations "
-            f"on {self.options.device}"
-        )
-        key = {
-            "iterations": iterations,
-            "config": TINY_CONFIG.name,
-            "classes": encoding.label_names,
-        }
-        if self.state.is_done("train", key) and checkpoint.is_file():
-            self._end("train", began, reused=True)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
-            cfg = prepare_config(
-                TINY_CONFIG,
-                TrainOptions(
-                    work_dir=str(work_dir),
-                    data_dir=str(self.work / "data"),
-                    cfg_options={
-                        "train_cfg.max_iters": iterations,
-                        "train_cfg.val_interval": iterations,
-                        "param_scheduler.0.end": iterations,
-                        "default_hooks.checkpoint.interval": iterations,
-                        "default_hooks.logger.interval": max(1, iterations // 10),
-                        "train_dataloader.num_workers": 0,
-                        "val_dataloader.num_workers": 0,
-                        "test_dataloader.num_workers": 0,
-                        "randomness.seed": self.options.seed,
-                    },
-                ),
-            )
-            if self.options.device == "cpu":
-                cfg.env_cfg.cudnn_benchmark = False
-            cfg.log_level = "ERROR"  # the progress bar below says what matters
-            _train_with_progress(cfg, train, iterations)
-            if not checkpoint.is_file():
-                raise CoralsegError(f"training ended without writing {checkpoint}")
-            self.state.mark("train", key)
-            self._end("train", began)
-        self.report.checkpoint = checkpoint
-        return checkpoint
-
-    # 5 -------------------------------------------------------------------------------------
-    def evaluate(self, dataset, checkpoint: Path) -> None:
-        from coral_core.confusion_plot import save_confusion_matrix
-        from fiftyone_plugin.evaluation import evaluate_samples
-
-        view, split = _held_out(dataset)
-        out = self.work / "evaluation"
-        began = self._begin(
-            f"evaluating on {_images(len(view))} of the {split} split, per-class IoU onto the "
-            "samples"
-        )
-        key = {"checkpoint": checkpoint, "split": split}
-        scores_path = out / "scores.json"
-        if (
-            self.state.is_done("evaluate", key)
-            and scores_path.is_file()
-            and EVAL_KEY in dataset.list_evaluations()
-        ):
-            stored = json.loads(scores_path.read_text())
-            self._end("evaluate", began, reused=True)
-        else:
-            summary = evaluate_samples(
-                view,
-                TINY_CONFIG,
-                checkpoint,
-                pred_field=PRED_FIELD,
-                eval_key=EVAL_KEY,
-                device=self.options.device,
-            )
-            results = dataset.load_evaluation_results(EVAL_KEY)
-            matrix = np.asarray(results.pixel_confusion_matrix, dtype=np.int64)
-            names = list(summary.scores.class_names)
-            save_confusion_matrix(
-                matrix, names, out / "confusion_matrix.png", out / "confusion_matrix.csv"
-            )
-            stored = {
-                "split": split,
-                "samples": summary.samples,
-                "table": summary.format_table(),
-                "iou": {row["class"]: row["iou"] for row in summary.rows()},
-                "miou": None if np.isnan(summary.scores.miou) else summary.scores.miou * 100,
-            }
-            write_json_atomically(scores_path, stored, indent=2)
-            self.state.mark("evaluate", key)
-            self._end("evaluate", began)
-        self.report.scores_table = stored["table"]
-        self.report.per_class_iou = stored["iou"]
-        self.report.miou = stored["miou"]
-        self.report.evaluated = stored["samples"]
-        self.report.confusion_png = out / "confusion_matrix.png"
-
-    # 6 -------------------------------------------------------------------------------------
-    def infer(self, dataset, checkpoint: Path) -> None:
-        from coral_core.inference.pipeline import TwoStagePredictor
-        from coralseg.infer_folder import infer_folder
-
-        view, split = _held_out(dataset)
-        paths = sorted(view.values("filepath"))[: self.options.infer_images]
-        sam = self.options.sam_checkpoint
-        stage = f"SAM from {sam.name}" if sam else "semantic regions (no --sam-checkpoint)"
-        out = self.work / "inference"
-        began = self._begin(
-            f"two-stage inference on {_images(len(paths))} of the {split} split: {stage}"
-        )
-        key = {"checkpoint": checkpoint, "sam": sam, "images": paths}
-        if not (self.state.is_done("infer", key) and (out / "predictions.json").is_file()):
-            shutil.rmtree(out, ignore_errors=True)
-            inputs = out / "input"
-            inputs.mkdir(parents=True)
-            for path in paths:
-                shutil.copy2(path, inputs / Path(path).name)
-            predictor = TwoStagePredictor.from_files(
-                TINY_CONFIG, checkpoint, sam_checkpoint=sam, device=self.options.device
-            )
-            summary = infer_folder(predictor, inputs, out)
-            if summary.failed:
-                raise CoralsegError(
-                    f"inference failed on {summary.failed[0][0]}: {summary.failed[0][1]}"
-                )
-            self._write_predictions(dataset, paths, checkpoint)
-            self.state.mark("infer", key)
-            self._end("infer", began)
-        else:
-            self._end("infer", began, reused=True)
-        self.report.inference_dir = out
-        predictions = json.loads((out / "predictions.json").read_text())
-        names = {image["id"]: image["file_name"] for image in predictions["images"]}
-        classes = {c["id"]: c["name"] for c in predictions["categories"]}
-        per_image = {Path(name).name: 0 for name in names.values()}
-        per_class: dict[str, int] = {}
-        for item in predictions["annotations"]:
-            per_image[Path(names[item["image_id"]]).name] += 1
-            label = classes[item["category_id"]]
-            per_class[label] = per_class.get(label, 0) + 1
-        self.report.colonies = per_image
-        self.report.colonies_by_class = dict(sorted(per_class.items()))
-
-    def _write_predictions(self, dataset, paths: list[str], checkpoint: Path) -> None:
-        """Colonies onto the samples, through the plugin's prediction function when it exists."""
-        try:
-            from fiftyone_plugin.prediction import predict_samples
-        except ImportError:
-            return
-        view = dataset.select_by("filepath", paths)
-        predict_samples(
-            view,
-            TINY_CONFIG,
-            checkpoint,
-            sam_checkpoint=self.options.sam_checkpoint,
-            device=self.options.device,
-        )
-
-    # 7 -------------------------------------------------------------------------------------
-    def cover(self, checkpoint: Path) -> None:
-        """``coralseg cover``: annotated cover of every image, and the model's cover error."""
-        import contextlib
-        import io
-
-        from coralseg.cli import build_parser
-
-        began = self._begin("percent cover: annotated, predicted, and the difference")
-        out = self.work / "cover"
-        key = {"checkpoint": checkpoint, "infer": self.state.steps.get("infer")}
-        if self.state.is_done("cover", key) and (out / "cover_per_image.csv").is_file():
-            self._end("cover", began, reused=True)
-        else:
-            shutil.rmtree(out, ignore_errors=True)
-            command = ["cover", str(self.work / "data"), "--out", str(out)]
-            command += ["--compare", str(self.work / "inference")]
-            args = build_parser().parse_args(command)
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                args.run(args)
-            for line in printed.getvalue().splitlines():
-                if line.strip() and not line.startswith("note:"):
-                    self.say("      " + line.strip())
-            self.state.mark("cover", key)
-            self._end("cover", began)
-        self.report.cover_dir = out
-        error_file = out / "cover_error_per_class.csv"
-        if error_file.is_file():
-            self.report.cover_error = _overall_cover_error(error_file)
+    infer_colonies(run, dataset, checkpoint)
+    measure_cover(run)
+    return run.report
 
 
-def _overall_cover_error(path: Path) -> float | None:
-    """The mean absolute cover error over all classes (the table's last row), in points."""
-    import csv
+# 1 -----------------------------------------------------------------------------------------
+def draw_source(run: DemoRun) -> Source:
+    """The user's annotations, or the synthetic sample (drawn once per settings)."""
+    from tqdm import tqdm
 
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    value = rows[-1].get("mean_abs_error_pp") if rows else None
+    from coralseg.demo_sample import sample_files, write_sample
+
+    options = run.options
+    if options.annotations:
+        began = run.begin("using your annotations")
+        if options.images is None:
+            raise CoralsegError("--annotations needs --images, the folder of the photos")
+        files = [p.expanduser().resolve() for p in options.annotations]
+        images = options.images.expanduser().resolve()
+        run.say("      " + ", ".join(str(p) for p in files) + f" with images in {images}")
+        key = {"files": files, "images": images}
+        if run.redo("source") or not run.state.matches("source", key):
+            run.state.record("source", key)
+        run.end("source", began)
+        return Source(images, files, options.taxonomy, run.state.version("source"))
+    if options.images is not None:
+        raise CoralsegError("--images needs --annotations (a CVAT XML or COCO export)")
+    root = run.work / "sample"
+    files = sample_files(root)
+    key = {"images": options.sample_images, "seed": options.seed, "version": SAMPLE_VERSION}
+    began = run.begin(f"drawing a synthetic reef sample ({options.sample_images} photo-quadrats)")
+    if not run.redo("source") and run.state.matches("source", key) and files.annotations.is_file():
+        run.end("source", began, reused=True)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        with tqdm(total=options.sample_images, desc="      drawing", unit="image") as bar:
+            write_sample(root, options.sample_images, seed=options.seed, advance=bar.update)
+        run.state.record("source", key)
+        run.end("source", began)
+    run.say(f"      {files.images}/ and {files.annotations.name} (CVAT for images 1.1)")
+    taxonomy = options.taxonomy or str(files.taxonomy)
+    return Source(files.images, [files.annotations], taxonomy, run.state.version("source"))
+
+
+# 2 -----------------------------------------------------------------------------------------
+def database_location() -> str:
+    """Which FiftyOne database this process uses: its name and where MongoDB keeps it."""
+    import fiftyone as fo
+    from fiftyone.core.odm.database import get_db_client
+    from pymongo.errors import PyMongoError
+
+    where = fo.config.database_uri or "FiftyOne's embedded MongoDB"
     try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
+        options = get_db_client().admin.command("getCmdLineOpts")
+        where += f", data folder {options['parsed']['storage']['dbPath']}"
+    except (PyMongoError, KeyError, TypeError):
+        pass  # a server that does not say: its URI is all there is
+    return f"database {fo.config.database_name!r} ({where})"
 
 
-def _images(count: int) -> str:
-    return f"{count} image" + ("" if count == 1 else "s")
+def missing_dataset_reason(name: str, made_in: str | None, here: str) -> str:
+    """Why a dataset this demo made is not found, as a sentence."""
+    if made_in and made_in != here:
+        return (
+            f"the FiftyOne dataset {name!r} was made in {made_in}, but this process reaches "
+            f"{here}. FiftyOne's embedded MongoDB is shared by every process of this user, "
+            "whatever HOME or data folder each was started with: the first one running "
+            "serves them all (set FIFTYONE_DATABASE_URI or FIFTYONE_DATABASE_NAME to choose)"
+        )
+    return f"the FiftyOne dataset {name!r} that this demo made is no longer in {here}"
 
 
-def _held_out(dataset):
-    """The test split (else val, else everything) and its name."""
-    for split in ("test", "val"):
-        view = dataset.match_tags(split)
-        if len(view):
-            return view, split
-    return dataset.view(), "all"
+def import_dataset(run: DemoRun, source: Source):
+    """The FiftyOne dataset of the source, imported as ``coralseg import`` does."""
+    import fiftyone as fo
+
+    from coral_core.splits import random_split, split_from_tags
+    from fiftyone_plugin.importing import import_annotations
+
+    name = run.options.dataset
+    began = run.begin(f"importing into the FiftyOne dataset {name!r}")
+    key = {"dataset": name, "source": source.key}
+    here = database_location()
+    exists = fo.dataset_exists(name)
+    finished = not run.redo("import") and run.state.matches("import", key)
+    if finished and exists:
+        dataset = fo.load_dataset(name)
+        run.end("import", began, reused=True)
+    else:
+        if finished:
+            reason = missing_dataset_reason(name, run.state.fact("import", "database"), here)
+            run.say(f"      {reason}; importing it again (the masks and the model are kept)")
+        elif exists and not (run.redo("import") or run.state.fact("import", "dataset") == name):
+            raise CoralsegError(
+                f"FiftyOne dataset {name!r} already exists and this demo did not make it; "
+                "choose another name with --dataset, or pass --redo import to replace it"
+            )
+        result = import_annotations(
+            name, source.files, source.images, overwrite=True, progress=True
+        )
+        dataset = fo.load_dataset(name)
+        _split_untagged(dataset, run, random_split, split_from_tags)
+        run.state.record("import", key, dataset=name, database=here)
+        run.end("import", began)
+        run.say("      " + result.summary().replace("\n", "\n      "))
+    run.report.samples = len(dataset)
+    run.report.splits = dict(sorted(dataset.count_sample_tags().items()))
+    return dataset
+
+
+def _split_untagged(dataset, run: DemoRun, random_split, split_from_tags) -> None:
+    """Images without a CVAT subset: split reproducibly, and show it in the App as tags."""
+    untagged = [
+        (sample_id, path)
+        for sample_id, path, tags in zip(*dataset.values(["id", "filepath", "tags"]), strict=True)
+        if split_from_tags(tags) is None
+    ]
+    if not untagged:
+        return
+    splits = random_split([p for _, p in untagged], SPLIT_RATIOS, run.options.seed)
+    for split in SPLIT_RATIOS:
+        ids = [i for i, p in untagged if splits[p] == split]
+        if ids:
+            dataset.select(ids).tag_samples(split)
+    run.say(f"      {len(untagged)} images had no subset: split 70/15/15 at random")
+
+
+# 3 -----------------------------------------------------------------------------------------
+def prepare_masks(run: DemoRun, dataset, source: Source):
+    """Training masks in ``data/`` (``coralseg prepare``'s layout); returns their encoding."""
+    from coral_core.mmseg_export import export_mmseg_dataset
+    from coral_core.taxonomy import MaskEncoding, get_taxonomy, taxonomy_from_mapping
+    from fiftyone_plugin.fiftyone_source import read_export_samples
+
+    out = run.work / "data"
+    if source.taxonomy:
+        taxonomy = get_taxonomy(source.taxonomy)
+    else:
+        labels = sorted(dataset.distinct("gt_polylines.polylines.label"))
+        if not labels:
+            raise CoralsegError("the annotations hold no polygons or masks to learn from")
+        taxonomy = taxonomy_from_mapping({"name": "demo-labels", "classes": labels})
+    encoding = MaskEncoding(taxonomy)
+    began = run.begin(f"exporting training masks ({len(taxonomy.classes)} classes) to {out}")
+    key = {"source": source.key, "taxonomy": taxonomy.to_dict(), "size": run.options.size}
+    if (
+        not run.redo("prepare")
+        and run.state.matches("prepare", key)
+        and (out / "manifest.json").is_file()
+    ):
+        run.end("prepare", began, reused=True)
+    else:
+        samples, _ = read_export_samples(dataset, "gt_polylines")
+        summary = export_mmseg_dataset(
+            samples,
+            out,
+            encoding,
+            size=run.options.size,
+            overwrite=True,
+            workers=1,
+            source={"fiftyone_dataset": dataset.name, "field": "gt_polylines"},
+        )
+        counts = ", ".join(f"{split} {n}" for split, n in sorted(summary.samples.items()))
+        run.say(f"      images: {counts}")
+        run.state.record("prepare", key)
+        run.end("prepare", began)
+    run.report.data_dir = out
+    return encoding
+
+
+# 4 -----------------------------------------------------------------------------------------
+def train_model(run: DemoRun, encoding) -> Path:
+    """The tiny model's checkpoint; a finished one is replaced only with ``--redo train``."""
+    from coral_core.training import TrainOptions, prepare_config, train
+
+    options = run.options
+    iterations = options.iterations
+    work_dir = run.work / "train"
+    checkpoint = work_dir / f"iter_{iterations}.pth"
+    began = run.begin(
+        f"training the tiny DINOv2 ViT-S/14 + SegFormer model for {iterations} iterations "
+        f"on {options.device}"
+    )
+    key = {
+        "data": run.state.version("prepare"),
+        "iterations": iterations,
+        "config": TINY_CONFIG.name,
+        "classes": encoding.label_names,
+        "seed": options.seed,
+    }
+    if not run.redo("train") and run.state.matches("train", key) and checkpoint.is_file():
+        run.end("train", began, reused=True)
+        run.report.checkpoint = checkpoint
+        return checkpoint
+    finished = sorted(work_dir.glob("*.pth"))
+    if finished and not run.redo("train"):
+        raise CoralsegError(
+            f"{work_dir} holds a finished model ({finished[-1].name}) trained with other "
+            f"settings ({_changes(run.state.key('train'), key)}); pass --redo train to "
+            "replace it, or give another --work-dir to keep it"
+        )
+    shutil.rmtree(work_dir, ignore_errors=True)
+    cfg = prepare_config(
+        TINY_CONFIG,
+        TrainOptions(
+            work_dir=str(work_dir),
+            data_dir=str(run.work / "data"),
+            cfg_options={
+                "train_cfg.max_iters": iterations,
+                "train_cfg.val_interval": iterations,
+                "param_scheduler.0.end": iterations,
+                "default_hooks.checkpoint.interval": iterations,
+                "default_hooks.logger.interval": max(1, iterations // 10),
+                "train_dataloader.num_workers": 0,
+                "val_dataloader.num_workers": 0,
+                "test_dataloader.num_workers": 0,
+                "randomness.seed": options.seed,
+            },
+        ),
+    )
+    if options.device == "cpu":
+        cfg.env_cfg.cudnn_benchmark = False
+    cfg.log_level = "ERROR"  # the progress bar below says what matters
+    _train_with_progress(cfg, train, iterations)
+    if not checkpoint.is_file():
+        raise CoralsegError(f"training ended without writing {checkpoint}")
+    run.state.record("train", key, checkpoint=checkpoint)
+    run.end("train", began)
+    run.report.checkpoint = checkpoint
+    return checkpoint
+
+
+def _changes(old: Any, new: Any) -> str:
+    """The settings that differ between two training keys, e.g. ``iterations 300 -> 600``."""
+    if not isinstance(old, dict):
+        return "not recorded in demo_state.json"
+    new = _jsonable(new)
+    names = {"data": "the training masks", "classes": "the classes", "config": "the config"}
+    changed = []
+    for setting in new:
+        if old.get(setting) != new[setting]:
+            if setting in names:
+                changed.append(f"{names[setting]} changed")
+            else:
+                changed.append(f"{setting} {old.get(setting)} -> {new[setting]}")
+    return ", ".join(changed) or "unknown"
 
 
 def _train_with_progress(cfg, train: Callable, iterations: int) -> None:
     from tqdm import tqdm
 
-    try:
-        from coral_core.training_progress import ProgressHook
-    except ImportError:  # older library: MMEngine's own log lines are the progress
-        cfg.log_level = "INFO"
-        train(cfg)
-        return
+    from coral_core.training_progress import ProgressHook
+
     with tqdm(total=iterations, desc="      training", unit="iter") as bar:
 
         def report(progress) -> None:
@@ -518,3 +468,116 @@ def _train_with_progress(cfg, train: Callable, iterations: int) -> None:
             bar.refresh()
 
         train(cfg, hooks=[ProgressHook(report, every=max(1, iterations // 100))])
+
+
+# 5 -----------------------------------------------------------------------------------------
+def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
+    """Per-class IoU on the held-out split, onto the samples (the evaluate operator's call)."""
+    from coral_core.confusion_plot import save_confusion_matrix
+    from fiftyone_plugin.evaluation import evaluate_samples
+
+    view, split = held_out(dataset)
+    out = run.work / "evaluation"
+    began = run.begin(
+        f"evaluating on {images_text(len(view))} of the {split} split, per-class IoU onto the "
+        "samples"
+    )
+    key = {"model": run.state.version("train"), "split": split, "images": _names(view)}
+    scores_path = out / "scores.json"
+    if (
+        not run.redo("evaluate")
+        and run.state.matches("evaluate", key)
+        and scores_path.is_file()
+        and EVAL_KEY in dataset.list_evaluations()
+    ):
+        stored = json.loads(scores_path.read_text())
+        run.end("evaluate", began, reused=True)
+    else:
+        summary = evaluate_samples(
+            view,
+            TINY_CONFIG,
+            checkpoint,
+            pred_field=PRED_FIELD,
+            eval_key=EVAL_KEY,
+            device=run.options.device,
+        )
+        results = dataset.load_evaluation_results(EVAL_KEY)
+        matrix = np.asarray(results.pixel_confusion_matrix, dtype=np.int64)
+        names = list(summary.scores.class_names)
+        save_confusion_matrix(
+            matrix, names, out / "confusion_matrix.png", out / "confusion_matrix.csv"
+        )
+        stored = {
+            "split": split,
+            "samples": summary.samples,
+            "table": summary.format_table(),
+            "iou": {row["class"]: row["iou"] for row in summary.rows()},
+            "miou": None if np.isnan(summary.scores.miou) else summary.scores.miou * 100,
+        }
+        write_json_atomically(scores_path, stored, indent=2)
+        run.state.record("evaluate", key)
+        run.end("evaluate", began)
+    run.report.scores_table = stored["table"]
+    run.report.per_class_iou = stored["iou"]
+    run.report.miou = stored["miou"]
+    run.report.evaluated = stored["samples"]
+    run.report.confusion_png = out / "confusion_matrix.png"
+
+
+# 7 -----------------------------------------------------------------------------------------
+def measure_cover(run: DemoRun) -> None:
+    """Annotated cover of every image and the model's cover error (``coralseg cover``'s)."""
+    from coralseg.cover_inputs import locate
+    from coralseg.cover_report import CoverSettings, format_summary, measure, write_report
+
+    began = run.begin("percent cover: annotated, predicted, and the difference")
+    out = run.work / "cover"
+    key = {"data": run.state.version("prepare"), "infer": run.state.version("infer")}
+    error_file = out / "cover_error_per_class.csv"
+    if not run.redo("cover") and run.state.matches("cover", key) and error_file.is_file():
+        run.end("cover", began, reused=True)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        source = locate(run.work / "data")
+        fields = {item.name: dict(item.fields) for item in source.items if item.fields}
+        field_names = sorted({name for values in fields.values() for name in values})
+        settings = CoverSettings()
+        annotated = measure(source, settings, True, None, fields, field_names, "annotations")
+        predicted = measure(
+            locate(run.work / "inference"), settings, False, description="predictions"
+        )
+        write_report(out, annotated, fields, field_names, (), predicted)
+        for line in format_summary(annotated):
+            run.say("      " + line.strip())
+        run.state.record("cover", key)
+        run.end("cover", began)
+    run.report.cover_dir = out
+    run.report.cover_error = _overall_cover_error(error_file)
+
+
+def _overall_cover_error(path: Path) -> float | None:
+    """The mean absolute cover error over all classes (the table's last row), in points."""
+    import csv
+
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    value = rows[-1].get("mean_abs_error_pp") if rows else None
+    return float(value) if value else None
+
+
+def images_text(count: int) -> str:
+    return f"{count} image" + ("" if count == 1 else "s")
+
+
+def _names(view) -> list[str]:
+    return sorted(Path(p).name for p in view.values("filepath"))
+
+
+def held_out(dataset):
+    """The test split (else val, else everything) and its name."""
+    for split in ("test", "val"):
+        view = dataset.match_tags(split)
+        if len(view):
+            return view, split
+    return dataset.view(), "all"

@@ -1,6 +1,6 @@
 """Make the user guide's pictures (docs/images/) from a ``coralseg demo`` run.
 
-    .venv/bin/python docs/make_figures.py --demo-dir coralseg-demo
+    .venv/bin/python docs/make_figures.py --demo-dir ~/coralseg-demo
 
 Runs ``coralseg demo --work-dir DIR`` first when that folder holds no finished demo, then
 writes, each under 300 KB:
@@ -11,8 +11,9 @@ writes, each under 300 KB:
 * ``confusion_matrix.png``: the held-out confusion matrix (``coral_core.confusion_plot``);
 * ``per_class_iou.png``: the held-out per-class IoU as bars in the classes' colours;
 * ``app-*.png``: the FiftyOne App on the demo dataset, the operator browser and the
-  evaluate operator's form, result and IoU fields (``docs/fiftyone-app.md`` shows them),
-  taken by the plugin's App driver where Chromium is installed.
+  evaluate operator's form, result and IoU fields, the cover form saying what a run still
+  needs and the evaluate form offering the demo's model (``docs/fiftyone-app.md`` shows
+  them), taken by the plugin's App driver where Chromium is installed.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ TINY = "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--demo-dir", type=Path, default=Path("coralseg-demo"))
+    parser.add_argument("--demo-dir", type=Path, default=Path("~/coralseg-demo"))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
     parser.add_argument(
         "--dataset", default="coralseg-demo", help="the demo's FiftyOne dataset (for app-*.png)"
     )
     args = parser.parse_args(argv)
-    demo = args.demo_dir
+    demo = args.demo_dir.expanduser()
     if not (demo / "evaluation" / "scores.json").is_file():
         sys.path.insert(0, str(REPO))
         from coralseg.cli import main as coralseg
@@ -160,6 +161,7 @@ def app_screenshots(demo: Path, dataset: str, out: Path) -> list[Path]:
     raw = out / ".app-raw"
     command = [sys.executable, str(driver), "--dataset", dataset]
     command += ["--config", str(REPO / "configs" / TINY), "--checkpoint", str(checkpoints[-1])]
+    command += ["--forms"]
     try:
         result = subprocess.run([*command, "--out", str(raw)], cwd=REPO, check=False)
         if result.returncode != 0:

@@ -4,6 +4,10 @@
 (:mod:`coral_core.uncertainty`: normalised entropy or margin, in [0, 1], higher = less sure)
 in a float field and saves a view of the scored samples sorted by it, most uncertain first,
 so that a scientist sends the top of that view to CVAT with FiftyOne's own annotate flow.
+
+Samples already annotated (tagged with a split: train, val or test, in any of the spellings
+:mod:`coral_core.splits` knows) are not scored: they need no annotating. The ranking returned
+is exactly the saved view's content, in its order.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import open_image
+from coral_core.splits import split_from_tags
 from coral_core.uncertainty import METHODS, pixel_uncertainty
 
 from .models import semantic_model
@@ -31,6 +36,27 @@ class UncertaintySummary:
     view_name: str | None
     method: str
     ranking: list[tuple[str, float]]
+    skipped_annotated: int = 0
+
+
+def unannotated(samples) -> tuple[list[str], list[str], int]:
+    """Ids and file paths of the samples without a split tag, and how many have one."""
+    ids, paths, tags = samples.values(["id", "filepath", "tags"])
+    kept = [(i, p) for i, p, t in zip(ids, paths, tags, strict=True) if split_from_tags(t) is None]
+    return [i for i, _ in kept], [p for _, p in kept], len(ids) - len(kept)
+
+
+def check_unannotated(samples) -> int:
+    """How many samples there are to score, else a sentence saying why there are none."""
+    ids, _, annotated = unannotated(samples)
+    if not ids:
+        raise CoralsegError(
+            f"all {annotated} target samples are already annotated (tagged train, val or "
+            "test); choose images without a split tag"
+            if annotated
+            else "there are no samples to score"
+        )
+    return len(ids)
 
 
 def image_score(model, image, method: str) -> float:
@@ -57,15 +83,15 @@ def score_samples(
     device: str = "cpu",
     progress: Callable[[float, str], Any] | None = None,
 ) -> UncertaintySummary:
-    """Score every sample of ``samples`` and save the ranked view.
+    """Score the samples of ``samples`` nobody annotated yet and save the ranked view.
 
     Args:
-        samples: a FiftyOne dataset or view (e.g. the images nobody has annotated yet).
+        samples: a FiftyOne dataset or view; its samples tagged with a split are skipped.
         config, checkpoint: the current model.
         method: ``entropy`` or ``margin``.
         field: float field for the scores.
         view_name: name of the saved view (replaced if there); None saves none.
-        limit: the saved view keeps only the ``limit`` most uncertain samples.
+        limit: the saved view (and the ranking) keep only the ``limit`` most uncertain.
         device: ``cpu`` or ``cuda``.
         progress: called with (fraction done, label).
     """
@@ -73,21 +99,20 @@ def score_samples(
         raise CoralsegError(f"unknown uncertainty {method!r}; use one of {', '.join(METHODS)}")
     if limit is not None and limit < 1:
         raise CoralsegError(f"the view needs at least one sample, got limit {limit}")
+    check_unannotated(samples)
+    ids, paths, annotated = unannotated(samples)
     model = semantic_model(config, checkpoint, device)
-    ids, paths = samples.values(["id", "filepath"])
-    if not ids:
-        raise CoralsegError("there are no samples to score")
     scores = []
     for index, path in enumerate(paths):
         if progress is not None:
             progress(index / len(paths), f"image {index + 1}/{len(paths)}")
         scores.append(image_score(model, open_image(path).read(), method))
-    samples.set_values(field, scores)
     dataset = samples._dataset
+    dataset.set_values(field, dict(zip(ids, scores, strict=True)), key_field="id")
+    ranked = dataset.select(ids).sort_by(field, reverse=True)
+    if limit:
+        ranked = ranked.limit(limit)
     if view_name:
-        ranked = dataset.select(ids).sort_by(field, reverse=True)
-        if limit:
-            ranked = ranked.limit(limit)
         if dataset.has_saved_view(view_name):
             dataset.delete_saved_view(view_name)
         dataset.save_view(
@@ -95,5 +120,5 @@ def score_samples(
             ranked,
             description=f"most uncertain first ({method}); send the top to CVAT to annotate",
         )
-    ranking = sorted(zip(paths, scores, strict=True), key=lambda item: -item[1])
-    return UncertaintySummary(field, view_name, method, ranking)
+    ranking = list(zip(*ranked.values(["filepath", field]), strict=True))
+    return UncertaintySummary(field, view_name, method, ranking, annotated)

@@ -13,6 +13,19 @@ from coral_core.errors import CoralsegError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+# Relative paths typed into the operators' forms start here, whatever folder the App server
+# was started in: the coralseg folder holding fiftyone.yml (the clone, or the downloaded
+# plugin), so "configs/....py" names a config shipped with it.
+FORM_ROOT = Path(__file__).resolve().parents[1]
+
+
+def form_path(value: str | None) -> str | None:
+    """A file path typed into a form, absolute (relative ones start at :data:`FORM_ROOT`)."""
+    if value is None or not str(value).strip():
+        return value
+    path = Path(str(value).strip()).expanduser()
+    return str(path if path.is_absolute() else FORM_ROOT / path)
+
 
 def identifier(value: str, what: str) -> str:
     """A name made of letters, digits and ``_`` (not starting with a digit)."""
@@ -34,6 +47,28 @@ def output_field(dataset, name: str, kind: type) -> str:
             f"field {name!r} already holds {held}, not {kind.__name__}; choose another name"
         )
     return name
+
+
+def free_evaluation_key(dataset, base: str) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first key no evaluation of ``dataset`` has."""
+    taken = set(dataset.list_evaluations()) if dataset is not None else set()
+    key, number = base, 1
+    while key in taken:
+        number += 1
+        key = f"{base}_{number}"
+    return key
+
+
+def evaluation_key(dataset, value: str, replace: bool) -> str:
+    """A key for a new evaluation; an existing one only with ``replace`` (never silently)."""
+    key = identifier(value, "the evaluation key")
+    if dataset is not None and key in dataset.list_evaluations() and not replace:
+        raise CoralsegError(
+            f"the evaluation {key!r} exists; tick 'Replace an evaluation of the same key' to "
+            f"replace it, or keep both with a new key such as "
+            f"{free_evaluation_key(dataset, key)!r}"
+        )
+    return key
 
 
 def output_folder(value: str, must_be_new: bool = False) -> Path:

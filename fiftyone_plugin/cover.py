@@ -45,6 +45,37 @@ def check_mask_field(dataset, field: str):
     return encoding
 
 
+def check_group_fields(dataset, group_by: Sequence[str]) -> list[str]:
+    """The group-by fields, each a sample field of ``dataset``, else a sentence naming them."""
+    missing = [name for name in group_by if not dataset.has_sample_field(name)]
+    if missing:
+        usable = sorted(
+            name
+            for name, spec in dataset.get_field_schema().items()
+            if type(spec).__name__ in ("StringField", "IntField", "BooleanField")
+            and name not in ("id", "filepath")
+        )
+        raise CoralsegError(
+            f"this dataset has no sample field {', '.join(repr(m) for m in missing)} to group "
+            f"by; fields it has: {', '.join(usable) or 'none (leave Group by empty)'}"
+        )
+    return list(group_by)
+
+
+def check_masks_present(samples, mask_field: str) -> int:
+    """How many samples there are, each with a ``mask_field`` mask; else a sentence."""
+    total = len(samples)
+    if total == 0:
+        raise CoralsegError("there are no samples to report on")
+    with_mask = len(samples.exists(f"{mask_field}.mask_path"))
+    if with_mask < total:
+        raise CoralsegError(
+            f"{total - with_mask} of the {total} target samples have no {mask_field!r} mask; "
+            "run predict colonies on them first, or choose a view of the samples that have one"
+        )
+    return total
+
+
 def cover_samples(
     samples, mask_field: str, group_by: Sequence[str] = (), prefix: str = "cover"
 ) -> CoverSummary:
@@ -60,17 +91,19 @@ def cover_samples(
 
     dataset = samples._dataset
     legend = ClassLegend.from_encoding(check_mask_field(dataset, mask_field))
-    missing = [f for f in group_by if not dataset.has_sample_field(f)]
-    if missing:
-        raise CoralsegError(f"no sample field {', '.join(missing)} to group by")
+    check_group_fields(dataset, group_by)
+    check_masks_present(samples, mask_field)
     ids, masks = samples.values(["id", f"{mask_field}.mask_path"])
-    if not ids:
-        raise CoralsegError("there are no samples to report on")
     covers, names = [], []
     for sample_id, mask_path in zip(ids, masks, strict=True):
-        if not mask_path:
-            raise CoralsegError(f"sample {sample_id} has no {mask_field} mask")
-        covers.append(image_cover(read_mask(mask_path), legend, where=mask_path))
+        try:
+            mask = read_mask(mask_path)
+        except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises on a bad file
+            raise CoralsegError(
+                f"the {mask_field} mask of sample {sample_id} cannot be read ({err}); run "
+                "predict colonies on it again"
+            ) from None
+        covers.append(image_cover(mask, legend, where=mask_path))
         names.append(sample_id)
     table = CoverTable.from_covers(names, covers)
     fields = {name: cover_field(prefix, name) for name in legend.names}

@@ -29,6 +29,8 @@ Writes into --out:
   cover_by_group.png     stacked mean cover per group, colony_sizes.png: size histograms
   with --compare: cover_error_per_image.csv, cover_error_per_class.csv,
   cover_error_per_group.csv, cover_agreement.png (predicted vs annotated, 1:1 line)
+  skipped_masks.csv      masks that could not be read (file, reason), if any: the rest
+                         is measured and the command exits with status 1
 """
 
 EPILOG = """\
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from coral_core.errors import CoralsegError
     from coralseg.cover_inputs import locate
     from coralseg.cover_options import image_fields, parse_settings
-    from coralseg.cover_report import format_summary, measure, write_report
+    from coralseg.cover_report import SKIPPED_CSV, format_summary, measure, write_report
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -226,4 +228,11 @@ def run(args: argparse.Namespace) -> int:
         )
     written = [*report.written] + ([geojson_path] if writer is not None else [])
     print(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
+    skipped = len(measured.skipped) + (len(predicted.skipped) if predicted is not None else 0)
+    if skipped:
+        if predicted is not None and predicted.skipped:
+            print(f"  skipped {len(predicted.skipped)} unreadable prediction mask(s):")
+            print("\n".join(f"    {path}: {reason}" for path, reason in predicted.skipped))
+        print(f"{skipped} mask(s) could not be read and were left out (see {SKIPPED_CSV})")
+        return 1
     return 0

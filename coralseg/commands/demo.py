@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from coralseg.demo_run import DEFAULT_WORK_DIR, STEPS
+
 DESCRIPTION = """\
 Run coralseg's main job end to end on this machine, with FiftyOne's own database and the
 CPU, in one command:
@@ -19,13 +21,16 @@ CPU, in one command:
   7. percent cover of every image and the model's cover error ('coralseg cover');
 
 then print what was made, where, the numbers, and the command that opens the App.
-Everything goes into --work-dir; a rerun reuses every finished step (--overwrite redoes all).
+Everything goes into --work-dir (default ~/coralseg-demo, printed first). A rerun reuses
+every finished step and imports the FiftyOne dataset again when only it is gone; a finished
+model is replaced only when asked (--redo train).
 """
 
 EPILOG = """\
 examples:
   coralseg demo                                  # the synthetic sample, minutes on 2 cores
   coralseg demo --app                            # the same, reused, then open the FiftyOne App
+  coralseg demo --iterations 600 --redo train    # train again (and redo what follows)
   coralseg demo --images photos/ --annotations annotations.xml --iterations 1000
   coralseg demo --images eilat/images --annotations instances_default.json --size 512
 
@@ -68,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        default=Path("coralseg-demo"),
+        default=DEFAULT_WORK_DIR,
         metavar="DIR",
-        help="where everything is written (default: ./coralseg-demo)",
+        help=f"where everything is written (default: {DEFAULT_WORK_DIR}, outside the clone)",
     )
     parser.add_argument(
         "--dataset",
@@ -107,7 +112,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "colonies from the semantic regions alone)",
     )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--overwrite", action="store_true", help="redo every step")
+    parser.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        choices=(*STEPS, "all"),
+        metavar="STEP",
+        help=f"redo this step even if finished ({', '.join(STEPS)} or all; repeatable); a "
+        "finished model is replaced only with --redo train",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo every step (--redo all)")
     parser.add_argument(
         "--app", action="store_true", help="open the FiftyOne App on the dataset at the end"
     )
@@ -140,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         infer_images=args.infer_images,
         sam_checkpoint=args.sam_checkpoint,
         device=args.device,
-        overwrite=args.overwrite,
+        redo=frozenset(args.redo) | ({"all"} if args.overwrite else set()),
     )
     report = run_demo(options, say=lambda line: print(line, flush=True))
     print()
@@ -164,6 +178,7 @@ def describe(report, args: argparse.Namespace) -> str:
         "  ground truth 'gt_polylines'; on the images held out: genus map 'coralseg_semantic', "
         "per-class IoU 'coralseg_eval_iou_<class>', colonies 'coralseg_colonies'",
         f"training masks      {report.data_dir}",
+        f"model config        {report.config}",
         f"model checkpoint    {report.checkpoint}",
         f"confusion matrix    {report.confusion_png}",
         f"colonies, overlays  {report.inference_dir} (visualizations/, predictions.json)",
@@ -184,7 +199,13 @@ def describe(report, args: argparse.Namespace) -> str:
             f"Predicted cover differs from the annotated by {report.cover_error:.1f} "
             "percentage points on average (mean absolute error over classes and images)"
         )
-    lines += ["", "Open it in the FiftyOne App (the coralseg operators are in its menu, key `):"]
+    lines += [
+        "",
+        "Open it in the FiftyOne App (the coralseg operators are in its menu, key `); their "
+        "forms offer this model as 'coralseg demo', or give:",
+        f"  Config      {report.config}",
+        f"  Checkpoint  {report.checkpoint}",
+    ]
     command = rerun_command(args) + " --app"
     lines.append(f"  {command}")
     return "\n".join(lines)
@@ -202,7 +223,7 @@ def rerun_command(args: argparse.Namespace) -> str:
     defaults = {
         "taxonomy": None,
         "sample_images": 30,
-        "work_dir": Path("coralseg-demo"),
+        "work_dir": DEFAULT_WORK_DIR,
         "dataset": "coralseg-demo",
         "iterations": 300,
         "size": None,

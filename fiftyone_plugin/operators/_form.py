@@ -8,6 +8,7 @@ and FiftyOne refuses to execute (``execute_operator`` raises with the same sente
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -160,12 +161,36 @@ class Form:
         self.inputs.view(name, types.Notice(label=text))
 
 
-def output_fields(names: Iterable[str]) -> types.Property:
-    """An output form listing plain ``name: value`` results."""
-    outputs = types.Object()
-    for name in names:
-        outputs.str(name, label=name.replace("_", " ").capitalize())
-    return types.Property(outputs)
+ERROR_KEY = "error"
+
+
+def sentence_errors(execute: Callable) -> Callable:
+    """Wrap an operator's ``execute``: a :class:`CoralsegError` run in the App becomes its
+    sentence (a notification and the output form's only line) instead of a traceback.
+
+    Delegated runs raise it, so the run is marked failed with the same sentence.
+    """
+
+    @functools.wraps(execute)
+    def run(operator, ctx):
+        try:
+            return execute(operator, ctx)
+        except CoralsegError as err:
+            if ctx.delegated:
+                raise
+            sentence = str(err)[:1].upper() + str(err)[1:]
+            ctx.ops.notify(sentence, variant="error")
+            return {ERROR_KEY: sentence}
+
+    return run
+
+
+def show_error(outputs: types.Object, ctx) -> bool:
+    """Put the run's error sentence into ``outputs``; whether there was one."""
+    sentence = (getattr(ctx, "results", None) or {}).get(ERROR_KEY)
+    if sentence:
+        outputs.view(ERROR_KEY, types.Error(label="The run stopped", description=sentence))
+    return bool(sentence)
 
 
 def progress_callback(ctx) -> Callable[[float, str], None]:

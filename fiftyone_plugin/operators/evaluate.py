@@ -6,7 +6,9 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..checks import identifier, output_field
+from coral_core.errors import CoralsegError
+
+from ..checks import FORM_ROOT, evaluation_key, form_path, free_evaluation_key, output_field
 from ..evaluation import (
     DEFAULT_EVAL_KEY,
     DEFAULT_GT_FIELD,
@@ -14,30 +16,75 @@ from ..evaluation import (
     check_gt_labels,
     evaluate_samples,
 )
+from ..known_models import known_models
 from ..models import check_config, check_model_files, resolve_file
-from ._form import Form, progress_callback
+from ._form import Form, progress_callback, sentence_errors, show_error
+
+OTHER_MODEL = "other: give the files"
 
 
 def model_inputs(form: Form):
-    """The config and checkpoint inputs; returns the checkpoint's encoding when both fit."""
+    """The model: one recorded on the dataset (the demo's, runs trained from the App) or a
+    config and checkpoint; returns the checkpoint's encoding when the files fit."""
+    ctx = form.ctx
+    known = known_models(ctx.dataset)
+    typed = "model" not in ctx.params and ("config" in ctx.params or "checkpoint" in ctx.params)
+    if known and not typed:
+        choice = form.choice(
+            "model",
+            "Model",
+            [*known, OTHER_MODEL],
+            description="models recorded on this dataset: the demo's and runs trained here",
+        )
+        if choice in known:
+            config, checkpoint = known[choice]
+            form.note("model_files", f"config {config}, checkpoint {checkpoint}")
+            try:
+                encoding = check_model_files(config, checkpoint)
+            except CoralsegError as err:
+                form.fail("model", str(err))
+                encoding = None
+            _device_input(form)
+            return encoding
+    where = f"a path, or relative to {FORM_ROOT}"
     config = form.text(
         "config",
         "Config",
-        description="MMSeg config, e.g. configs/....py",
-        check=lambda v: str(check_config(v)),
+        description=f"MMSeg config ({where}), e.g. "
+        "configs/dinov2-vitb14-segformer_150e_eilat-518x518.py",
+        check=lambda v: str(check_config(form_path(v))),
     )
     encoding = form.text(
         "checkpoint",
         "Checkpoint",
-        description="a .pth written by training",
+        description=f"a .pth written by training ({where})",
         # without a usable config only the file itself can be checked
-        check=(lambda v: check_model_files(config, v))
+        check=(lambda v: check_model_files(config, form_path(v)))
         if config
-        else (lambda v: resolve_file(v, "checkpoint", (".pth", ".pt"))),
+        else (lambda v: resolve_file(form_path(v), "checkpoint", (".pth", ".pt"))),
     )
+    _device_input(form)
+    return encoding if config else None
+
+
+def _device_input(form: Form) -> None:
     devices = ["cpu", "cuda"] if _cuda() else ["cpu"]
     form.choice("device", "Device", devices, default=devices[-1])
-    return encoding if config else None
+
+
+def chosen_model(ctx) -> tuple[str, str]:
+    """(config, checkpoint) absolute paths of the model the form chose."""
+    known = known_models(ctx.dataset)
+    choice = ctx.params.get("model")
+    if choice in known:
+        return known[choice]
+    return form_path(ctx.params["config"]), form_path(ctx.params["checkpoint"])
+
+
+def panel_accuracy(dataset, eval_key: str) -> float:
+    """The Accuracy the App's Model Evaluation panel shows: FiftyOne's own ``metrics()`` of
+    the stored results, so the operator and the panel show one number under one name."""
+    return float(dataset.load_evaluation_results(eval_key).metrics()["accuracy"])
 
 
 def _cuda() -> bool:
@@ -79,23 +126,36 @@ class EvaluateModel(foo.Operator):
             default=DEFAULT_PRED_FIELD,
             check=lambda v: output_field(ctx.dataset, v, fo.Segmentation),
         )
+        replace = form.flag(
+            "replace",
+            "Replace an evaluation of the same key",
+            description="off: an existing key is refused, so no evaluation is lost",
+        )
         form.text(
             "eval_key",
             "Evaluation key",
-            default=DEFAULT_EVAL_KEY,
-            check=lambda v: identifier(v, "the evaluation key"),
+            default=free_evaluation_key(ctx.dataset, DEFAULT_EVAL_KEY),
+            description="a new key by default; the Model Evaluation panel lists each key",
+            check=lambda v: evaluation_key(ctx.dataset, v, replace),
         )
         return form.property()
 
+    @sentence_errors
     def execute(self, ctx):
         params = ctx.params
+        config, checkpoint = chosen_model(ctx)
+        eval_key = evaluation_key(
+            ctx.dataset,
+            params.get("eval_key") or free_evaluation_key(ctx.dataset, DEFAULT_EVAL_KEY),
+            bool(params.get("replace")),
+        )
         summary = evaluate_samples(
             ctx.target_view(),
-            params["config"],
-            params["checkpoint"],
+            config,
+            checkpoint,
             gt_field=params.get("gt_field", DEFAULT_GT_FIELD),
             pred_field=params.get("pred_field", DEFAULT_PRED_FIELD),
-            eval_key=params.get("eval_key", DEFAULT_EVAL_KEY),
+            eval_key=eval_key,
             device=params.get("device", "cpu"),
             progress=progress_callback(ctx),
         )
@@ -105,17 +165,24 @@ class EvaluateModel(foo.Operator):
             "eval_key": summary.eval_key,
             "samples": summary.samples,
             "mIoU": round(summary.scores.miou * 100, 2),
-            "aAcc": round(summary.scores.aacc * 100, 2),
+            "accuracy": round(panel_accuracy(ctx.dataset, summary.eval_key) * 100, 2),
             "per_class": summary.rows(),
             "iou_fields": [summary.miou_field, *summary.class_fields.values()],
         }
 
     def resolve_output(self, ctx):
         outputs = types.Object()
+        if show_error(outputs, ctx):
+            return types.Property(outputs)
         outputs.str("eval_key", label="Evaluation key (Model Evaluation panel)")
         outputs.int("samples", label="Samples")
         outputs.float("mIoU", label="mIoU (%)")
-        outputs.float("aAcc", label="Pixel accuracy (%)")
+        outputs.float(
+            "accuracy",
+            label="Accuracy (%)",
+            description="the Model Evaluation panel's Accuracy: FiftyOne's metric, over the "
+            "pixels where truth or prediction is not background",
+        )
         table = types.TableView()
         table.add_column("class", label="Class")
         table.add_column("iou", label="IoU (%)")
@@ -132,16 +199,19 @@ class EvaluateModel(foo.Operator):
         *,
         gt_field=DEFAULT_GT_FIELD,
         pred_field=DEFAULT_PRED_FIELD,
-        eval_key=DEFAULT_EVAL_KEY,
+        eval_key=None,
+        replace=False,
         delegate=False,
     ):
-        """``foo.get_operator("@coralseg/coralseg/evaluate_model")(dataset_or_view, ...)``."""
+        """``foo.get_operator("@coralseg/coralseg/evaluate_model")(dataset_or_view, ...)``;
+        ``eval_key`` None takes a new key, an existing one needs ``replace=True``."""
         params = dict(
             config=str(config),
             checkpoint=str(checkpoint),
             gt_field=gt_field,
             pred_field=pred_field,
-            eval_key=eval_key,
+            eval_key=eval_key or free_evaluation_key(samples._dataset, DEFAULT_EVAL_KEY),
+            replace=replace,
         )
         return foo.execute_operator(
             self.uri, dict(view=samples.view()), params=params, request_delegation=delegate

@@ -13,11 +13,11 @@ from coral_core.inference.instances import (
     RefineSettings,
 )
 
-from ..checks import output_field
+from ..checks import form_path, output_field
 from ..models import resolve_file
 from ..prediction import DEFAULT_INSTANCES_FIELD, DEFAULT_SEMANTIC_FIELD, predict_samples
-from ._form import Form, progress_callback
-from .evaluate import model_inputs
+from ._form import Form, progress_callback, sentence_errors, show_error
+from .evaluate import chosen_model, model_inputs
 
 
 def _settings(params) -> RefineSettings:
@@ -48,7 +48,7 @@ class PredictColonies(foo.Operator):
             "SAM / CoralSCoP checkpoint",
             required=False,
             description="empty: colonies are the semantic regions",
-            check=lambda v: resolve_file(v, "SAM checkpoint", (".pth", ".pt")),
+            check=lambda v: resolve_file(form_path(v), "SAM checkpoint", (".pth", ".pt")),
         )
         form.text(
             "instances_field",
@@ -86,13 +86,15 @@ class PredictColonies(foo.Operator):
         form.check("unsure_threshold", lambda: _settings(ctx.params))
         return form.property()
 
+    @sentence_errors
     def execute(self, ctx):
         params = ctx.params
+        config, checkpoint = chosen_model(ctx)
         summary = predict_samples(
             ctx.target_view(),
-            params["config"],
-            params["checkpoint"],
-            params.get("sam_checkpoint") or None,
+            config,
+            checkpoint,
+            form_path(params.get("sam_checkpoint")) or None,
             instances_field=params.get("instances_field", DEFAULT_INSTANCES_FIELD),
             semantic_field=params.get("semantic_field", DEFAULT_SEMANTIC_FIELD),
             settings=_settings(params),
@@ -109,6 +111,8 @@ class PredictColonies(foo.Operator):
 
     def resolve_output(self, ctx):
         outputs = types.Object()
+        if show_error(outputs, ctx):
+            return types.Property(outputs)
         outputs.int("samples", label="Samples")
         outputs.int("colonies", label="Colonies")
         table = types.TableView()

@@ -7,8 +7,12 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..checks import identifier
-from ..cover import check_mask_field, cover_samples
-from ._form import Form
+from ..cover import check_group_fields, check_mask_field, check_masks_present, cover_samples
+from ._form import Form, sentence_errors, show_error
+
+# The table shows percentages as the evaluate operator does: 2 decimals (the CSVs of
+# ``coralseg cover`` keep every digit, for analysis).
+DECIMALS = 2
 
 
 def _group_by(text: str | None) -> list[str]:
@@ -36,19 +40,22 @@ class ReportCover(foo.Operator):
             default="coralseg_refined",
             empty="this dataset has no segmentation field; run predict colonies first",
         )
-        if field:
-            form.check("mask_field", lambda: check_mask_field(ctx.dataset, field))
+        if field and form.check("mask_field", lambda: check_mask_field(ctx.dataset, field)):
+            form.check("mask_field", lambda: check_masks_present(ctx.target_view(), field))
         form.text(
             "group_by",
             "Group by",
             required=False,
             description="sample fields, comma-separated (e.g. site, year); empty: one group",
-            check=lambda v: [identifier(name, "a field to group by") for name in _group_by(v)],
+            check=lambda v: check_group_fields(
+                ctx.dataset, [identifier(name, "a field to group by") for name in _group_by(v)]
+            ),
         )
         form.text("prefix", "Field prefix", default="cover",
                   check=lambda v: identifier(v, "the field prefix"))  # fmt: skip
         return form.property()
 
+    @sentence_errors
     def execute(self, ctx):
         params = ctx.params
         summary = cover_samples(
@@ -59,10 +66,16 @@ class ReportCover(foo.Operator):
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-        return {"fields": list(summary.fields.values()), "groups": summary.group_rows}
+        groups = [
+            {k: round(v, DECIMALS) if isinstance(v, float) else v for k, v in row.items()}
+            for row in summary.group_rows
+        ]
+        return {"fields": list(summary.fields.values()), "groups": groups}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
+        if show_error(outputs, ctx):
+            return types.Property(outputs)
         table = types.TableView()
         for key, label in (("group", "Group"), ("class", "Class"), ("n_images", "Images"),
                            ("mean_cover_percent", "Mean cover (%)"),

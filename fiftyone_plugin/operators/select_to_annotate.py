@@ -7,10 +7,10 @@ import fiftyone.operators.types as types
 
 from coral_core.uncertainty import METHODS
 
-from ..annotate_next import DEFAULT_FIELD, DEFAULT_VIEW, score_samples
+from ..annotate_next import DEFAULT_FIELD, DEFAULT_VIEW, check_unannotated, score_samples
 from ..checks import identifier
-from ._form import Form, progress_callback
-from .evaluate import model_inputs
+from ._form import Form, progress_callback, sentence_errors, show_error
+from .evaluate import chosen_model, model_inputs
 
 
 class SelectToAnnotate(foo.Operator):
@@ -27,6 +27,11 @@ class SelectToAnnotate(foo.Operator):
 
     def resolve_input(self, ctx):
         form = Form(ctx)
+        form.note(
+            "annotated_note",
+            "Samples tagged train, val or test are already annotated and are not scored",
+        )
+        form.check("view_target", lambda: check_unannotated(ctx.target_view()))
         model_inputs(form)
         form.choice(
             "method",
@@ -45,12 +50,14 @@ class SelectToAnnotate(foo.Operator):
         form.number("limit", "Keep the N most uncertain", minimum=1, integer=True)
         return form.property()
 
+    @sentence_errors
     def execute(self, ctx):
         params = ctx.params
+        config, checkpoint = chosen_model(ctx)
         summary = score_samples(
             ctx.target_view(),
-            params["config"],
-            params["checkpoint"],
+            config,
+            checkpoint,
             method=params.get("method", "entropy"),
             field=params.get("field", DEFAULT_FIELD),
             view_name=params.get("view_name", DEFAULT_VIEW),
@@ -63,16 +70,19 @@ class SelectToAnnotate(foo.Operator):
         return {
             "field": summary.field,
             "view": summary.view_name,
+            "skipped_annotated": summary.skipped_annotated,
             "top": [
-                {"image": path, "uncertainty": round(score, 4)}
-                for path, score in summary.ranking[:20]
+                {"image": path, "uncertainty": round(score, 4)} for path, score in summary.ranking
             ],
         }
 
     def resolve_output(self, ctx):
         outputs = types.Object()
+        if show_error(outputs, ctx):
+            return types.Property(outputs)
         outputs.str("field", label="Score field (sort by it)")
-        outputs.str("view", label="Saved view")
+        outputs.str("view", label="Saved view (the table's images, in its order)")
+        outputs.int("skipped_annotated", label="Already annotated, not scored")
         table = types.TableView()
         table.add_column("image", label="Image")
         table.add_column("uncertainty", label="Uncertainty")

@@ -7,7 +7,8 @@ from pathlib import Path
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..checks import output_folder
+from ..checks import FORM_ROOT, form_path, output_folder
+from ..known_models import remember_model
 from ..models import check_config
 from ..training_run import check_prepared_folder, parse_overrides, train_model
 from ._form import Form
@@ -48,20 +49,21 @@ class TrainModel(foo.Operator):
             "Config",
             default=choices[0] if choices else None,
             description="an MMSeg config, e.g. "
-            + (Path(choices[0]).name if choices else "configs/....py"),
-            check=check_config,
+            + (Path(choices[0]).name if choices else "configs/....py")
+            + f"; relative paths start at {FORM_ROOT}",
+            check=lambda v: check_config(form_path(v)),
         )
         form.text(
             "data",
             "Prepared folder",
             description="the export masks output",
-            check=check_prepared_folder,
+            check=lambda v: check_prepared_folder(form_path(v)),
         )
         form.text(
             "work_dir",
             "Work folder",
-            description="checkpoints and logs go here",
-            check=output_folder,
+            description="checkpoints and logs go here; the App's forms then offer its model",
+            check=lambda v: output_folder(form_path(v)),
         )
         form.text(
             "overrides",
@@ -78,16 +80,20 @@ class TrainModel(foo.Operator):
         def report(progress) -> None:
             ctx.set_progress(progress=progress.fraction, label=progress.describe())
 
+        config = form_path(params["config"])
         outcome = train_model(
-            params["config"],
-            check_prepared_folder(params["data"]),
-            params["work_dir"],
+            config,
+            check_prepared_folder(form_path(params["data"])),
+            form_path(params["work_dir"]),
             parse_overrides(params.get("overrides")),
             progress=report,
         )
+        checkpoint = outcome.best_checkpoint or outcome.last_checkpoint
+        if checkpoint is not None and ctx.dataset is not None:
+            remember_model(ctx.dataset, f"trained in {outcome.work_dir}", config, checkpoint)
         return {
             "work_dir": str(outcome.work_dir),
-            "best_checkpoint": str(outcome.best_checkpoint or outcome.last_checkpoint or ""),
+            "best_checkpoint": str(checkpoint or ""),
             "best_mIoU": outcome.best_miou,
         }
 

@@ -4,11 +4,13 @@ evaluation onto the samples -> colonies, its rerun, its errors; and on EilatMixx
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import re
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -17,6 +19,7 @@ import pytest
 
 from coral_core.metrics import confusion_matrix, scores_from_confusion
 from coralseg.cli import main
+from coralseg.demo_run import REPO
 
 SMALL = ["--sample-images", "5", "--iterations", "4", "--infer-images", "1"]
 
@@ -31,24 +34,47 @@ def _printed_iou(text: str) -> dict[str, float]:
     return {name: float(value) for name, value in rows if name not in ("Class",)}
 
 
+def _image_key(image: np.ndarray) -> str:
+    return hashlib.sha1(image.tobytes()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def small_demo(fiftyone, tmp_path_factory: pytest.TempPathFactory):
-    """One small demo run: its work dir, dataset name, output and duration."""
+    """One small demo run: its work dir, dataset name, output, duration, and how often each
+    model ran on each image (``two_stage``: the inference pass; ``semantic``: any pass)."""
+    import coral_core.inference.pipeline as pipeline
+    import coral_core.inference.semantic as semantic
+
     work = tmp_path_factory.mktemp("demo")
     name = _name()
+    calls: dict[str, Counter] = {"two_stage": Counter(), "semantic": Counter()}
+    original_call, original_predict = pipeline.TwoStagePredictor.__call__, semantic.predict
+
+    def two_stage(self, image):
+        calls["two_stage"][_image_key(image)] += 1
+        return original_call(self, image)
+
+    def predict(model, image, batch_size=None):
+        calls["semantic"][_image_key(image)] += 1
+        return original_predict(model, image, batch_size)
+
     began = time.perf_counter()
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-        code = main(["demo", "--work-dir", str(work), "--dataset", name, *SMALL])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.TwoStagePredictor, "__call__", two_stage)
+        patch.setattr(pipeline, "predict", predict)
+        patch.setattr(semantic, "predict", predict)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
+            code = main(["demo", "--work-dir", str(work), "--dataset", name, *SMALL])
     seconds = time.perf_counter() - began
     (work / "demo-output.txt").write_text(out.getvalue())
     assert code == 0, out.getvalue()[-3000:] + err.getvalue()[-3000:]
-    return work, name, out.getvalue(), seconds
+    return work, name, out.getvalue(), seconds, calls
 
 
 def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyone) -> None:
     fo = fiftyone
-    work, name, printed, _ = small_demo
+    work, name, printed, _, _ = small_demo
     for path in (
         "sample/annotations.xml",
         "data/manifest.json",
@@ -91,10 +117,55 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
     assert f"Colonies found on 1 image: {found} " in printed
     assert "  coralseg demo --sample-images 5 --work-dir" in printed
     assert printed.rstrip().endswith("--app")
+    # what to give the App's forms, and where everything went
+    assert f"Checkpoint  {work / 'train' / 'iter_4.pth'}" in printed
+    assert f"Config      {REPO / 'configs'}" in printed
+    assert f"work folder: {work}\n" in printed
+
+
+def test_each_model_runs_once_per_image_in_one_inference_pass(small_demo, fiftyone) -> None:
+    """The two-stage model (semantic + instance stage) runs once on each inferred image,
+    its results going both to disk and onto the samples; the evaluation's semantic pass runs
+    once on each held-out image."""
+    work, name, _, _, calls = small_demo
+    dataset = fiftyone.load_dataset(name)
+    held_out = dataset.match_tags("test")
+    inferred = held_out.exists("coralseg_colonies")
+    assert len(inferred) == 1  # --infer-images 1
+    assert sorted(calls["two_stage"].values()) == [1]
+    (inferred_key,) = calls["two_stage"]
+    evaluated = len(held_out)
+    # semantic: once per evaluated image in the evaluation, once more inside the two-stage
+    # call on the inferred image; nothing else
+    assert sum(calls["semantic"].values()) == evaluated + 1
+    assert calls["semantic"][inferred_key] == 2
+    # the files and the samples hold the same colonies
+    predictions = json.loads((work / "inference" / "predictions.json").read_text())
+    sample = inferred.first()
+    boxes = sorted(tuple(a["bbox"]) for a in predictions["annotations"])
+    height, width = cv2.imread(sample.filepath).shape[:2]
+    stored = sorted(
+        tuple(
+            round(v * s)
+            for v, s in zip(d.bounding_box, (width, height, width, height), strict=True)
+        )
+        for d in sample.coralseg_colonies.detections
+    )
+    assert [tuple(round(v) for v in b) for b in boxes] == stored
+
+
+def test_the_default_work_folder_is_outside_the_clone(monkeypatch, tmp_path: Path) -> None:
+    from coralseg.cli import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build_parser().parse_args(["demo"])
+    folder = args.work_dir.expanduser().resolve()
+    assert folder == tmp_path / "coralseg-demo"
+    assert REPO not in folder.parents
 
 
 def test_a_rerun_reuses_and_a_change_redoes_only_what_follows(small_demo, fiftyone, capsys) -> None:
-    work, name, _, first_seconds = small_demo
+    work, name, _, first_seconds, _ = small_demo
     args = ["demo", "--work-dir", str(work), "--dataset", name, *SMALL]
     began = time.perf_counter()
     assert main(args) == 0
@@ -102,15 +173,55 @@ def test_a_rerun_reuses_and_a_change_redoes_only_what_follows(small_demo, fiftyo
     printed = capsys.readouterr().out
     assert printed.count("already done, reused") == 7
     assert seconds < first_seconds / 2
-    checkpoint = work / "train" / "iter_4.pth"
-    stamp = checkpoint.stat().st_mtime
 
-    changed = [*args[:-6], "--sample-images", "5", "--iterations", "5", "--infer-images", "1"]
-    assert main(changed) == 0
+
+def test_a_lost_dataset_is_imported_again_and_the_model_kept(small_demo, fiftyone, capsys) -> None:
+    """FiftyOne's embedded database is shared by every process of the user: a dataset made
+    in another one is not found. The rerun says where it was made, imports it again from the
+    work folder and keeps the masks and the model."""
+    work, name, _, _, _ = small_demo
+    checkpoint = work / "train" / "iter_4.pth"
+    stamp = checkpoint.stat().st_mtime_ns
+    state_path = work / "demo_state.json"
+    state = json.loads(state_path.read_text())
+    elsewhere = "database 'fiftyone' (FiftyOne's embedded MongoDB, data folder /other/home/db)"
+    state["import"]["database"] = elsewhere
+    state_path.write_text(json.dumps(state))
+    fiftyone.delete_dataset(name)
+
+    assert main(["demo", "--work-dir", str(work), "--dataset", name, *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert f"the FiftyOne dataset {name!r} was made in {elsewhere}, but this process reaches" in (
+        printed.replace("\n      ", " ")
+    )
+    assert "importing it again (the masks and the model are kept)" in printed
+    reused = re.findall(r"\(--redo (\w+) redoes it\)", printed)
+    assert reused == ["source", "prepare", "train"]  # evaluate, infer, cover: on the new dataset
+    assert checkpoint.stat().st_mtime_ns == stamp
+    dataset = fiftyone.load_dataset(name)
+    assert "coralseg_eval" in dataset.list_evaluations()
+    assert len(dataset.exists("coralseg_colonies")) == 1
+
+
+def test_a_finished_model_is_replaced_only_when_asked(small_demo, fiftyone, capsys) -> None:
+    work, name, _, _, _ = small_demo
+    checkpoint = work / "train" / "iter_4.pth"
+    stamp = checkpoint.stat().st_mtime_ns
+    changed = ["demo", "--work-dir", str(work), "--dataset", name, *SMALL[:2]]
+    changed += ["--iterations", "5", "--infer-images", "1"]
+    assert main(changed) == 2
+    err = capsys.readouterr().err
+    assert (
+        "holds a finished model (iter_4.pth) trained with other settings (iterations 4 -> 5)" in err
+    )
+    assert "pass --redo train to replace it" in err and "Traceback" not in err
+    assert checkpoint.stat().st_mtime_ns == stamp
+
+    assert main([*changed, "--redo", "train"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("already done, reused") == 3  # sample, import, prepare
     assert (work / "train" / "iter_5.pth").is_file() and not checkpoint.exists()
-    assert (work / "evaluation" / "scores.json").stat().st_mtime > stamp
+    assert (work / "evaluation" / "scores.json").stat().st_mtime_ns > stamp
 
 
 def test_demo_errors_are_sentences(fiftyone, tmp_path: Path, capsys) -> None:
@@ -123,6 +234,7 @@ def test_demo_errors_are_sentences(fiftyone, tmp_path: Path, capsys) -> None:
     assert code == 2
     err = capsys.readouterr().err
     assert "already exists and this demo did not make it" in err and "Traceback" not in err
+    assert "--redo import" in err
     assert len(fo.load_dataset(taken.name)) == 0
 
     assert main(["demo", "--sample-images", "2"]) == 2

@@ -309,8 +309,9 @@ def evaluate_in_app(
         app.screenshot(shots / "app-operator-browser.png")
         listed = app.body_text()
         app.click_text("coralseg: evaluate a model", timeout=20)
-        app.wait_for_text("Checkpoint")
-        app.fill({"Config": config, "Checkpoint": checkpoint})
+        app.wait_for_text("Evaluation key")
+        if "Checkpoint" in app.body_text():  # no model recorded on the dataset: give the files
+            app.fill({"Config": config, "Checkpoint": checkpoint})
         app.screenshot(shots / "app-evaluate-form.png")
         app.execute()
         app.wait_for_text("Per class", timeout=timeout)
@@ -334,6 +335,50 @@ def evaluate_in_app(
         driver.quit()
 
 
+def open_operator(app: App, dataset: str, label: str) -> None:
+    """Open ``dataset`` afresh and the form of the operator labelled ``label``."""
+    app.open_dataset(dataset)
+    app.open_operator_browser()
+    app.search_operators("coralseg")
+    app.click_text(label, timeout=20)
+    app.settle()
+
+
+def forms_in_app(url: str, dataset: str, shots: Path, timeout: float = 240) -> dict[str, str]:
+    """What a user sees in the forms of ``dataset`` (which has a model recorded on it, an
+    evaluation ``coralseg_eval`` and colonies on some samples): the cover form as it opens
+    and with "Group by: site"; the evaluate form (its Model choice and its key) and its
+    result. Returns the page texts (and ``eval_key``, the key the form proposes);
+    screenshots ``app-cover-form.png``, ``app-evaluate-model-form.png``,
+    ``app-evaluate-accuracy.png`` go to ``shots``."""
+    driver = chrome()
+    app = App(driver, url)
+    seen: dict[str, str] = {}
+    try:
+        open_operator(app, dataset, "coralseg: report percent cover")
+        app.wait_for_text("target samples have no 'coralseg_refined' mask", timeout=60)
+        seen["cover_form"] = app.body_text()
+        app.fill({"Group by": "site"})
+        app.wait_for_text("no sample field 'site'", timeout=60)
+        seen["cover_group_by"] = app.body_text()
+        app.screenshot(shots / "app-cover-form.png")
+        open_operator(app, dataset, "coralseg: evaluate a model")
+        app.wait_for_text("Evaluation key")
+        seen["eval_key"] = app._input_for("Evaluation key").get_attribute("value")
+        seen["evaluate_form"] = app.body_text()
+        app.screenshot(shots / "app-evaluate-model-form.png")
+        app.execute()
+        app.wait_for_text("Per class", timeout=timeout)
+        seen["evaluate_result"] = app.body_text()
+        app.screenshot(shots / "app-evaluate-accuracy.png")
+        return seen
+    except Exception:
+        app.screenshot(shots / "failure.png")
+        raise
+    finally:
+        driver.quit()
+
+
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
@@ -342,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--out", default="docs/images")
+    parser.add_argument(
+        "--forms",
+        action="store_true",
+        help="also the cover and evaluate forms as a new user meets them (the dataset needs "
+        "a model recorded on it and colonies on only some samples, as the demo leaves it)",
+    )
     parser.add_argument(
         "--plugins-dir",
         help="FiftyOne plugins folder holding the coralseg plugin (default: a temporary one "
@@ -360,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "FIFTYONE_PLUGINS_DIR": str(plugins)}
         with app_server(env=env) as url:
             evaluate_in_app(url, args.dataset, args.config, args.checkpoint, Path(args.out))
+            if args.forms:
+                forms_in_app(url, args.dataset, Path(args.out))
     print(f"screenshots in {args.out}")
     return 0
 
