@@ -17,7 +17,6 @@ dataset and an existing one is replaced only with ``overwrite=True``.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -34,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from coral_core import __version__
+from coral_core.dataset_manifest import DatasetManifest, SplitCounts, write_dataset_manifest
 from coral_core.errors import CoralsegError
 from coral_core.rasterize import LabeledPolyline, RasterizeReport, rasterize_polylines
 from coral_core.splits import SPLITS
@@ -159,8 +158,7 @@ def export_mmseg_dataset(
         summary = _summarize(results, encoding, out)
         write_class_files(encoding, staging)
         (staging / "dataset_info.py").write_text(dataset_info_source(out, encoding, summary))
-        manifest = _manifest(encoding, summary, source or {}, size)
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_dataset_manifest(staging, _manifest(encoding, summary, source or {}, size))
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -307,22 +305,19 @@ def _manifest(
     summary: ExportSummary,
     source: Mapping[str, Any],
     long_side: int | None,
-) -> dict[str, Any]:
-    return {
-        "format": "coralseg-mmseg-dataset/1",
-        "coralseg_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": dict(source),
-        "encoding": encoding.to_dict(),
-        "long_side": long_side,
-        "splits": {
-            split: {"samples": summary.samples[split], "pixels": dict(summary.pixels[split])}
+) -> DatasetManifest:
+    return DatasetManifest(
+        encoding=encoding,
+        long_side=long_side,
+        splits={
+            split: SplitCounts(summary.samples[split], dict(summary.pixels[split]))
             for split in SPLITS
             if summary.samples[split]
         },
-        "dropped_shapes": dict(summary.report.dropped),
-        "skipped_unknown_labels": dict(summary.report.unknown_labels),
-    }
+        source=source,
+        dropped_shapes=dict(summary.report.dropped),
+        skipped_unknown_labels=dict(summary.report.unknown_labels),
+    )
 
 
 def dataset_info_source(data_root: Path, encoding: MaskEncoding, summary: ExportSummary) -> str:
