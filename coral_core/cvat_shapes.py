@@ -1,7 +1,7 @@
 """CVAT's encodings of coralseg colonies, as plain data (no cvat_sdk, no nuclio_sdk).
 
 The Nuclio function, the cvat-sdk function and the webhook bridge all turn a
-:class:`~coral_core.inference.pipeline.TwoStageResult` into CVAT shapes here, so the three
+:class:`~coral_core.inference.instances.TwoStageResult` into CVAT shapes here, so the three
 write the same shapes for the same image.
 
 * A colony as a CVAT **polygon**: the outline of its largest connected part, flat
@@ -28,8 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from coral_core.inference.instances import CoralInstance
-from coral_core.inference.pipeline import TwoStageResult
+from coral_core.inference.instances import CoralInstance, TwoStageResult
 from coral_core.polygons import mask_to_polygons
 from coral_core.rle import mask_to_cvat_points
 from coral_core.taxonomy import MaskEncoding

@@ -123,6 +123,19 @@ class InstanceResult:
     zones: np.ndarray
 
 
+@dataclass(frozen=True)
+class TwoStageResult:
+    """Everything inference says about one image.
+
+    Attributes:
+        semantic_raw: ``(H, W)`` uint8 argmax of the semantic model.
+        instances: the refined result (instances + refined semantic mask + zones).
+    """
+
+    semantic_raw: np.ndarray
+    instances: InstanceResult
+
+
 def zone_map(coral: np.ndarray, settings: RefineSettings) -> np.ndarray:
     """0 not coral, 1 unsure, 2 coral, as uint8 ``(H, W)`` from an ``(H, W)`` coral probability."""
     zones = np.zeros(coral.shape, dtype=np.uint8)

@@ -7,12 +7,17 @@ The CLI, the CVAT bridge, the Nuclio function and the FiftyOne plugin all call
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from coral_core.inference.instances import CoralInstance, InstanceResult, RefineSettings, refine
+from coral_core.inference.instances import (
+    CoralInstance,
+    RefineSettings,
+    TwoStageResult,
+    refine,
+)
 from coral_core.inference.semantic import (
     SemanticModel,
     load_semantic_model,
@@ -21,19 +26,6 @@ from coral_core.inference.semantic import (
 )
 from coral_core.inference.tiled import TileGrid, Window, iter_tiled_colonies
 from coral_core.taxonomy import MaskEncoding
-
-
-@dataclass(frozen=True)
-class TwoStageResult:
-    """Everything inference says about one image.
-
-    Attributes:
-        semantic_raw: ``(H, W)`` uint8 argmax of the semantic model.
-        instances: the refined result (instances + refined semantic mask + zones).
-    """
-
-    semantic_raw: np.ndarray
-    instances: InstanceResult
 
 
 class TwoStagePredictor:
