@@ -97,11 +97,13 @@ def read_dataset_manifest(folder: str | Path) -> DatasetManifest:
             field is missing, unknown or of the wrong type.
     """
     path = Path(folder) / MANIFEST_FILE
-    redo = "; prepare the folder again with 'coralseg prepare'"
+    redo = "; prepare the data folder again"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CoralsegError(f"{path} does not exist{redo}") from None
+        raise CoralsegError(
+            f"{folder} is not a prepared data folder (no {MANIFEST_FILE})"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CoralsegError(f"cannot read {path} ({err}){redo}") from None
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:

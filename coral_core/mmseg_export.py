@@ -122,9 +122,12 @@ def export_mmseg_dataset(
     start = time.perf_counter()
     out = Path(out_dir).resolve()
     if out.exists() and not overwrite:
-        raise CoralsegError(f"{out} already exists; choose another --out or pass --overwrite")
+        raise CoralsegError(
+            f"{out} already exists; choose another output folder or overwrite it",
+            settings=["out_dir", "overwrite"],
+        )
     if size is not None and size < 16:
-        raise CoralsegError(f"--size must be at least 16 pixels, got {size}")
+        raise CoralsegError(f"the size must be at least 16 pixels, got {size}", settings=["size"])
     if not samples:
         raise CoralsegError("there are no samples to export")
     bad_splits = sorted({s.split for s in samples} - set(SPLITS))
@@ -138,8 +141,9 @@ def export_mmseg_dataset(
         listed = ", ".join(f"{label!r} ({n})" for label, n in counts.most_common())
         raise CoralsegError(
             f"labels not in taxonomy {encoding.taxonomy.name!r}: {listed}. Map them to a class "
-            "(e.g. --label-map 'Isopora=Acropora'), use a taxonomy file that lists them, or "
-            "skip them (--skip-unknown)"
+            "(a label map, e.g. 'Isopora=Acropora'), use a taxonomy file that lists them, or "
+            "skip them",
+            settings=["label_map", "taxonomy", "unknown"],
         )
 
     out.parent.mkdir(parents=True, exist_ok=True)

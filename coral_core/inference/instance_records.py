@@ -63,7 +63,7 @@ def read_instance_record(path: str | Path) -> InstanceRecord:
             :func:`write_instance_record` writes it; the message says which part.
     """
     path = Path(path)
-    redo = "rerun 'coralseg infer --redo' on that image"
+    redo = "run inference on that image again"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -7,7 +7,7 @@ The file (JSON object, format tag :data:`SIDECAR_FORMAT`)::
      "input": "...", "output": "...",            # one line each, for people reading it
      "encoding": MaskEncoding.to_dict(),
      "inference_resize": InferenceResize.to_dict() | null,   # null: native resolution
-     "long_side": 1024 | null}                   # 'coralseg prepare --size'; null: kept
+     "long_side": 1024 | null}     # the training photos' long side; null: kept
 
 :func:`write_onnx_sidecar` writes it beside the graph; :func:`read_onnx_sidecar` reads
 exactly that back and refuses anything else with a sentence.
@@ -100,7 +100,7 @@ def read_onnx_sidecar(onnx_path: str | Path) -> OnnxSidecar:
             a field is missing, unknown or malformed.
     """
     path = sidecar_path(onnx_path)
-    redo = "; export the model again with 'coralseg export-onnx'"
+    redo = "; export the model to ONNX again"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

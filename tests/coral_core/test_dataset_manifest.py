@@ -50,11 +50,11 @@ def test_anything_else_is_refused_with_a_sentence(tmp_path: Path, change, messag
     (tmp_path / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(CoralsegError, match=message) as caught:
         read_dataset_manifest(tmp_path)
-    assert "coralseg prepare" in str(caught.value)
+    assert "prepare the data folder again" in str(caught.value)
 
 
 def test_a_missing_or_broken_file_is_a_sentence(tmp_path: Path) -> None:
-    with pytest.raises(CoralsegError, match="does not exist"):
+    with pytest.raises(CoralsegError, match=r"not a prepared data folder \(no manifest.json\)"):
         read_dataset_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(CoralsegError, match="cannot read"):

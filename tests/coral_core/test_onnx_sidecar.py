@@ -54,4 +54,4 @@ def test_anything_else_is_refused_with_a_sentence(tmp_path: Path, change, messag
     (tmp_path / "m.onnx.json").write_text(json.dumps(data))
     with pytest.raises(CoralsegError, match=message) as caught:
         read_onnx_sidecar(tmp_path / "m.onnx")
-    assert "export the model again" in str(caught.value)
+    assert "export the model to ONNX again" in str(caught.value)
