@@ -160,14 +160,6 @@ class Form:
         self.inputs.view(name, types.Notice(label=text))
 
 
-def output_fields(names: Iterable[str]) -> types.Property:
-    """An output form listing plain ``name: value`` results."""
-    outputs = types.Object()
-    for name in names:
-        outputs.str(name, label=name.replace("_", " ").capitalize())
-    return types.Property(outputs)
-
-
 def progress_callback(ctx) -> Callable[[float, str], None]:
     """``(fraction, label) -> ctx.set_progress`` (logged when run immediately)."""
 
