@@ -68,10 +68,9 @@ class TwoStagePredictor:
             semantic = with_overlap(semantic, overlap)
         sam = None
         if sam_checkpoint:
-            from coral_core.sam_models import SamRunner, load_sam
+            from coral_core.sam_models import load_sam_runner
 
-            model, _ = load_sam(sam_checkpoint, device=device)
-            sam = SamRunner(model, prompts_per_batch=settings.prompts_per_batch)
+            sam = load_sam_runner(sam_checkpoint, device, settings.prompts_per_batch)
         return cls(semantic, sam, settings)
 
     @property
