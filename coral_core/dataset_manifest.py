@@ -14,7 +14,6 @@ that back, refusing anything else with a sentence.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from coral_core import __version__
 from coral_core.atomic import write_json_atomically
 from coral_core.errors import CoralsegError
 from coral_core.splits import SPLITS
+from coral_core.tagged_json import read_tagged_json
 from coral_core.taxonomy import MaskEncoding
 
 DATASET_FORMAT = "coralseg-mmseg-dataset/1"
@@ -97,23 +97,9 @@ def read_dataset_manifest(folder: str | Path) -> DatasetManifest:
             field is missing, unknown or of the wrong type.
     """
     path = Path(folder) / MANIFEST_FILE
-    redo = "; prepare the data folder again"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CoralsegError(
-            f"{folder} is not a prepared data folder (no {MANIFEST_FILE})"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CoralsegError(f"cannot read {path} ({err}){redo}") from None
-    if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise CoralsegError(f"{path} is not a {DATASET_FORMAT!r} manifest (format {found!r}){redo}")
-    missing, unknown = sorted(_KEYS - data.keys()), sorted(data.keys() - _KEYS)
-    if missing:
-        raise CoralsegError(f"{path} lacks the fields {', '.join(missing)}{redo}")
-    if unknown:
-        raise CoralsegError(f"{path} has fields {DATASET_FORMAT} does not define: {unknown}{redo}")
+    redo = "prepare the data folder again"
+    absent = f"{folder} is not a prepared data folder (no {MANIFEST_FILE})"
+    data = read_tagged_json(path, DATASET_FORMAT, _KEYS, redo, absent)
     try:
         encoding = MaskEncoding.from_dict(data["encoding"])
         long_side = data["long_side"]
@@ -142,7 +128,7 @@ def read_dataset_manifest(folder: str | Path) -> DatasetManifest:
             created=str(data["created"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise CoralsegError(f"{path} has a malformed field ({err}){redo}") from None
+        raise CoralsegError(f"{path} has a malformed field ({err}); {redo}") from None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -15,7 +15,6 @@ exactly that back and refuses anything else with a sentence.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from coral_core.atomic import write_json_atomically
 from coral_core.errors import CoralsegError
 from coral_core.inference.scaling import InferenceResize
+from coral_core.tagged_json import read_tagged_json
 from coral_core.taxonomy import MaskEncoding
 
 SIDECAR_FORMAT = "coralseg-onnx/1"
@@ -100,21 +100,8 @@ def read_onnx_sidecar(onnx_path: str | Path) -> OnnxSidecar:
             a field is missing, unknown or malformed.
     """
     path = sidecar_path(onnx_path)
-    redo = "; export the model to ONNX again"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CoralsegError(f"{path} does not exist{redo}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CoralsegError(f"cannot read {path} ({err}){redo}") from None
-    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise CoralsegError(f"{path} is not a {SIDECAR_FORMAT!r} sidecar (format {found!r}){redo}")
-    missing, unknown = sorted(_KEYS - data.keys()), sorted(data.keys() - _KEYS)
-    if missing:
-        raise CoralsegError(f"{path} lacks the fields {', '.join(missing)}{redo}")
-    if unknown:
-        raise CoralsegError(f"{path} has fields {SIDECAR_FORMAT} does not define: {unknown}{redo}")
+    redo = "export the model to ONNX again"
+    data = read_tagged_json(path, SIDECAR_FORMAT, _KEYS, redo)
     try:
         window, stride, long_side = data["window"], data["stride"], data["long_side"]
         if not (_positive(window) and _positive(stride)):
@@ -132,7 +119,7 @@ def read_onnx_sidecar(onnx_path: str | Path) -> OnnxSidecar:
             long_side=long_side,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise CoralsegError(f"{path} has a malformed field ({err}){redo}") from None
+        raise CoralsegError(f"{path} has a malformed field ({err}); {redo}") from None
 
 
 def _positive(value: Any) -> bool:

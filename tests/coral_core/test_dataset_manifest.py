@@ -36,7 +36,10 @@ def test_a_written_manifest_reads_back_equal(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(format="coralseg-mmseg-dataset/2"), "is not a 'coralseg-mmseg"),
+        (
+            lambda d: d.update(format="coralseg-mmseg-dataset/2"),
+            "is not a 'coralseg-mmseg-dataset/1' file",
+        ),
         (lambda d: d.pop("encoding"), "lacks the fields encoding"),
         (lambda d: d.update(labels=[]), r"does not define: \['labels'\]"),
         (lambda d: d.update(long_side="1024"), "long_side must be an integer"),

@@ -41,7 +41,7 @@ def test_a_written_sidecar_reads_back_equal(tmp_path: Path, resize) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(format="coralseg-onnx/0"), "is not a 'coralseg-onnx/1' sidecar"),
+        (lambda d: d.update(format="coralseg-onnx/0"), "is not a 'coralseg-onnx/1' file"),
         (lambda d: d.pop("inference_resize"), "lacks the fields inference_resize"),
         (lambda d: d.update(opset=18), "does not define"),
         (lambda d: d.update(window=0), "window and stride must be positive"),
