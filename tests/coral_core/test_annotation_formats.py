@@ -230,6 +230,19 @@ def test_malformed_coco_gives_a_sentence(change, message: str) -> None:
     assert message in str(info.value)
 
 
+def test_a_coco_file_with_a_misspelled_key_is_refused_not_read_as_unlabelled(
+    tmp_path: Path,
+) -> None:
+    """What `coralseg import` reads: without the check the file imports with no labels."""
+    data = _coco()
+    data["anotations"] = data.pop("annotations")
+    path = tmp_path / "instances_Train.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationFormatError, match="has no 'annotations'") as info:
+        read_annotations(path)
+    assert "'anotations'" in str(info.value) and "check their spelling" in str(info.value)
+
+
 def test_coco_annotations_and_predictions_accept_the_same_image_ids() -> None:
     """One validator: file-stem image ids (as Ultralytics writes them) read in both."""
     data = _coco()
