@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from coral_core.atomic import write_text_atomically
+from coral_core.atomic import write_json_atomically, write_text_atomically
 from coral_core.errors import CoralsegError
 from coral_core.palette import BACKGROUND_COLOR, RGB, distinct_colors, parse_color
 
 IGNORE_INDEX = 255
 BACKGROUND_NAME = "background"
+ENCODING_FILE = "encoding.json"
 MAX_CLASSES = 254  # with background as class 0, ids 1..254 leave 255 for ignore
 
 
@@ -291,6 +292,31 @@ def write_class_files(encoding: MaskEncoding, out_dir: str | Path) -> tuple[Path
     write_text_atomically(classes_path, "".join(f"{name}\n" for name in encoding.label_names))
     write_text_atomically(palette_path, "".join(f"{r} {g} {b}\n" for r, g, b in encoding.palette))
     return classes_path, palette_path
+
+
+def write_encoding_file(encoding: MaskEncoding, out_dir: str | Path) -> Path:
+    """Write ``encoding.json`` (:meth:`MaskEncoding.to_dict`): unlike ``classes.txt`` it
+    also says which classes are cover only. Returns its path."""
+    path = Path(out_dir) / ENCODING_FILE
+    write_json_atomically(path, encoding.to_dict())
+    return path
+
+
+def read_encoding_file(path: str | Path) -> MaskEncoding:
+    """The mask encoding :func:`write_encoding_file` wrote to ``path``.
+
+    Raises:
+        TaxonomyError: the file is unreadable or not a mask encoding.
+    """
+    path = Path(path)
+    try:
+        return MaskEncoding.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TaxonomyError(f"cannot read the mask encoding {path} ({err})") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise TaxonomyError(
+            f"{path} is not a mask encoding ({err!r}); write it again with its model's outputs"
+        ) from None
 
 
 def read_class_files(classes_path: str | Path) -> MaskEncoding:

@@ -20,7 +20,6 @@ Image names are mask paths relative to the folder, without extension, folders jo
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,18 +35,17 @@ from coral_core.inference.instance_records import read_instance_record
 from coral_core.inference.instances import CoralInstance
 from coral_core.raster_io import GeoInfo
 from coral_core.taxonomy import (
+    ENCODING_FILE,
     MaskEncoding,
     Taxonomy,
     TaxonomyError,
     get_taxonomy,
     read_class_files,
+    read_encoding_file,
 )
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
-# A 'coralseg infer' output may record its model's encoding (MaskEncoding.to_dict()) here;
-# without it, classes.txt says what the values mean.
-ENCODING_FILE = "encoding.json"
 
 Kind = Literal["masks", "prepare", "infer"]
 
@@ -143,11 +141,7 @@ def _prepare_encoding(root: Path, taxonomy: str | None) -> MaskEncoding:
 def _infer_encoding(root: Path, taxonomy: str | None) -> MaskEncoding:
     encoding_path = root / ENCODING_FILE
     if encoding_path.is_file():
-        try:
-            encoding = MaskEncoding.from_dict(json.loads(encoding_path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise CoralsegError(f"{encoding_path} is not a readable mask encoding: {err}") from None
-        return _with_taxonomy(encoding, taxonomy, encoding_path)
+        return _with_taxonomy(read_encoding_file(encoding_path), taxonomy, encoding_path)
     path = root / "classes.txt"
     if not path.is_file():
         raise CoralsegError(

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from coral_core.atomic import write_json_atomically
 from coral_core.coco import ImageInstances, write_coco_predictions
 from coral_core.errors import CoralsegError
 from coral_core.inference.instance_records import (
@@ -28,7 +27,7 @@ from coral_core.inference.instance_records import (
 from coral_core.inference.pipeline import TwoStagePredictor
 from coral_core.overlay import render_overlay
 from coral_core.raster_io import LabelRasterWriter, open_image
-from coral_core.taxonomy import write_class_files
+from coral_core.taxonomy import write_class_files, write_encoding_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # Larger images (orthomosaics) are processed tile by tile at their native resolution: their
@@ -94,7 +93,7 @@ def infer_folder(
         (output_dir / name).mkdir(parents=True, exist_ok=True)
     write_class_files(predictor.encoding, output_dir)
     # classes.txt names the values; encoding.json also says which are cover-only classes
-    write_json_atomically(output_dir / "encoding.json", predictor.encoding.to_dict())
+    write_encoding_file(predictor.encoding, output_dir)
     log = (output_dir / "inference_log.txt").open("a", encoding="utf-8")
     log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in {input_dir}\n")
     names = output_names(images, input_dir)

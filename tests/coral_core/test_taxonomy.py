@@ -22,8 +22,10 @@ from coral_core.taxonomy import (
     load_taxonomy,
     parse_label_map,
     read_class_files,
+    read_encoding_file,
     with_label_map,
     write_class_files,
+    write_encoding_file,
 )
 
 CRIOBE_COARSER = [EXTENDED, FAMILIES, AGNOSTIC]
@@ -178,6 +180,15 @@ def test_class_files_read_back_the_encoding(tmp_path: Path, background_is_ignore
         assert back.background_is_ignore == background_is_ignore
         assert back.label_names == encoding.label_names and back.palette == encoding.palette
     assert read_class_files(tmp_path / "families" / "classes.txt").taxonomy is FAMILIES
+
+
+def test_encoding_file_reads_back_the_encoding_with_its_cover_classes(tmp_path: Path) -> None:
+    reef = Taxonomy("reef", ("Acropora", "Sand"), cover_classes=("Sand",))
+    encoding = MaskEncoding(reef, background_is_ignore=True)
+    assert read_encoding_file(write_encoding_file(encoding, tmp_path)) == encoding
+    (tmp_path / "encoding.json").write_text('{"encoding": {}}')
+    with pytest.raises(TaxonomyError, match="is not a mask encoding"):
+        read_encoding_file(tmp_path / "encoding.json")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,13 @@ from PIL import Image
 from coral_core.dataset_manifest import DatasetManifest, write_dataset_manifest
 from coral_core.inference.instance_records import InstanceRecord, write_instance_record
 from coral_core.inference.instances import CoralInstance
-from coral_core.taxonomy import EILAT, FAMILIES, MaskEncoding, write_class_files
+from coral_core.taxonomy import (
+    EILAT,
+    FAMILIES,
+    MaskEncoding,
+    write_class_files,
+    write_encoding_file,
+)
 from coralseg.cli import main
 
 FAM = MaskEncoding(FAMILIES)  # 0 background, 1..7 classes, 255 ignore
@@ -432,7 +438,7 @@ def test_an_infer_output_with_its_encoding_knows_cover_only_classes(tmp_path: Pa
     mask[2:6, 2:6] = encoding.value_of("Acropora")
     Image.fromarray(mask).save(root / "semantic" / "q.png")
     write_instance_record(root / "instances" / "q.json", InstanceRecord("q.jpg", 20, 20, ()))
-    (root / "encoding.json").write_text(json.dumps(encoding.to_dict()))
+    write_encoding_file(encoding, root)
     out = tmp_path / "cover"
     code, _, _ = run([str(root), "--colonies-from", "labels", "--out", str(out)], capsys)
     assert code == 0
