@@ -272,7 +272,7 @@ def test_bad_inputs_are_one_sentence(tmp_path: Path, capsys) -> None:
     assert main(["train", str(tmp_path / "nope.py"), "--work-dir", str(tmp_path)]) == 2
     assert "config" in capsys.readouterr().err
     assert main(["train", str(TINY), "--work-dir", str(tmp_path), "--data", str(tmp_path)]) == 2
-    assert "not a folder written by 'coralseg prepare'" in capsys.readouterr().err
+    assert "is not a prepared data folder (no manifest.json)" in capsys.readouterr().err
     assert main(["test", str(TINY), str(tmp_path / "missing.pth")]) == 2
     assert (
         "checkpoint" in capsys.readouterr().err
