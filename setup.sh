@@ -61,13 +61,15 @@ else
   if ! ls "$cached_wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
     step "building mmcv $MMCV_VERSION ops from source ($wheel_key): about 20 min on 2 cores, once per machine"
     mkdir -p "$cached_wheel_dir"
-    # mmcv's setup.py imports pkg_resources, gone from setuptools >= 80 (torch wants >= 77):
-    # build with an old one, then give torch its own back.
-    pip install -q "setuptools>=64,<70"
     build_tmp=$(mktemp -d)
     log="$CACHE_DIR/$wheel_key-build.log"
+    # mmcv's setup.py imports pkg_resources, gone from setuptools >= 80 (torch wants >= 77):
+    # only the build sees an old setuptools, unpacked from its wheel onto its PYTHONPATH. The
+    # venv keeps torch's, so pip never reports a dependency conflict to the user.
+    pip download -q --no-deps --only-binary :all: -d "$build_tmp" "setuptools>=64,<70"
+    "$VPY" -m zipfile -e "$build_tmp"/setuptools-*.whl "$build_tmp/build-tools"
     (
-      export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+      export PYTHONPATH="$build_tmp/build-tools" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
       [ "$flavour" = cuda ] && export FORCE_CUDA=1
       pip wheel -v --no-build-isolation --no-deps --no-binary mmcv -w "$build_tmp" "mmcv==$MMCV_VERSION"
     ) >"$log" 2>&1 &
@@ -81,7 +83,6 @@ else
         "$(( ($(date +%s) - START) / 60 ))" "${step_now:-starting}" "$log"
     done
     build_rc=0; wait "$build_pid" || build_rc=$?
-    pip install -q "setuptools>=77"
     [ "$build_rc" = 0 ] || { tail -n 30 "$log" >&2; fail "mmcv build failed; full log in $log"; }
     # Publish atomically so an interrupted build never leaves a broken cached wheel.
     mv "$build_tmp"/mmcv-*.whl "$cached_wheel_dir/"

@@ -4,6 +4,7 @@
 _base_ = [
     "./_base_/models/dinov2_segformer.py",
     "./_base_/datasets/eilat.py",
+    "./_base_/schedules/schedule_300i.py",
     "./_base_/default_runtime.py",
 ]
 crop_size = (224, 224)
@@ -36,28 +37,4 @@ train_dataloader = dict(
 )
 val_dataloader = dict(num_workers=1, persistent_workers=False, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(
-    type="OptimWrapper",
-    optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
-)
-param_scheduler = [dict(type="PolyLR", eta_min=0.0, power=0.9, begin=0, end=300, by_epoch=False)]
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=300, val_interval=300)
-val_cfg = dict(type="ValLoop")
-test_cfg = dict(type="TestLoop")
 log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    timer=dict(type="IterTimerHook"),
-    logger=dict(type="LoggerHook", interval=10, log_metric_by_epoch=False),
-    param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(
-        type="CheckpointHook",
-        by_epoch=False,
-        interval=150,
-        save_best="mIoU",
-        rule="greater",
-        max_keep_ckpts=1,
-        save_last=True,
-    ),
-    sampler_seed=dict(type="DistSamplerSeedHook"),
-    visualization=dict(type="SegVisualizationHook"),
-)

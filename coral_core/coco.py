@@ -1,22 +1,212 @@
-"""COCO instance-segmentation files from coralseg instances (categories from the taxonomy)."""
+"""COCO instance-segmentation JSON: the one place that checks and builds its parts.
+
+Reading: :func:`load_coco_json` loads a file, :func:`check_top_level` refuses missing or
+unknown top-level keys (a misspelled ``"annotations"`` would otherwise read as no labels),
+:func:`parse_images` and :func:`parse_categories` validate the ``images`` and
+``categories`` lists. Image ids are integers, or strings (Ultralytics writes file stems);
+image ids and category ids must be unique. The annotation readers
+(:mod:`coral_core.annotation_formats.coco`, :mod:`coral_core.ensemble.results`) build on
+these.
+
+Writing: :func:`coco_image` and :func:`coco_annotation` build the records every COCO file
+coralseg writes is made of; :func:`write_coco_predictions` streams coralseg's predicted
+colonies (categories from the taxonomy) to a file.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from coral_core import __version__
 from coral_core.atomic import atomic_path
+from coral_core.errors import CoralsegError
 from coral_core.palette import to_hex
 from coral_core.taxonomy import MaskEncoding
 
 if TYPE_CHECKING:  # only annotations: importing the inference stack here would pull in torch
     from coral_core.inference.instances import CoralInstance
+
+
+TOP_LEVEL_KEYS = ("info", "licenses", "images", "annotations", "categories")
+ImageId = int | str  # COCO ids are ints; Ultralytics writes file stems for other datasets
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def load_coco_json(path: str | Path) -> Any:
+    """The content of a JSON file.
+
+    Raises:
+        CoralsegError: the file is missing, unreadable or not JSON.
+    """
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise CoralsegError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise CoralsegError(f"{path} is a folder; give a COCO .json file") from None
+    except OSError as err:
+        raise CoralsegError(f"cannot read {path}: {err.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CoralsegError(f"{path} is not a JSON file ({err}); give a COCO .json file") from None
+
+
+def check_top_level(data: Any, source: str, required: Sequence[str]) -> None:
+    """Refuse COCO data that is not an object, lacks a ``required`` key, or has a key COCO
+    does not define (:data:`TOP_LEVEL_KEYS`), such as a misspelled ``"annotations"``.
+
+    Raises:
+        CoralsegError: naming the keys and what COCO expects.
+    """
+    if not isinstance(data, Mapping):
+        raise CoralsegError(
+            f"{source} is not a COCO file: its top level is a {type(data).__name__}, not an "
+            f"object with {', '.join(map(repr, required))}"
+        )
+    unknown = sorted(str(key) for key in data if key not in TOP_LEVEL_KEYS)
+    missing = [key for key in required if key not in data]
+    problems = []
+    if missing:
+        problems.append(f"has no {', '.join(map(repr, missing))}")
+    if unknown:
+        problems.append(f"has keys COCO does not define: {', '.join(map(repr, unknown))}")
+    if problems:
+        raise CoralsegError(
+            f"{source} {' and '.join(problems)}; a COCO file's top-level keys are "
+            f"{', '.join(map(repr, TOP_LEVEL_KEYS))} (check their spelling)"
+        )
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image of a COCO file: its id there, file name and size in pixels.
+
+    Raises:
+        CoralsegError: width or height is not a positive integer.
+    """
+
+    id: ImageId
+    file_name: str
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        image_size((self.height, self.width))  # raises unless both are positive ints
+
+
+def parse_images(images: object, source: str) -> dict[ImageId, ImageInfo]:
+    """The ``images`` list of a COCO file, by id.
+
+    Raises:
+        CoralsegError: not a list of ``{"id", "file_name", "width", "height"}`` records with
+            unique integer (or string) ids, file names and positive integer sizes.
+    """
+    if not _is_list(images):
+        raise CoralsegError(
+            f'{source}: "images" must be a list of {{"id", "file_name", "width", "height"}} '
+            f"records, got {type(images).__name__}"
+        )
+    parsed: dict[ImageId, ImageInfo] = {}
+    for number, record in enumerate(images, start=1):
+        where = f"{source}: image #{number}"
+        if not isinstance(record, Mapping) or not all(
+            k in record for k in ("id", "file_name", "width", "height")
+        ):
+            raise CoralsegError(
+                f'{where} must be a record with "id", "file_name", "width", "height"'
+            )
+        image_id, file_name = record["id"], record["file_name"]
+        if isinstance(image_id, bool) or not isinstance(image_id, int | str):
+            raise CoralsegError(
+                f"{where} has id {image_id!r}; image ids are integers (or file stems)"
+            )
+        if not isinstance(file_name, str) or not file_name.strip():
+            raise CoralsegError(f"{where} has file_name {file_name!r}; it must be a file name")
+        try:
+            height, width = image_size((record["height"], record["width"]))
+        except CoralsegError:
+            raise CoralsegError(
+                f"{where} ({file_name!r}) has width {record['width']!r} and height "
+                f"{record['height']!r}; both must be positive whole numbers of pixels"
+            ) from None
+        if image_id in parsed:
+            raise CoralsegError(f"{where} repeats image id {image_id!r}; image ids must be unique")
+        parsed[image_id] = ImageInfo(image_id, file_name, width, height)
+    return parsed
+
+
+def parse_categories(categories: object, source: str) -> dict[int, str]:
+    """The ``categories`` of a COCO file (a list of ``{"id", "name"}`` or ``{id: name}``).
+
+    Raises:
+        CoralsegError: ids that are not unique integers, or names that are empty.
+    """
+    if isinstance(categories, Mapping):
+        items = list(categories.items())
+    elif _is_list(categories):
+        items = []
+        for number, record in enumerate(categories, start=1):
+            if not isinstance(record, Mapping) or "id" not in record or "name" not in record:
+                raise CoralsegError(
+                    f'{source}: category #{number} must be a record with "id" and "name"'
+                )
+            items.append((record["id"], record["name"]))
+    else:
+        raise CoralsegError(
+            f'{source}: "categories" must be a list of {{"id", "name"}} records, '
+            f"got {type(categories).__name__}"
+        )
+    parsed: dict[int, str] = {}
+    for category_id, label in items:
+        if isinstance(category_id, bool) or not isinstance(category_id, int):
+            raise CoralsegError(f"{source}: category id {category_id!r} is not an integer")
+        if not isinstance(label, str) or not label.strip():
+            raise CoralsegError(
+                f"{source}: category {category_id} has name {label!r}; it needs one"
+            )
+        if category_id in parsed:
+            raise CoralsegError(f"{source}: category id {category_id} is listed twice")
+        parsed[category_id] = label
+    return parsed
+
+
+def image_size(size: object) -> tuple[int, int]:
+    """``(H, W)`` from a ``[H, W]`` pair of positive integers.
+
+    Raises:
+        CoralsegError: anything else.
+    """
+    if (
+        not _is_list(size)
+        or len(size) != 2
+        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size)
+        or min(size) <= 0
+    ):
+        raise CoralsegError(f"a mask size must be [height, width] in pixels, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+def coco_image(image_id: ImageId, file_name: str, width: int, height: int) -> dict[str, Any]:
+    """A COCO ``images`` record."""
+    return {"id": image_id, "file_name": file_name, "width": width, "height": height}
 
 
 @dataclass(frozen=True)
@@ -64,30 +254,39 @@ def _header(encoding: MaskEncoding) -> dict[str, Any]:
     }
 
 
-def scored_annotation(
+def coco_annotation(
     annotation_id: int,
-    image_id: int | str,
+    image_id: ImageId,
     category: int,
-    rle: dict[str, Any],
-    score: float,
-    bbox: Sequence[int],
-    area: int,
+    segmentation: dict[str, Any] | list[list[float]],
+    bbox: Sequence[float],
+    area: float,
+    *,
+    score: float | None = None,
+    iscrowd: int = 0,
+    attributes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One predicted instance as a COCO annotation with its score.
+    """One COCO annotation; with a ``score`` a predicted instance.
 
-    Valid both in a COCO dataset (``pycocotools.coco.COCO``) and as a result for
-    ``COCO.loadRes``. ``rle`` is the full-image COCO RLE, ``bbox`` ``(x, y, w, h)`` pixels.
+    A scored annotation is valid both in a COCO dataset (``pycocotools.coco.COCO``) and as
+    a result for ``COCO.loadRes``. ``segmentation`` is a full-image COCO RLE or polygons
+    (flat ``x0, y0, x1, y1, ...`` lists), ``bbox`` ``(x, y, w, h)`` pixels; ``attributes``
+    are CVAT's (``occluded`` and the label's attributes).
     """
-    return {
+    annotation = {
         "id": annotation_id,
         "image_id": image_id,
         "category_id": category,
-        "segmentation": rle,
+        "segmentation": segmentation,
         "area": area,
         "bbox": list(bbox),
-        "iscrowd": 0,
-        "score": score,
+        "iscrowd": iscrowd,
     }
+    if score is not None:
+        annotation["score"] = score
+    if attributes is not None:
+        annotation["attributes"] = dict(attributes)
+    return annotation
 
 
 def _entries(
@@ -96,27 +295,21 @@ def _entries(
     """``(COCO image, its annotations)`` per image, ids numbered from 1."""
     annotation_id = 0
     for image_id, image in enumerate(images, start=1):
-        coco_image = {
-            "id": image_id,
-            "file_name": image.file_name,
-            "width": image.width,
-            "height": image.height,
-        }
         annotations = []
         for instance in image.instances:
             annotation_id += 1
             annotations.append(
-                scored_annotation(
+                coco_annotation(
                     annotation_id,
                     image_id,
                     category_id(encoding, instance.label),
                     instance.coco_rle(image.height, image.width),
-                    instance.score,
                     instance.bbox,
                     instance.area,
+                    score=instance.score,
                 )
             )
-        yield coco_image, annotations
+        yield coco_image(image_id, image.file_name, image.width, image.height), annotations
 
 
 def coco_predictions(images: Iterable[ImageInstances], encoding: MaskEncoding) -> dict[str, Any]:
@@ -126,8 +319,8 @@ def coco_predictions(images: Iterable[ImageInstances], encoding: MaskEncoding) -
     results list for ``COCO.loadRes``.
     """
     data = _header(encoding) | {"images": [], "annotations": []}
-    for coco_image, entries in _entries(images, encoding):
-        data["images"].append(coco_image)
+    for image_record, entries in _entries(images, encoding):
+        data["images"].append(image_record)
         data["annotations"].extend(entries)
     return data
 
@@ -144,8 +337,8 @@ def write_coco_predictions(
         annotation_file = Path(f"{temporary}.annotations")
         try:
             with annotation_file.open("w", encoding="utf-8") as pending:
-                for index, (coco_image, entries) in enumerate(_entries(images, encoding)):
-                    out.write(("," if index else "") + json.dumps(coco_image))
+                for index, (image_record, entries) in enumerate(_entries(images, encoding)):
+                    out.write(("," if index else "") + json.dumps(image_record))
                     for annotation in entries:
                         pending.write(("," if count else "") + json.dumps(annotation))
                         count += 1

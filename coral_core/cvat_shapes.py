@@ -1,7 +1,7 @@
 """CVAT's encodings of coralseg colonies, as plain data (no cvat_sdk, no nuclio_sdk).
 
 The Nuclio function, the cvat-sdk function and the webhook bridge all turn a
-:class:`~coral_core.inference.pipeline.TwoStageResult` into CVAT shapes here, so the three
+:class:`~coral_core.inference.instances.TwoStageResult` into CVAT shapes here, so the three
 write the same shapes for the same image.
 
 * A colony as a CVAT **polygon**: the outline of its largest connected part, flat
@@ -37,18 +37,15 @@ Two rules of CVAT's are kept here, for every coralseg path that writes into CVAT
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from coral_core.inference.instances import CoralInstance
+from coral_core.inference.instances import CoralInstance, TwoStageResult
 from coral_core.polygons import mask_to_polygons
 from coral_core.rle import mask_to_cvat_points
 from coral_core.taxonomy import MaskEncoding
-
-if TYPE_CHECKING:  # a pure encoder: no torch at run time
-    from coral_core.inference.pipeline import TwoStageResult
 
 ShapeType = Literal["polygon", "mask"]
 COLONY_LABEL_TYPES = ("mask", "polygon", "any")

@@ -13,9 +13,10 @@ import numpy as np
 from mmengine.config import Config
 
 from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
+from coral_core.dataset_manifest import read_dataset_manifest
 from coral_core.errors import CoralsegError
 from coral_core.metrics import SegmentationScores
-from coral_core.mmseg_config import read_manifest, use_prepared_dataset
+from coral_core.mmseg_config import use_prepared_dataset
 from coral_core.taxonomy import MaskEncoding
 from coral_core.training import load_config
 
@@ -42,7 +43,7 @@ def prepare_test_config(
 ) -> Config:
     """The config of a test run: the checkpoint's weights on ``split`` of the config's data."""
     if split not in ("val", "test"):
-        raise CoralsegError(f"--split must be val or test, got {split!r}")
+        raise CoralsegError(f"the split must be val or test, got {split!r}", settings=["split"])
     state = load_checkpoint_file(checkpoint)  # a clear error for a missing or unreadable file
     cfg = load_config(config_path)
     cfg.work_dir = str(Path(work_dir).resolve())
@@ -50,12 +51,13 @@ def prepare_test_config(
     cfg.model.backbone.checkpoint = None  # the checkpoint holds the whole model
     if data_dir:
         data_encoding = use_prepared_dataset(cfg, data_dir)
-        splits = read_manifest(data_dir).get("splits", {})
+        splits = read_dataset_manifest(data_dir).splits
         if split not in splits:
             raise CoralsegError(
                 f"{data_dir} has no {split} split (it has {', '.join(sorted(splits))}); "
-                f"use --split {'val' if 'val' in splits else 'test'}, or tag samples "
-                f"'{split}' and run coralseg prepare again"
+                f"evaluate on {'val' if 'val' in splits else 'test'} instead, or tag samples "
+                f"'{split}' and prepare the data folder again",
+                settings=["split"],
             )
         _check_taxonomy(state, data_encoding, checkpoint)
     if split == "val":

@@ -8,13 +8,13 @@ uses :func:`use_prepared_dataset` to point a config at a folder written by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from coral_core.dataset_manifest import read_dataset_manifest
 from coral_core.errors import CoralsegError
 from coral_core.taxonomy import MaskEncoding, get_taxonomy
 
@@ -37,16 +37,6 @@ def _metainfo(encoding: MaskEncoding) -> dict[str, Any]:
         "classes": tuple(encoding.label_names),
         "palette": [list(color) for color in encoding.palette],
     }
-
-
-def read_manifest(data_dir: str | Path) -> dict[str, Any]:
-    """The ``manifest.json`` of a folder written by ``coralseg prepare``."""
-    path = Path(data_dir) / "manifest.json"
-    if not path.is_file():
-        raise CoralsegError(
-            f"{data_dir} is not a folder written by 'coralseg prepare' (no manifest.json)"
-        )
-    return json.loads(path.read_text())
 
 
 def median_frequency_weights(
@@ -80,10 +70,9 @@ def use_prepared_dataset(cfg: Any, data_dir: str | Path) -> MaskEncoding:
         The folder's mask encoding (taxonomy and background convention).
     """
     data_dir = Path(data_dir).resolve()
-    manifest = read_manifest(data_dir)
-    encoding = MaskEncoding.from_dict(manifest["encoding"])
-    splits = manifest.get("splits", {})
-    if "train" not in splits:
+    manifest = read_dataset_manifest(data_dir)
+    encoding = manifest.encoding
+    if "train" not in manifest.splits:
         raise CoralsegError(f"{data_dir} has no train split; tag some samples 'train'")
     for loader, split in zip(DATALOADERS, ("train", "val", "test"), strict=True):
         if cfg.get(loader) is None:
@@ -93,7 +82,7 @@ def use_prepared_dataset(cfg: Any, data_dir: str | Path) -> MaskEncoding:
         dataset["metainfo"] = _metainfo(encoding)
         dataset["data_prefix"] = {"img_path": f"{split}/data", "seg_map_path": f"{split}/labels"}
         dataset.pop("indices", None)
-    if "val" not in splits:
+    if "val" not in manifest.splits:
         for key in ("val_dataloader", "val_cfg", "val_evaluator"):
             cfg[key] = None
     cfg.model.decode_head.num_classes = encoding.num_labels

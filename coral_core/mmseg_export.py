@@ -17,7 +17,6 @@ dataset and an existing one is replaced only with ``overwrite=True``.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -34,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from coral_core import __version__
+from coral_core.dataset_manifest import DatasetManifest, SplitCounts, write_dataset_manifest
 from coral_core.errors import CoralsegError
 from coral_core.rasterize import LabeledPolyline, RasterizeReport, rasterize_polylines
 from coral_core.splits import SPLITS
@@ -123,9 +122,12 @@ def export_mmseg_dataset(
     start = time.perf_counter()
     out = Path(out_dir).resolve()
     if out.exists() and not overwrite:
-        raise CoralsegError(f"{out} already exists; choose another --out or pass --overwrite")
+        raise CoralsegError(
+            f"{out} already exists; choose another output folder or overwrite it",
+            settings=["out_dir", "overwrite"],
+        )
     if size is not None and size < 16:
-        raise CoralsegError(f"--size must be at least 16 pixels, got {size}")
+        raise CoralsegError(f"the size must be at least 16 pixels, got {size}", settings=["size"])
     if not samples:
         raise CoralsegError("there are no samples to export")
     bad_splits = sorted({s.split for s in samples} - set(SPLITS))
@@ -139,8 +141,9 @@ def export_mmseg_dataset(
         listed = ", ".join(f"{label!r} ({n})" for label, n in counts.most_common())
         raise CoralsegError(
             f"labels not in taxonomy {encoding.taxonomy.name!r}: {listed}. Map them to a class "
-            "(e.g. --label-map 'Isopora=Acropora'), use a taxonomy file that lists them, or "
-            "skip them (--skip-unknown)"
+            "(a label map, e.g. 'Isopora=Acropora'), use a taxonomy file that lists them, or "
+            "skip them",
+            settings=["label_map", "taxonomy", "unknown"],
         )
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -159,8 +162,7 @@ def export_mmseg_dataset(
         summary = _summarize(results, encoding, out)
         write_class_files(encoding, staging)
         (staging / "dataset_info.py").write_text(dataset_info_source(out, encoding, summary))
-        manifest = _manifest(encoding, summary, source or {}, size)
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_dataset_manifest(staging, _manifest(encoding, summary, source or {}, size))
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -307,22 +309,19 @@ def _manifest(
     summary: ExportSummary,
     source: Mapping[str, Any],
     long_side: int | None,
-) -> dict[str, Any]:
-    return {
-        "format": "coralseg-mmseg-dataset/1",
-        "coralseg_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": dict(source),
-        "encoding": encoding.to_dict(),
-        "long_side": long_side,
-        "splits": {
-            split: {"samples": summary.samples[split], "pixels": dict(summary.pixels[split])}
+) -> DatasetManifest:
+    return DatasetManifest(
+        encoding=encoding,
+        long_side=long_side,
+        splits={
+            split: SplitCounts(summary.samples[split], dict(summary.pixels[split]))
             for split in SPLITS
             if summary.samples[split]
         },
-        "dropped_shapes": dict(summary.report.dropped),
-        "skipped_unknown_labels": dict(summary.report.unknown_labels),
-    }
+        source=source,
+        dropped_shapes=dict(summary.report.dropped),
+        skipped_unknown_labels=dict(summary.report.unknown_labels),
+    )
 
 
 def dataset_info_source(data_root: Path, encoding: MaskEncoding, summary: ExportSummary) -> str:

@@ -1,8 +1,7 @@
 """Reading reef images of any size window by window, and writing label rasters tile by tile.
 
 Windows are ``(x0, y0, x1, y1)`` in pixels of the image as it is shown (after orientation),
-end exclusive: columns ``x0..x1-1``, rows ``y0..y1-1``. ``iter_tiles`` yields windows that
-cover an image.
+end exclusive: columns ``x0..x1-1``, rows ``y0..y1-1``.
 
 Reading: ``open_image(path)`` -> ``ImageSource``, whose ``read(window)`` returns HxWx3 uint8
 RGB. Parts of a window outside the image read as 0 (black) and as False in
@@ -58,7 +57,7 @@ import struct
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -167,29 +166,6 @@ _ORIENTATIONS = {
 def _exif_orientation(value: object) -> _Orientation:
     """The orientation of an EXIF tag value (anything but an int in 1..8 counts as 1)."""
     return _ORIENTATIONS.get(value if isinstance(value, int) else 1, _ORIENTATIONS[1])
-
-
-def iter_tiles(height: int, width: int, tile: int, overlap: int = 0) -> Iterator[Window]:
-    """Windows of at most ``tile x tile`` covering a ``height x width`` image, row by row.
-
-    Neighbouring windows share at least ``overlap`` pixels. Every window lies inside the
-    image and is a full ``tile x tile`` wherever the image is that large: the last window of
-    a row (or column) is moved back to end at the image's edge, so it may overlap its
-    neighbour by more. A side shorter than ``tile`` gets one window of that side's length.
-    """
-    if tile <= 0 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got {tile=} {overlap=}")
-    for y0 in _tile_starts(height, tile, tile - overlap):
-        for x0 in _tile_starts(width, tile, tile - overlap):
-            yield x0, y0, min(x0 + tile, width), min(y0 + tile, height)
-
-
-def _tile_starts(size: int, tile: int, step: int) -> list[int]:
-    if size <= 0:
-        return []
-    if size <= tile:
-        return [0]
-    return [*range(0, size - tile, step), size - tile]
 
 
 def _check_window(window: Window) -> Window:

@@ -382,6 +382,19 @@ def load_sam(
     return model, spec
 
 
+def load_sam_runner(
+    checkpoint: str | Path, device: str | torch.device = "cpu", prompts_per_batch: int | None = None
+) -> SamRunner:
+    """The SAM or CoralSCoP model inference uses: ``checkpoint`` loaded by :func:`load_sam`
+    (layout detected) behind a :class:`SamRunner`. Every adapter loads SAM through this.
+
+    Raises:
+        CoralsegError: as :func:`load_sam`, or ``prompts_per_batch`` below 1.
+    """
+    model, _ = load_sam(checkpoint, device=device)
+    return SamRunner(model, prompts_per_batch=prompts_per_batch)
+
+
 class PromptMasks(NamedTuple):
     """One mask per prompt, at the resolution of the image given to ``set_image``.
 

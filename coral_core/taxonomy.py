@@ -31,11 +31,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from coral_core.atomic import write_json_atomically, write_text_atomically
 from coral_core.errors import CoralsegError
 from coral_core.palette import BACKGROUND_COLOR, RGB, distinct_colors, parse_color
 
 IGNORE_INDEX = 255
 BACKGROUND_NAME = "background"
+ENCODING_FILE = "encoding.json"
 MAX_CLASSES = 254  # with background as class 0, ids 1..254 leave 255 for ignore
 
 
@@ -287,9 +289,107 @@ def write_class_files(encoding: MaskEncoding, out_dir: str | Path) -> tuple[Path
     out.mkdir(parents=True, exist_ok=True)
     classes_path = out / "classes.txt"
     palette_path = out / "palette.txt"
-    classes_path.write_text("".join(f"{name}\n" for name in encoding.label_names))
-    palette_path.write_text("".join(f"{r} {g} {b}\n" for r, g, b in encoding.palette))
+    write_text_atomically(classes_path, "".join(f"{name}\n" for name in encoding.label_names))
+    write_text_atomically(palette_path, "".join(f"{r} {g} {b}\n" for r, g, b in encoding.palette))
     return classes_path, palette_path
+
+
+def write_encoding_file(encoding: MaskEncoding, out_dir: str | Path) -> Path:
+    """Write ``encoding.json`` (:meth:`MaskEncoding.to_dict`): unlike ``classes.txt`` it
+    also says which classes are cover only. Returns its path."""
+    path = Path(out_dir) / ENCODING_FILE
+    write_json_atomically(path, encoding.to_dict())
+    return path
+
+
+def read_encoding_file(path: str | Path) -> MaskEncoding:
+    """The mask encoding :func:`write_encoding_file` wrote to ``path``.
+
+    Raises:
+        TaxonomyError: the file is unreadable or not a mask encoding.
+    """
+    path = Path(path)
+    try:
+        return MaskEncoding.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TaxonomyError(f"cannot read the mask encoding {path} ({err})") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise TaxonomyError(
+            f"{path} is not a mask encoding ({err!r}); write it again with its model's outputs"
+        ) from None
+
+
+def read_class_files(classes_path: str | Path) -> MaskEncoding:
+    """The mask convention a ``classes.txt`` (and the ``palette.txt`` beside it) describes.
+
+    Line ``i`` names pixel value ``i``, as :func:`write_class_files` writes them. A first line
+    ``background`` means 0 = background, 1..N = classes; otherwise 0..N-1 are the classes
+    and 255 is background and ignore. ``palette.txt``, when present, gives one ``R G B`` line
+    per class line. Names of a built-in taxonomy give that taxonomy (with its colony and
+    cover-only classes); other names make a taxonomy named after the file in which every
+    class is a colony class.
+
+    Raises:
+        TaxonomyError: a file is unreadable, names no class, has blank lines, or the palette
+            does not give one colour per name.
+    """
+    path = Path(classes_path)
+    names = _class_file_lines(path)
+    has_background = bool(names) and names[0].casefold() == BACKGROUND_NAME
+    classes = tuple(names[1:] if has_background else names)
+    if not classes:
+        raise TaxonomyError(f"the classes file {path} names no class; write one name per line")
+    colors = _palette_file_colors(path.with_name("palette.txt"), len(names))
+    if colors and has_background:
+        colors = colors[1:]
+    builtin = next((t for t in BUILTIN_TAXONOMIES.values() if t.classes == classes), None)
+    if builtin is not None:
+        taxonomy = builtin
+    else:
+        try:
+            taxonomy = Taxonomy(path.stem, classes, tuple(colors))
+        except TaxonomyError as err:
+            raise TaxonomyError(f"the classes file {path}: {err}") from None
+    return MaskEncoding(taxonomy, background_is_ignore=not has_background)
+
+
+def _class_file_lines(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise TaxonomyError(
+            f"cannot read the classes file {path}: {getattr(err, 'strerror', None) or err}"
+        ) from None
+    lines = [line.strip() for line in lines]
+    while lines and not lines[-1]:
+        lines.pop()
+    if "" in lines:
+        raise TaxonomyError(
+            f"the classes file {path} has a blank line {lines.index('') + 1}; line i names "
+            "pixel value i, so every line needs a name"
+        )
+    return lines
+
+
+def _palette_file_colors(path: Path, count: int) -> list[RGB]:
+    """The ``R G B`` lines of ``palette.txt``; none when the file is absent."""
+    if not path.is_file():
+        return []
+    try:
+        lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise TaxonomyError(f"cannot read {path}: {err}") from None
+    lines = [line for line in lines if line]
+    try:
+        colors = [parse_color([int(v) for v in line]) for line in lines]
+    except ValueError as err:
+        raise TaxonomyError(f"{path}: {err}; write 'R G B' (0..255) per line") from None
+    if len(colors) != count:
+        raise TaxonomyError(
+            f"{path} has {len(colors)} colours for the {count} names of classes.txt; give one "
+            "'R G B' line per name"
+        )
+    return colors
 
 
 # --- Built-in taxonomies -------------------------------------------------------------------

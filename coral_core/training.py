@@ -17,8 +17,9 @@ import torch
 from mmengine.config import Config
 
 from coral_core.checkpoint import load_checkpoint_file
+from coral_core.dataset_manifest import read_dataset_manifest
 from coral_core.errors import CoralsegError
-from coral_core.mmseg_config import median_frequency_weights, read_manifest, use_prepared_dataset
+from coral_core.mmseg_config import median_frequency_weights, use_prepared_dataset
 from coral_core.taxonomy import BACKGROUND_NAME, MaskEncoding
 
 
@@ -85,18 +86,22 @@ def prepare_config(config_path: str | Path, options: TrainOptions) -> Config:
         encoding = use_prepared_dataset(cfg, options.data_dir)
         cfg.coralseg_encoding = encoding.to_dict()
         # the photos' scale in training, which inference reproduces (inference.scaling)
-        cfg.coralseg_long_side = read_manifest(options.data_dir).get("long_side")
+        cfg.coralseg_long_side = read_dataset_manifest(options.data_dir).long_side
     if options.amp:
         if not torch.cuda.is_available():
             raise CoralsegError(
-                "--amp (mixed precision) needs a CUDA GPU, and this machine has none; "
-                "train without --amp"
+                "mixed precision (amp) needs a CUDA GPU, and this machine has none; train "
+                "without it",
+                settings=["amp"],
             )
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.dtype = "float16"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if options.accumulate < 1:
-        raise CoralsegError(f"--accumulate must be >= 1, got {options.accumulate}")
+        raise CoralsegError(
+            f"gradient accumulation must be >= 1 step, got {options.accumulate}",
+            settings=["accumulate"],
+        )
     if options.accumulate > 1:
         cfg.optim_wrapper.accumulative_counts = options.accumulate
     if options.class_weights:
@@ -120,11 +125,13 @@ def _class_weights(cfg: Config, options: TrainOptions) -> list[float]:
             f"unknown class weighting {options.class_weights!r}; use median-frequency"
         )
     if not options.data_dir:
-        raise CoralsegError("--class-weights needs --data (pixel counts come from its manifest)")
-    manifest = read_manifest(options.data_dir)
-    encoding = MaskEncoding.from_dict(manifest["encoding"])
-    pixels = manifest["splits"]["train"]["pixels"]
-    return median_frequency_weights(pixels, encoding.label_names)
+        raise CoralsegError(
+            "class weights need a prepared data folder (pixel counts come from its manifest)",
+            settings=["class_weights", "data_dir"],
+        )
+    manifest = read_dataset_manifest(options.data_dir)
+    pixels = manifest.splits["train"].pixels
+    return median_frequency_weights(pixels, manifest.encoding.label_names)
 
 
 def train(cfg: Config, load_from: str | None = None, hooks: Sequence[Any] = ()) -> Path:

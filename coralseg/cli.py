@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from coral_core import __version__
-from coral_core.errors import CoralsegError
+from coral_core.errors import CoralsegError, setting_hint
 from coralseg import commands
 
 
@@ -35,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Library settings whose option is not the setting's name with dashes (``min_area``:
+# ``--min-area``).
+_FLAGS = {"data_dir": "--data", "out_dir": "--out", "unknown": "--skip-unknown"}
+
+
+def _flag(setting: str) -> str:
+    """The command-line option that changes a library setting."""
+    return _FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except CoralsegError as err:
-        print(f"coralseg {args.command}: error: {err}", file=sys.stderr)
+        hint = setting_hint(err, _flag, "option")
+        print(f"coralseg {args.command}: error: {err}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"coralseg {args.command}: interrupted", file=sys.stderr)

@@ -18,34 +18,14 @@ too. Segmentations are RLEs or polygons (:func:`coral_core.ensemble.result_set_f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from coral_core.atomic import write_json_atomically
+from coral_core.coco import check_top_level, load_coco_json
 from coral_core.ensemble import ResultSet, result_set_from_coco, result_set_to_coco
 from coral_core.errors import CoralsegError
-
-
-def load_json(path: str | Path) -> Any:
-    """The content of a JSON file.
-
-    Raises:
-        CoralsegError: the file is missing, unreadable or not JSON.
-    """
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise CoralsegError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise CoralsegError(f"{path} is a folder; give a COCO .json file") from None
-    except OSError as err:
-        raise CoralsegError(f"cannot read {path}: {err.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CoralsegError(f"{path} is not a JSON file ({err}); give a COCO .json file") from None
 
 
 def read_prediction_files(
@@ -90,10 +70,11 @@ def write_result_set(path: str | Path, result_set: ResultSet, info: dict[str, An
 
 def _prediction_content(path: Path) -> tuple[object, object | None, object | None]:
     """``(results, images or None, categories or None)`` of a prediction file."""
-    data = load_json(path)
+    data = load_coco_json(path)
     if isinstance(data, list):
         return data, None, None
-    if isinstance(data, dict) and "annotations" in data:
+    if isinstance(data, dict):
+        check_top_level(data, str(path), ("annotations",))
         annotations = data["annotations"]
         first = annotations[0] if isinstance(annotations, list) and annotations else None
         if isinstance(first, dict) and "score" not in first:
@@ -140,7 +121,7 @@ def _assign(
 
 def _section(path: Path, what: str) -> object:
     """The ``what`` list of an images or categories file (a COCO file or a bare list)."""
-    data = load_json(path)
+    data = load_coco_json(path)
     if isinstance(data, list):
         return data
     if isinstance(data, dict) and what in data:

@@ -20,9 +20,7 @@ Image names are mask paths relative to the folder, without extension, folders jo
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,29 +28,26 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from coral_core.dataset_manifest import MANIFEST_FILE, read_dataset_manifest
 from coral_core.ecology.legend import ClassLegend
 from coral_core.errors import CoralsegError
+from coral_core.inference.instance_records import read_instance_record
+from coral_core.inference.instances import CoralInstance
 from coral_core.raster_io import GeoInfo
-from coral_core.rle import coco_rle_to_mask
 from coral_core.taxonomy import (
-    BACKGROUND_NAME,
-    BUILTIN_TAXONOMIES,
+    ENCODING_FILE,
     MaskEncoding,
     Taxonomy,
     TaxonomyError,
     get_taxonomy,
+    read_class_files,
+    read_encoding_file,
 )
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
-PREPARE_FORMAT = "coralseg-mmseg-dataset/1"
 SPLITS = ("train", "val", "test")
-# A 'coralseg infer' output may record its model's encoding (MaskEncoding.to_dict()) here;
-# without it, classes.txt says what the values mean.
-ENCODING_FILE = "encoding.json"
 
 Kind = Literal["masks", "prepare", "infer"]
-# (label, value, mask in box, left, top, score)
-InstanceTuple = tuple[str, int, np.ndarray, int, int, float | None]
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,7 @@ def locate(
     root = Path(folder)
     if not root.is_dir():
         raise CoralsegError(f"{root} is not a folder; give a folder of label masks")
-    if (root / "manifest.json").is_file():
+    if (root / MANIFEST_FILE).is_file():
         kind: Kind = "prepare"
         encoding = _prepare_encoding(root, taxonomy)
         items = _prepare_items(root)
@@ -139,33 +134,21 @@ def locate(
 
 
 def _prepare_encoding(root: Path, taxonomy: str | None) -> MaskEncoding:
-    path = root / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        encoding = MaskEncoding.from_dict(manifest["encoding"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CoralsegError(
-            f"{path} is not a readable 'coralseg prepare' manifest: {err}"
-        ) from None
-    return _with_taxonomy(encoding, taxonomy, path)
+    manifest = read_dataset_manifest(root)
+    return _with_taxonomy(manifest.encoding, taxonomy, root / MANIFEST_FILE)
 
 
 def _infer_encoding(root: Path, taxonomy: str | None) -> MaskEncoding:
     encoding_path = root / ENCODING_FILE
     if encoding_path.is_file():
-        try:
-            data = json.loads(encoding_path.read_text(encoding="utf-8"))
-            encoding = MaskEncoding.from_dict(data.get("encoding", data))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise CoralsegError(f"{encoding_path} is not a readable mask encoding: {err}") from None
-        return _with_taxonomy(encoding, taxonomy, encoding_path)
+        return _with_taxonomy(read_encoding_file(encoding_path), taxonomy, encoding_path)
     path = root / "classes.txt"
     if not path.is_file():
         raise CoralsegError(
             f"{root} has neither {ENCODING_FILE} nor classes.txt to say what its masks mean; "
             "it is not a complete 'coralseg infer' output"
         )
-    return _with_taxonomy(encoding_from_classes_file(path), taxonomy, path)
+    return _with_taxonomy(read_class_files(path), taxonomy, path)
 
 
 def _with_taxonomy(encoding: MaskEncoding, taxonomy: str | None, where: Path) -> MaskEncoding:
@@ -189,52 +172,6 @@ def _get_taxonomy(spec: str) -> Taxonomy:
         raise CoralsegError(str(err)) from None
 
 
-def encoding_from_classes_file(path: str | os.PathLike) -> MaskEncoding:
-    """The mask convention a ``classes.txt`` describes (as ``coralseg prepare`` writes it).
-
-    Line ``i`` names pixel value ``i``. A first line ``background`` means 0 = background,
-    1..N = classes; otherwise 0..N-1 are the classes and 255 is background and ignore.
-    Colours come from a ``palette.txt`` beside it (``R G B`` per line), when present. When
-    the names are those of a built-in taxonomy, that taxonomy is used (with its colony and
-    cover-only classes); otherwise every class counts as a colony class.
-    """
-    path = Path(path)
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    except OSError as err:
-        raise CoralsegError(f"cannot read the classes file {path}: {err.strerror}") from None
-    names = [n for n in names if n]
-    has_background = bool(names) and names[0].casefold() == BACKGROUND_NAME
-    classes = names[1:] if has_background else names
-    if not classes:
-        raise CoralsegError(f"the classes file {path} names no class; write one name per line")
-    colors = _palette(path.with_name("palette.txt"), len(names))
-    if colors is not None and has_background:
-        colors = colors[1:]
-    builtin = next((t for t in BUILTIN_TAXONOMIES.values() if t.classes == tuple(classes)), None)
-    if builtin is not None:
-        taxonomy = builtin
-    else:
-        try:
-            taxonomy = Taxonomy(path.stem, tuple(classes), tuple(colors or ()))
-        except TaxonomyError as err:
-            raise CoralsegError(f"the classes file {path}: {err}") from None
-    return MaskEncoding(taxonomy, background_is_ignore=not has_background)
-
-
-def _palette(path: Path, count: int) -> list[tuple[int, int, int]] | None:
-    if not path.is_file():
-        return None
-    try:
-        rows = [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines()]
-    except ValueError:
-        return None
-    rows = [r for r in rows if r]
-    if len(rows) != count or any(len(r) != 3 for r in rows):
-        return None
-    return rows  # type: ignore[return-value]
-
-
 def _mask_folder_encoding(
     root: Path, taxonomy: str | None, classes_file: str | os.PathLike | None, background: str
 ) -> MaskEncoding:
@@ -253,7 +190,7 @@ def _mask_folder_encoding(
         classes_file = found[0]
     elif not Path(classes_file).is_file():
         raise CoralsegError(f"the classes file {classes_file} does not exist")
-    return encoding_from_classes_file(classes_file)
+    return read_class_files(classes_file)
 
 
 # --- items ----------------------------------------------------------------------------------
@@ -373,10 +310,7 @@ def record_geo(item: MaskItem) -> GeoInfo | None:
     """The georeference of the image an infer record names, when it is a GeoTIFF."""
     if item.record is None:
         return None
-    try:
-        source = Path(json.loads(item.record.read_text(encoding="utf-8")).get("file_name", ""))
-    except (OSError, ValueError, AttributeError):
-        return None
+    source = Path(read_instance_record(item.record).file_name)
     if source.suffix.lower() not in (".tif", ".tiff") or not source.is_file():
         return None
     import rasterio
@@ -389,37 +323,12 @@ def record_geo(item: MaskItem) -> GeoInfo | None:
         return None
 
 
-def read_instances(item: MaskItem, encoding: MaskEncoding) -> Iterator[InstanceTuple]:
-    """The colonies an infer record lists, each inside its box.
-
-    Accepts a full-image COCO RLE under ``rle`` or ``segmentation``, or a box-local one under
-    ``box_rle``/``mask_rle`` (its ``size`` the box's), with a COCO ``bbox``.
+def read_instances(item: MaskItem) -> tuple[CoralInstance, ...]:
+    """The colonies an infer record lists, each inside its box (none for other items).
 
     Raises:
-        CoralsegError: the record is unreadable or an instance is malformed.
+        CoralsegError: the record is unreadable or malformed.
     """
     if item.record is None:
-        return
-    try:
-        record = json.loads(item.record.read_text(encoding="utf-8"))
-        instances = record.get("instances", [])
-    except (OSError, ValueError, AttributeError) as err:
-        raise CoralsegError(f"cannot read the instance record {item.record}: {err}") from None
-    for number, instance in enumerate(instances, start=1):
-        try:
-            label = str(instance["label"])
-            value = int(instance["value"]) if "value" in instance else encoding.value_of(label)
-            x, y, w, h = (round(float(v)) for v in instance["bbox"])
-            score = instance.get("score")
-            box_rle = instance.get("box_rle") or instance.get("mask_rle")
-            if box_rle is not None:
-                box = coco_rle_to_mask(box_rle)
-            else:
-                full = coco_rle_to_mask(instance.get("rle") or instance["segmentation"])
-                box = full[y : y + h, x : x + w]
-        except (KeyError, TypeError, ValueError) as err:
-            raise CoralsegError(
-                f"instance {number} of {item.record} is malformed ({err!r}); rerun "
-                "'coralseg infer --redo' on that image"
-            ) from None
-        yield label, value, box, x, y, None if score is None else float(score)
+        return ()
+    return read_instance_record(item.record).instances

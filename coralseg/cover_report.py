@@ -194,7 +194,7 @@ def measure(
         outline = geojson is not None
         if use_instances:
             colonies = colonies_from_instances(
-                read_instances(item, source.encoding),
+                read_instances(item),
                 legend,
                 roi=roi,
                 image_size=mask.shape,

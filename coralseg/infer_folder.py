@@ -7,7 +7,6 @@ and ``predictions.json`` is rebuilt from all of them at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -18,15 +17,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from coral_core.atomic import write_json_atomically
 from coral_core.coco import ImageInstances, write_coco_predictions
 from coral_core.errors import CoralsegError
-from coral_core.inference.instances import CoralInstance
+from coral_core.inference.instance_records import (
+    InstanceRecord,
+    read_instance_record,
+    write_instance_record,
+)
 from coral_core.inference.pipeline import TwoStagePredictor
 from coral_core.overlay import render_overlay
 from coral_core.raster_io import LabelRasterWriter, open_image
-from coral_core.rle import coco_rle_to_mask, mask_to_coco_rle
-from coral_core.taxonomy import write_class_files
+from coral_core.taxonomy import write_class_files, write_encoding_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # Larger images (orthomosaics) are processed tile by tile at their native resolution: their
@@ -92,7 +93,7 @@ def infer_folder(
         (output_dir / name).mkdir(parents=True, exist_ok=True)
     write_class_files(predictor.encoding, output_dir)
     # classes.txt names the values; encoding.json also says which are cover-only classes
-    write_json_atomically(output_dir / "encoding.json", predictor.encoding.to_dict())
+    write_encoding_file(predictor.encoding, output_dir)
     log = (output_dir / "inference_log.txt").open("a", encoding="utf-8")
     log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in {input_dir}\n")
     names = output_names(images, input_dir)
@@ -151,14 +152,9 @@ def _write_outputs(output_dir, stem, path, image, result, predictor) -> None:
     for index, instance in enumerate(instances, start=1):
         mask = instance.full_mask(height, width).astype(np.uint8) * 255
         cv2.imwrite(str(mask_dir / f"instance_{index:03d}.png"), mask)
-    record = {
-        "file_name": str(path),
-        "width": width,
-        "height": height,
-        "instances": [_instance_record(instance) for instance in instances],
-    }
+    record = InstanceRecord(str(path), width, height, tuple(instances))
     # written last: its presence marks the image as done
-    write_json_atomically(output_dir / "instances" / f"{stem}.json", record)
+    write_instance_record(output_dir / "instances" / f"{stem}.json", record)
 
 
 def _tiled(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) -> int:
@@ -185,9 +181,10 @@ def _tiled(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) ->
 
         instances = list(predictor.colonies_of_raster(source, LARGE_TILE, write_core))
     instances.sort(key=lambda instance: -instance.score)
-    record = {"file_name": str(source.path), "width": source.width, "height": source.height}
-    record |= {"instances": [_instance_record(i) for i in instances], "tiled": True}
-    write_json_atomically(output_dir / "instances" / f"{stem}.json", record)
+    record = InstanceRecord(
+        str(source.path), source.width, source.height, tuple(instances), tiled=True
+    )
+    write_instance_record(output_dir / "instances" / f"{stem}.json", record)
     return len(instances)
 
 
@@ -196,31 +193,7 @@ def _write_predictions(output_dir: Path, predictor: TwoStagePredictor) -> int:
 
     def images():
         for record_path in sorted((output_dir / "instances").glob("*.json")):
-            record = json.loads(record_path.read_text())
-            instances = [_instance_from_record(item) for item in record["instances"]]
-            yield ImageInstances(record["file_name"], record["width"], record["height"], instances)
+            record = read_instance_record(record_path)
+            yield ImageInstances(record.file_name, record.width, record.height, record.instances)
 
     return write_coco_predictions(output_dir / "predictions.json", images(), predictor.encoding)
-
-
-def _instance_record(instance: CoralInstance) -> dict:
-    """JSON of a colony; its mask as the COCO RLE of its box (cost ~ the box)."""
-    return {
-        "label": instance.label,
-        "value": instance.value,
-        "score": instance.score,
-        "bbox": list(instance.bbox),
-        "area": instance.area,
-        "box_rle": mask_to_coco_rle(instance.mask),
-    }
-
-
-def _instance_from_record(item: dict) -> CoralInstance:
-    return CoralInstance(
-        label=item["label"],
-        value=item["value"],
-        score=item["score"],
-        bbox=tuple(item["bbox"]),
-        mask=coco_rle_to_mask(item["box_rle"]),
-        area=item["area"],
-    )

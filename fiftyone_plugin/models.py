@@ -107,8 +107,6 @@ def two_stage_predictor(
 @functools.lru_cache(maxsize=1)
 def _sam(path: str, mtime: int, device: str, settings):
     from coral_core.inference.instances import RefineSettings
-    from coral_core.sam_models import SamRunner, load_sam
+    from coral_core.sam_models import load_sam_runner
 
-    model, _ = load_sam(path, device=device)
-    prompts = (settings or RefineSettings()).prompts_per_batch
-    return SamRunner(model, prompts_per_batch=prompts)
+    return load_sam_runner(path, device, (settings or RefineSettings()).prompts_per_batch)

@@ -10,7 +10,6 @@ forward pass.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +17,8 @@ import onnxruntime
 import torch
 
 from coral_core.errors import CoralsegError
-from coral_core.inference.scaling import InferenceResize
+from coral_core.inference.onnx_sidecar import read_onnx_sidecar
 from coral_core.inference.semantic import SemanticModel
-from coral_core.taxonomy import MaskEncoding
-
-SIDECAR_FORMAT = "coralseg-onnx/1"
 
 
 class _SameSize(torch.nn.Module):
@@ -74,26 +70,9 @@ def load_onnx_semantic_model(path: str | Path, device: str = "cpu") -> SemanticM
     Sliding windows are assembled on the CPU; the graph runs on ``device``.
     """
     path = Path(path)
-    sidecar = path.with_name(path.name + ".json")
-    for needed in (path, sidecar):
-        if not needed.is_file():
-            raise CoralsegError(
-                f"{needed} does not exist; export the model with `coralseg export-onnx`"
-            )
-    try:
-        info = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise CoralsegError(f"cannot read {sidecar}: {err}") from None
-    if info.get("format") != SIDECAR_FORMAT:
-        raise CoralsegError(
-            f"{sidecar} is not a coralseg ONNX sidecar ({SIDECAR_FORMAT}); re-export the model"
-        )
-    if "inference_resize" not in info:
-        raise CoralsegError(
-            f"{sidecar} does not say at which scale the model sees images; re-export the model "
-            "with this version of coralseg"
-        )
-    resize = info["inference_resize"]
+    if not path.is_file():
+        raise CoralsegError(f"{path} does not exist; export the model with `coralseg export-onnx`")
+    info = read_onnx_sidecar(path)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the model's shape-inference notes are noise
     # Subnormal floats as zero on the CPU, as coralseg's torch models run (coral_core.cpu_math).
@@ -106,13 +85,13 @@ def load_onnx_semantic_model(path: str | Path, device: str = "cpu") -> SemanticM
         raise CoralsegError(f"onnxruntime cannot load {path}: {err}") from None
     return SemanticModel(
         network=OnnxWindowNetwork(session),
-        encoding=MaskEncoding.from_dict(info["encoding"]),
+        encoding=info.encoding,
         device=torch.device("cpu"),
-        window=int(info["window"]),
-        stride=int(info["stride"]),
-        mean=tuple(float(v) for v in info["mean"]),
-        std=tuple(float(v) for v in info["std"]),
+        window=info.window,
+        stride=info.stride,
+        mean=info.mean,
+        std=info.std,
         half=False,
-        resize=None if resize is None else InferenceResize.from_dict(resize),
-        long_side=info.get("long_side"),
+        resize=info.inference_resize,
+        long_side=info.long_side,
     )

@@ -264,13 +264,12 @@ def load_predictor(settings: FunctionSettings, with_sam: bool) -> TwoStagePredic
         semantic = with_overlap(semantic, settings.overlap)
     sam = None
     if with_sam:
-        from coral_core.sam_models import SamRunner, load_sam
+        from coral_core.sam_models import load_sam_runner
 
         sam_path = folder / SAM_WEIGHTS
         if not sam_path.is_file():
             raise CoralsegError(f"{folder} has no {SAM_WEIGHTS}; the two-stage function needs it")
-        model, _ = load_sam(sam_path, device=settings.device)
-        sam = SamRunner(model, prompts_per_batch=settings.refine.prompts_per_batch)
+        sam = load_sam_runner(sam_path, settings.device, settings.refine.prompts_per_batch)
     # An ONNX model assembles its windows on the CPU whatever runs its graph: batch for the
     # device that does (a torch model on a GPU gets the same by default).
     batch_size = GPU_BATCH_SIZE if settings.device.startswith("cuda") else None

@@ -98,3 +98,34 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
         "from . import sibling\n"
     )
     assert _imported_roots(module) == {"os", "fiftyone", "cvat_sdk", "nuclio_sdk"}
+
+
+# Encoders and file formats over plain arrays: importing them must not load a deep-learning
+# stack (a CVAT bridge or a COCO tool reads and writes these without torch installed).
+PURE_ENCODERS = (
+    "coral_core.annotation_formats",
+    "coral_core.coco",
+    "coral_core.cvat_polylines",
+    "coral_core.cvat_shapes",
+    "coral_core.dataset_manifest",
+    "coral_core.inference.instance_records",
+    "coral_core.polygons",
+    "coral_core.rle",
+    "coral_core.taxonomy",
+)
+DEEP_LEARNING = ("torch", "torchvision", "mmengine", "mmcv", "mmseg", "onnxruntime")
+
+
+def test_pure_encoders_load_no_deep_learning_stack_at_run_time() -> None:
+    script = f"""
+import importlib, json, sys
+for name in {list(PURE_ENCODERS)!r}:
+    importlib.import_module(name)
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}})))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "coral_core" in loaded
+    assert loaded.isdisjoint(DEEP_LEARNING), sorted(loaded & set(DEEP_LEARNING))

@@ -34,6 +34,14 @@ from coral_core.annotation_formats.model import (
     AnnotationSet,
     AnnotationShape,
 )
+from coral_core.coco import (
+    check_top_level,
+    coco_annotation,
+    coco_image,
+    parse_categories,
+    parse_images,
+)
+from coral_core.errors import CoralsegError
 from coral_core.polygons import Polygon
 from coral_core.rle import coco_rle_area, coco_rle_bbox, coco_rle_to_mask, mask_to_coco_rle
 
@@ -78,23 +86,32 @@ def read_coco(path: str | Path, subset: str | None = None) -> AnnotationSet:
 def parse_coco(
     data: Any, source: str = "the COCO file", subset: str | None = None
 ) -> AnnotationSet:
-    """Parse COCO instances already loaded from JSON (see :func:`read_coco`)."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("images"), list):
-        raise AnnotationFormatError(
-            f"{source} is not a COCO instances file (no 'images' list at the top); export it "
-            "from CVAT as 'COCO 1.0'"
-        )
-    annotations = data.get("annotations", [])
-    categories = data.get("categories", [])
-    if not isinstance(annotations, list) or not isinstance(categories, list):
-        raise AnnotationFormatError(f"{source}: 'annotations' and 'categories' must be lists")
-    names = _categories(categories, source)
-    images: dict[int, dict[str, Any]] = {}
-    for index, image in enumerate(data["images"]):
-        entry = _image_entry(image, index, source)
-        if entry["id"] in images:
-            raise AnnotationFormatError(f"{source}: two images have the id {entry['id']}")
-        images[entry["id"]] = entry
+    """Parse COCO instances already loaded from JSON (see :func:`read_coco`).
+
+    The top level, images and categories are checked by :mod:`coral_core.coco`: missing or
+    unknown top-level keys, repeated image or category ids are refused.
+    """
+    try:
+        check_top_level(data, source, ("images", "annotations", "categories"))
+        parsed_images = parse_images(data["images"], source)
+        names = parse_categories(data["categories"], source)
+    except AnnotationFormatError:
+        raise
+    except CoralsegError as err:
+        raise AnnotationFormatError(f"{err}; export it from CVAT as 'COCO 1.0'") from None
+    annotations = data["annotations"]
+    if not isinstance(annotations, list):
+        raise AnnotationFormatError(f"{source}: 'annotations' must be a list")
+    images = {
+        image_id: {
+            "id": image_id,
+            "file_name": image.file_name,
+            "width": image.width,
+            "height": image.height,
+            "shapes": [],
+        }
+        for image_id, image in parsed_images.items()
+    }
 
     skipped: Counter = Counter()
     for index, annotation in enumerate(annotations):
@@ -134,46 +151,6 @@ def parse_coco(
         labels=tuple(names.values()),
         skipped=skipped,
     )
-
-
-def _categories(categories: list, source: str) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for category in categories:
-        if (
-            not isinstance(category, Mapping)
-            or not isinstance(category.get("id"), int)
-            or not isinstance(category.get("name"), str)
-            or not category["name"].strip()
-        ):
-            raise AnnotationFormatError(
-                f"{source}: category {category!r} needs an integer 'id' and a 'name'"
-            )
-        names[category["id"]] = category["name"]
-    return names
-
-
-def _image_entry(image: Any, index: int, source: str) -> dict[str, Any]:
-    if not isinstance(image, Mapping):
-        raise AnnotationFormatError(f"{source}: image {index} is not an object")
-    name = image.get("file_name")
-    ok = (
-        isinstance(image.get("id"), int)
-        and isinstance(name, str)
-        and bool(name.strip())
-        and all(isinstance(image.get(k), int) and image[k] > 0 for k in ("width", "height"))
-    )
-    if not ok:
-        raise AnnotationFormatError(
-            f"{source}: image {index} ({name!r}) needs an integer 'id', a 'file_name' and "
-            "positive integer 'width' and 'height'"
-        )
-    return {
-        "id": image["id"],
-        "file_name": name,
-        "width": image["width"],
-        "height": image["height"],
-        "shapes": [],
-    }
 
 
 def _shape(
@@ -252,9 +229,7 @@ def to_coco(images: Iterable[AnnotatedImage], labels: Iterable[str] = ()) -> dic
     out_images, annotations = [], []
     for index, image in enumerate(images):
         image_id = image.image_id if image.image_id is not None else index + 1
-        out_images.append(
-            {"id": image_id, "file_name": image.name, "width": image.width, "height": image.height}
-        )
+        out_images.append(coco_image(image_id, image.name, image.width, image.height))
         for shape in image.shapes:
             if shape.kind == "polyline":
                 continue
@@ -272,16 +247,16 @@ def to_coco(images: Iterable[AnnotatedImage], labels: Iterable[str] = ()) -> dic
                 x, y, w, h = x0, y0, x1 - x0, y1 - y0
                 area, crowd = float(sum(p.area for p in shape.polygons)), 0
             annotations.append(
-                {
-                    "id": shape.shape_id if shape.shape_id is not None else len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": category_ids[shape.label],
-                    "segmentation": segmentation,
-                    "area": area,
-                    "bbox": [x, y, w, h],
-                    "iscrowd": crowd,
-                    "attributes": {"occluded": shape.occluded, **shape.attributes},
-                }
+                coco_annotation(
+                    shape.shape_id if shape.shape_id is not None else len(annotations) + 1,
+                    image_id,
+                    category_ids[shape.label],
+                    segmentation,
+                    (x, y, w, h),
+                    area,
+                    iscrowd=crowd,
+                    attributes={"occluded": shape.occluded, **shape.attributes},
+                )
             )
     return {
         "info": {"description": "written by coralseg"},

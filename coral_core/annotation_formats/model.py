@@ -84,7 +84,7 @@ class AnnotatedImage:
     height: int
     shapes: tuple[AnnotationShape, ...] = ()
     subset: str | None = None
-    image_id: int | None = None
+    image_id: int | str | None = None
     task_id: int | None = None
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -38,6 +37,7 @@ import numpy as np
 from coral_core.ecology.cover import value_counts
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.roi import roi_edge
+from coral_core.inference.instances import CoralInstance
 from coral_core.polygons import Polygon, mask_to_polygons
 
 # Douglas-Peucker tolerance of the perimeter's outline, pixels; see the module docstring.
@@ -218,22 +218,8 @@ def colonies_from_labels(
     return colonies
 
 
-InstanceTuple = tuple[str, int, np.ndarray, int, int, float | None]
-
-
-class BoxInstance(Protocol):
-    """What :func:`colonies_from_instances` reads of an instance object, e.g. a
-    :class:`coral_core.inference.instances.CoralInstance`."""
-
-    label: str
-    value: int
-    score: float
-    bbox: tuple[int, int, int, int]
-    mask: np.ndarray
-
-
 def colonies_from_instances(
-    instances: Iterable[InstanceTuple | BoxInstance],
+    instances: Iterable[CoralInstance],
     legend: ClassLegend | None = None,
     roi: np.ndarray | None = None,
     image_size: tuple[int, int] | None = None,
@@ -243,11 +229,7 @@ def colonies_from_instances(
     """Colonies of instance masks (predicted colonies, or rasterized annotated polygons).
 
     Args:
-        instances: ``(label, value, mask, left, top, score)`` per instance, ``mask`` the
-            ``(h, w)`` bool pixels inside its box at ``(left, top)``, score None for
-            annotations; or objects with ``label``, ``value``, ``score``, ``bbox`` (COCO
-            ``x, y, w, h``) and the box-local ``mask``, such as the predictor's
-            ``CoralInstance``.
+        instances: colonies, each with its ``(h, w)`` bool ``mask`` inside its ``bbox``.
         legend: when given, instances of classes it does not mark as colony classes are
             left out.
         roi: optional ``(H, W)`` bool region of interest: pixels outside it are dropped.
@@ -259,16 +241,8 @@ def colonies_from_instances(
     edge = roi_edge(roi) if roi is not None else None
     colonies: list[Colony] = []
     for instance in instances:
-        if isinstance(instance, tuple):
-            label, value, mask, left, top, score = instance
-        else:
-            label, value, mask, score = (
-                instance.label,
-                instance.value,
-                instance.mask,
-                instance.score,
-            )
-            left, top = int(instance.bbox[0]), int(instance.bbox[1])
+        label, value, mask, score = instance.label, instance.value, instance.mask, instance.score
+        left, top = int(instance.bbox[0]), int(instance.bbox[1])
         if colony_values is not None and int(value) not in colony_values:
             continue
         mask = np.asarray(mask, dtype=bool)

@@ -18,29 +18,18 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from coral_core.coco import scored_annotation
+from coral_core.coco import (
+    ImageId,
+    ImageInfo,
+    coco_annotation,
+    coco_image,
+    image_size,
+    parse_categories,
+    parse_images,
+)
 from coral_core.errors import CoralsegError
 from coral_core.polygons import validate_ring
 from coral_core.rle import coco_rle_area, coco_rle_bbox
-
-ImageId = int | str  # COCO ids are ints; Ultralytics writes file stems for other datasets
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """An image of a result set: its id there, file name and size in pixels.
-
-    Raises:
-        CoralsegError: width or height is not a positive integer.
-    """
-
-    id: ImageId
-    file_name: str
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        _image_size((self.height, self.width))  # raises unless both are positive ints
 
 
 @dataclass(frozen=True)
@@ -77,7 +66,7 @@ class Instance:
             counts = counts.decode()
         if not isinstance(counts, str):
             raise CoralsegError("an instance's RLE must have compressed (string) counts")
-        size = _image_size(rle["size"])
+        size = image_size(rle["size"])
         object.__setattr__(self, "rle", MappingProxyType({"size": size, "counts": counts}))
 
 
@@ -154,8 +143,8 @@ def result_set_from_coco(
     Raises:
         CoralsegError: the data is not COCO or inconsistent; the message says where.
     """
-    image_map = _parse_images(images, name)
-    category_map = _parse_categories(categories, name)
+    image_map = parse_images(images, name)
+    category_map = parse_categories(categories, name)
     if not _is_list(results):
         raise CoralsegError(
             f"{name}: COCO results must be a list of predictions, got {type(results).__name__}"
@@ -198,20 +187,19 @@ def result_set_to_coco(result_set: ResultSet) -> dict[str, Any]:
     for number, instance in enumerate(result_set.instances, start=1):
         rle = {"size": list(instance.rle["size"]), "counts": instance.rle["counts"]}
         annotations.append(
-            scored_annotation(
+            coco_annotation(
                 number,
                 instance.image_id,
                 instance.category_id,
                 rle,
-                instance.score,
                 coco_rle_bbox(rle),
                 coco_rle_area(rle),
+                score=instance.score,
             )
         )
     return {
         "images": [
-            {"id": i.id, "file_name": i.file_name, "width": i.width, "height": i.height}
-            for i in result_set.images.values()
+            coco_image(i.id, i.file_name, i.width, i.height) for i in result_set.images.values()
         ],
         "categories": [{"id": k, "name": v} for k, v in result_set.categories.items()],
         "annotations": annotations,
@@ -221,76 +209,13 @@ def result_set_to_coco(result_set: ResultSet) -> dict[str, Any]:
 # --- Parsing COCO data ---------------------------------------------------------------------
 
 
-def _parse_images(images: object, name: str) -> dict[ImageId, ImageInfo]:
-    if not _is_list(images):
-        raise CoralsegError(
-            f'{name}: "images" must be a list of {{"id", "file_name", "width", "height"}} '
-            f"records, got {type(images).__name__}"
-        )
-    parsed: dict[ImageId, ImageInfo] = {}
-    for number, record in enumerate(images, start=1):
-        where = f"{name}: image #{number}"
-        if not isinstance(record, Mapping) or not all(
-            k in record for k in ("id", "file_name", "width", "height")
-        ):
-            raise CoralsegError(
-                f'{where} must be a record with "id", "file_name", "width", "height"'
-            )
-        image_id, file_name = record["id"], record["file_name"]
-        if isinstance(image_id, bool) or not isinstance(image_id, int | str):
-            raise CoralsegError(
-                f"{where} has id {image_id!r}; image ids are integers (or file stems)"
-            )
-        if not isinstance(file_name, str) or not file_name.strip():
-            raise CoralsegError(f"{where} has file_name {file_name!r}; it must be a file name")
-        try:
-            height, width = _image_size((record["height"], record["width"]))
-        except CoralsegError:
-            raise CoralsegError(
-                f"{where} ({file_name!r}) has width {record['width']!r} and height "
-                f"{record['height']!r}; both must be positive whole numbers of pixels"
-            ) from None
-        if image_id in parsed:
-            raise CoralsegError(f"{where} repeats image id {image_id!r}; image ids must be unique")
-        parsed[image_id] = ImageInfo(image_id, file_name, width, height)
-    return parsed
-
-
-def _parse_categories(categories: object, name: str) -> dict[int, str]:
-    if isinstance(categories, Mapping):
-        items = list(categories.items())
-    elif _is_list(categories):
-        items = []
-        for number, record in enumerate(categories, start=1):
-            if not isinstance(record, Mapping) or "id" not in record or "name" not in record:
-                raise CoralsegError(
-                    f'{name}: category #{number} must be a record with "id" and "name"'
-                )
-            items.append((record["id"], record["name"]))
-    else:
-        raise CoralsegError(
-            f'{name}: "categories" must be a list of {{"id", "name"}} records, '
-            f"got {type(categories).__name__}"
-        )
-    parsed: dict[int, str] = {}
-    for category_id, label in items:
-        if isinstance(category_id, bool) or not isinstance(category_id, int):
-            raise CoralsegError(f"{name}: category id {category_id!r} is not an integer")
-        if not isinstance(label, str) or not label.strip():
-            raise CoralsegError(f"{name}: category {category_id} has name {label!r}; it needs one")
-        if category_id in parsed:
-            raise CoralsegError(f"{name}: category id {category_id} is listed twice")
-        parsed[category_id] = label
-    return parsed
-
-
 def _segmentation_rle(segmentation: object, image: ImageInfo) -> dict[str, Any]:
     """The compressed COCO RLE of a segmentation (RLE or polygons) on ``image``."""
     height, width = image.height, image.width
     if isinstance(segmentation, Mapping):
         if "size" not in segmentation or "counts" not in segmentation:
             raise CoralsegError('an RLE segmentation needs "size" and "counts"')
-        size = _image_size(segmentation["size"])
+        size = image_size(segmentation["size"])
         if size != (height, width):
             raise CoralsegError(
                 f"its mask is {size[1]}x{size[0]} but image {image.file_name!r} is "
@@ -321,18 +246,6 @@ def _segmentation_rle(segmentation: object, image: ImageInfo) -> dict[str, Any]:
         'a segmentation must be a COCO RLE {"size": [H, W], "counts": ...} or polygons '
         f"[[x0, y0, x1, y1, ...], ...], got {type(segmentation).__name__}"
     )
-
-
-def _image_size(size: object) -> tuple[int, int]:
-    """``(H, W)`` from a ``[H, W]`` pair of positive integers."""
-    if (
-        not _is_list(size)
-        or len(size) != 2
-        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size)
-        or min(size) <= 0
-    ):
-        raise CoralsegError(f"a mask size must be [height, width] in pixels, got {size!r}")
-    return int(size[0]), int(size[1])
 
 
 def _is_number(value: object) -> bool:

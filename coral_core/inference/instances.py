@@ -69,11 +69,14 @@ class RefineSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.min_threshold <= self.unsure_threshold <= 1:
             raise CoralsegError(
-                "thresholds must satisfy 0 <= --min-threshold <= --unsure-threshold <= 1, got "
-                f"{self.min_threshold} and {self.unsure_threshold}"
+                "thresholds must satisfy 0 <= min_threshold <= unsure_threshold <= 1, got "
+                f"{self.min_threshold} and {self.unsure_threshold}",
+                settings=["min_threshold", "unsure_threshold"],
             )
         if self.min_area < 1:
-            raise CoralsegError(f"--min-area must be at least 1 pixel, got {self.min_area}")
+            raise CoralsegError(
+                f"min_area must be at least 1 pixel, got {self.min_area}", settings=["min_area"]
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +124,19 @@ class InstanceResult:
     instances: tuple[CoralInstance, ...]
     semantic: np.ndarray
     zones: np.ndarray
+
+
+@dataclass(frozen=True)
+class TwoStageResult:
+    """Everything inference says about one image.
+
+    Attributes:
+        semantic_raw: ``(H, W)`` uint8 argmax of the semantic model.
+        instances: the refined result (instances + refined semantic mask + zones).
+    """
+
+    semantic_raw: np.ndarray
+    instances: InstanceResult
 
 
 def zone_map(coral: np.ndarray, settings: RefineSettings) -> np.ndarray:
@@ -199,10 +215,11 @@ def refine(
         raise CoralsegError(
             f"this model's classes ({', '.join(encoding.taxonomy.classes)}) are all colony "
             "classes and background is ignored, so it cannot tell coral from not coral and "
-            "every pixel would join a colony. Give a CoralSCoP checkpoint (--sam-checkpoint "
-            "vit_b_coralscop.pth), whose coral head decides; or train with a background class "
-            "(coralseg prepare without --background ignore); or mark cover-only classes "
-            "(cover: true) in the taxonomy"
+            "every pixel would join a colony. Give a CoralSCoP checkpoint (vit_b_coralscop.pth) "
+            "as the SAM model, whose coral head decides; or train with a background class "
+            "(prepare the data with background as a class, not ignored); or mark cover-only "
+            "classes (cover: true) in the taxonomy",
+            settings=["sam_checkpoint"],
         )
     if coral_head_decides:
         zones = np.full((height, width), 2, dtype=np.uint8)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from coral_core.atomic import atomic_path, write_json_atomically
+from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
+from coral_core.inference.onnx_sidecar import OnnxSidecar, write_onnx_sidecar
 from coral_core.inference.semantic import SemanticModel, forward_windows
 
 OPSET = 18
@@ -29,7 +30,8 @@ class _WindowLogits(torch.nn.Module):
 
 
 def export_onnx(model: SemanticModel, path: str | Path) -> tuple[Path, Path]:
-    """Write ``path`` (ONNX, dynamic batch) and ``path`` + ``.json`` (how to use it).
+    """Write ``path`` (ONNX, dynamic batch) and its sidecar ``path`` + ``.json`` (how to use
+    it, :mod:`coral_core.inference.onnx_sidecar`).
 
     Input ``windows``: ``(B, 3, window, window)`` float32, RGB normalised with the sidecar's
     mean/std. Output ``logits``: ``(B, C, window, window)`` float32.
@@ -55,23 +57,16 @@ def export_onnx(model: SemanticModel, path: str | Path) -> tuple[Path, Path]:
         )
     with atomic_path(path) as temporary:
         program.save(str(temporary))
-    sidecar = path.with_name(path.name + ".json")
-    write_json_atomically(
-        sidecar,
-        {
-            "format": "coralseg-onnx/1",
-            "window": model.window,
-            "stride": model.stride,
-            "mean": list(model.mean),
-            "std": list(model.std),
-            "input": "windows: (B, 3, window, window) float32 RGB, (pixel - mean) / std",
-            "output": "logits: (B, C, window, window); average overlapping windows, softmax",
-            "encoding": model.encoding.to_dict(),
-            # the test-time resize the windows expect (None: native resolution)
-            "inference_resize": None if model.resize is None else model.resize.to_dict(),
-            # the long side the training photos were shrunk to (None: kept), applied first
-            "long_side": model.long_side,
-        },
-        indent=2,
+    sidecar = write_onnx_sidecar(
+        path,
+        OnnxSidecar(
+            window=model.window,
+            stride=model.stride,
+            mean=model.mean,
+            std=model.std,
+            encoding=model.encoding,
+            inference_resize=model.resize,
+            long_side=model.long_side,
+        ),
     )
     return path, sidecar

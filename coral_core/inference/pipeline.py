@@ -7,12 +7,17 @@ The CLI, the CVAT bridge, the Nuclio function and the FiftyOne plugin all call
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from coral_core.inference.instances import CoralInstance, InstanceResult, RefineSettings, refine
+from coral_core.inference.instances import (
+    CoralInstance,
+    RefineSettings,
+    TwoStageResult,
+    refine,
+)
 from coral_core.inference.semantic import (
     SemanticModel,
     load_semantic_model,
@@ -21,19 +26,6 @@ from coral_core.inference.semantic import (
 )
 from coral_core.inference.tiled import TileGrid, Window, iter_tiled_colonies
 from coral_core.taxonomy import MaskEncoding
-
-
-@dataclass(frozen=True)
-class TwoStageResult:
-    """Everything inference says about one image.
-
-    Attributes:
-        semantic_raw: ``(H, W)`` uint8 argmax of the semantic model.
-        instances: the refined result (instances + refined semantic mask + zones).
-    """
-
-    semantic_raw: np.ndarray
-    instances: InstanceResult
 
 
 class TwoStagePredictor:
@@ -76,10 +68,9 @@ class TwoStagePredictor:
             semantic = with_overlap(semantic, overlap)
         sam = None
         if sam_checkpoint:
-            from coral_core.sam_models import SamRunner, load_sam
+            from coral_core.sam_models import load_sam_runner
 
-            model, _ = load_sam(sam_checkpoint, device=device)
-            sam = SamRunner(model, prompts_per_batch=settings.prompts_per_batch)
+            sam = load_sam_runner(sam_checkpoint, device, settings.prompts_per_batch)
         return cls(semantic, sam, settings)
 
     @property

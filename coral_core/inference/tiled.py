@@ -19,15 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from coral_core.inference.instances import CoralInstance
+from coral_core.inference.instances import CoralInstance, TwoStageResult
 from coral_core.polygons import foreground_box
-
-if TYPE_CHECKING:  # pipeline imports this module
-    from coral_core.inference.pipeline import TwoStageResult
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1, ends exclusive
 

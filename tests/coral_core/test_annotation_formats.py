@@ -20,6 +20,7 @@ from coral_core.annotation_formats import (
     to_coco,
     to_cvat_xml,
 )
+from coral_core.ensemble import result_set_from_coco
 from coral_core.polygons import Polygon
 from coral_core.rle import mask_to_coco_rle, mask_to_cvat_points
 
@@ -207,14 +208,18 @@ def test_coco_polygons_and_both_rle_forms() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.pop("images"), "no 'images' list"),
+        (lambda d: d.pop("images"), "has no 'images'"),
+        # a misspelled key would otherwise read as a file without labels
+        (lambda d: d.update(anotations=d.pop("annotations")), "has no 'annotations' and has"),
+        (lambda d: d.update(type="instances"), "keys COCO does not define: 'type'"),
         (lambda d: d["annotations"][0].update(image_id=99), "refers to image 99"),
         (lambda d: d["annotations"][0].update(category_id=7), "refers to category 7"),
-        (lambda d: d["images"][0].update(width=0), "positive integer 'width'"),
-        (lambda d: d["images"].append(dict(d["images"][0])), "two images have the id 1"),
+        (lambda d: d["images"][0].update(width=0), "both must be positive whole numbers"),
+        (lambda d: d["images"].append(dict(d["images"][0])), "repeats image id 1"),
         (lambda d: d["annotations"][1]["segmentation"].update(size=[5, 8]), "RLE has size [5, 8]"),
         (lambda d: d["annotations"][0].update(segmentation=[["a", "b"]]), "flat list of numbers"),
-        (lambda d: d["categories"].append({"id": "x"}), "needs an integer 'id'"),
+        (lambda d: d["categories"].append({"id": "x", "name": "A"}), "id 'x' is not an integer"),
+        (lambda d: d["categories"].append({"id": 1, "name": "A"}), "id 1 is listed twice"),
     ],
 )
 def test_malformed_coco_gives_a_sentence(change, message: str) -> None:
@@ -223,6 +228,32 @@ def test_malformed_coco_gives_a_sentence(change, message: str) -> None:
     with pytest.raises(AnnotationFormatError) as info:
         parse_coco(data, source="c.json")
     assert message in str(info.value)
+
+
+def test_a_coco_file_with_a_misspelled_key_is_refused_not_read_as_unlabelled(
+    tmp_path: Path,
+) -> None:
+    """What `coralseg import` reads: without the check the file imports with no labels."""
+    data = _coco()
+    data["anotations"] = data.pop("annotations")
+    path = tmp_path / "instances_Train.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationFormatError, match="has no 'annotations'") as info:
+        read_annotations(path)
+    assert "'anotations'" in str(info.value) and "check their spelling" in str(info.value)
+
+
+def test_coco_annotations_and_predictions_accept_the_same_image_ids() -> None:
+    """One validator: file-stem image ids (as Ultralytics writes them) read in both."""
+    data = _coco()
+    for image in data["images"]:
+        image["id"] = f"q{image['id']}"
+    for annotation in data["annotations"]:
+        annotation["image_id"] = f"q{annotation['image_id']}"
+    assert [i.image_id for i in parse_coco(data).images] == ["q1", "q2"]
+    results = [dict(a, score=0.5) for a in data["annotations"][1:3]]
+    result_set = result_set_from_coco(results, data["categories"], data["images"])
+    assert [i.image_id for i in result_set.instances] == ["q1", "q2"]
 
 
 def test_read_annotations_picks_the_reader_and_the_subset(tmp_path: Path) -> None:

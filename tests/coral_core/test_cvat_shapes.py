@@ -12,8 +12,7 @@ from coral_core.cvat_shapes import (
     nuclio_detections,
     polygon_points,
 )
-from coral_core.inference.instances import CoralInstance, InstanceResult
-from coral_core.inference.pipeline import TwoStageResult
+from coral_core.inference.instances import CoralInstance, InstanceResult, TwoStageResult
 from coral_core.polygons import Polygon, polygons_to_mask
 from coral_core.rle import cvat_points_to_mask
 from coral_core.taxonomy import EILAT, MaskEncoding

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from timm.models.vision_transformer import checkpoint_filter_fn
 
 from coral_core.errors import CoralsegError
 from coral_core.models.dinov2 import (
@@ -44,9 +45,16 @@ def test_official_checkpoint_loads_strictly_and_runs(
 def test_large_and_giant_layouts_match_on_the_meta_device(arch: str, registers: bool) -> None:
     with torch.device("meta"):
         model = build_timm_dinov2(arch, registers)
-    load_official_checkpoint(
-        model, official_state_dict(arch, registers, device="meta"), assign=True
-    )
+    state = official_state_dict(arch, registers, device="meta")
+    load_official_checkpoint(model, state, assign=True)
+    # what a strict load guarantees: every tensor of the model came from the file, none of
+    # the file's was left over (but mask_token, which only masked pretraining uses), shapes
+    # equal
+    loaded = model.state_dict()
+    expected = checkpoint_filter_fn(dict(state), model)
+    assert loaded.keys() == expected.keys() and len(loaded) == len(state) - 1
+    assert {k: v.shape for k, v in loaded.items()} == {k: v.shape for k, v in expected.items()}
+    assert ("reg_token" in loaded) == registers
 
 
 def test_a_checkpoint_of_another_size_is_a_clear_error(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from coral_core.ecology.colonies import (
 )
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.roi import roi_from_margin
+from coral_core.inference.instances import CoralInstance
 from coral_core.taxonomy import EILAT, MaskEncoding
 
 LEGEND = ClassLegend.from_encoding(MaskEncoding(EILAT, background_is_ignore=True))
@@ -144,8 +145,8 @@ def test_colonies_from_instances_keep_parts_together_and_skip_cover_classes() ->
     two_parts[6:10, 16:20] = True
     bare = np.ones((5, 5), dtype=bool)
     instances = [
-        ("Acropora", ACROPORA, two_parts, 30, 40, 0.9),
-        ("Bare-subst.", BARE, bare, 0, 0, 0.8),
+        CoralInstance("Acropora", ACROPORA, 0.9, (30, 40, 20, 10), two_parts, 32),
+        CoralInstance("Bare-subst.", BARE, 0.8, (0, 0, 5, 5), bare, 25),
     ]
     colonies = colonies_from_instances(instances, LEGEND, image_size=(100, 100), outline=True)
     assert len(colonies) == 1
@@ -179,8 +180,6 @@ def test_colony_rows_in_pixels_and_cm() -> None:
 
 
 def test_colonies_from_the_predictors_instances() -> None:
-    from coral_core.inference.instances import CoralInstance
-
     mask = np.zeros((6, 8), dtype=bool)
     mask[1:5, 2:8] = True
     instance = CoralInstance(

@@ -228,9 +228,9 @@ def test_min_area_and_overlap_resolution(scene) -> None:
 
 
 def test_thresholds_are_validated() -> None:
-    with pytest.raises(CoralsegError, match="--min-threshold <= --unsure-threshold"):
+    with pytest.raises(CoralsegError, match="min_threshold <= unsure_threshold"):
         RefineSettings(min_threshold=0.3, unsure_threshold=0.2)
-    with pytest.raises(CoralsegError, match="--min-area"):
+    with pytest.raises(CoralsegError, match="min_area must be at least 1"):
         RefineSettings(min_area=0)
     with pytest.raises(ValueError, match=r"expected \(3, H, W\)"):
         summarize_probabilities(np.zeros((2, 4, 4), np.float32), ENCODING)

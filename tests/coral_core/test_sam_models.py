@@ -18,6 +18,7 @@ from coral_core.sam_models import (
     build_sam_model,
     detect_sam_layout,
     load_sam,
+    load_sam_runner,
     load_sam_state_dict,
 )
 from tests.coral_core.sam_layout import coralscop_extra_shapes, official_state_dict
@@ -50,8 +51,8 @@ def _image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def coralscop_runner(files: Files) -> SamRunner:
-    model, _ = load_sam(files.coralscop)
-    runner = SamRunner(model, prompts_per_batch=2)
+    runner = load_sam_runner(files.coralscop, prompts_per_batch=2)  # as every adapter loads it
+    assert runner.has_category_head and runner.prompts_per_batch == 2
     runner.set_image(_image())
     return runner
 

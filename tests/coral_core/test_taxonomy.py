@@ -21,8 +21,11 @@ from coral_core.taxonomy import (
     get_taxonomy,
     load_taxonomy,
     parse_label_map,
+    read_class_files,
+    read_encoding_file,
     with_label_map,
     write_class_files,
+    write_encoding_file,
 )
 
 CRIOBE_COARSER = [EXTENDED, FAMILIES, AGNOSTIC]
@@ -165,6 +168,46 @@ def test_write_class_files(tmp_path: Path) -> None:
     assert classes_path.read_text().splitlines() == ["background", *FAMILIES.classes]
     rows = [tuple(map(int, line.split())) for line in palette_path.read_text().splitlines()]
     assert rows == list(encoding.palette)
+
+
+@pytest.mark.parametrize("background_is_ignore", [False, True])
+def test_class_files_read_back_the_encoding(tmp_path: Path, background_is_ignore: bool) -> None:
+    custom = Taxonomy("reef", ("Acropora", "Sand"), ((200, 10, 10), (9, 9, 90)))
+    for taxonomy in (FAMILIES, custom):
+        encoding = MaskEncoding(taxonomy, background_is_ignore=background_is_ignore)
+        classes_path, _ = write_class_files(encoding, tmp_path / taxonomy.name)
+        back = read_class_files(classes_path)
+        assert back.background_is_ignore == background_is_ignore
+        assert back.label_names == encoding.label_names and back.palette == encoding.palette
+    assert read_class_files(tmp_path / "families" / "classes.txt").taxonomy is FAMILIES
+
+
+def test_encoding_file_reads_back_the_encoding_with_its_cover_classes(tmp_path: Path) -> None:
+    reef = Taxonomy("reef", ("Acropora", "Sand"), cover_classes=("Sand",))
+    encoding = MaskEncoding(reef, background_is_ignore=True)
+    assert read_encoding_file(write_encoding_file(encoding, tmp_path)) == encoding
+    (tmp_path / "encoding.json").write_text('{"encoding": {}}')
+    with pytest.raises(TaxonomyError, match="is not a mask encoding"):
+        read_encoding_file(tmp_path / "encoding.json")
+
+
+@pytest.mark.parametrize(
+    ("classes", "palette", "message"),
+    [
+        ("background\n", None, "names no class"),
+        ("Acropora\n\nSand\n", None, "blank line 2"),
+        ("Acropora\nSand\n", "1 2 3\n", "1 colours for the 2 names"),
+        ("Acropora\nSand\n", "1 2 3\n4 5 red\n", "'R G B'"),
+    ],
+)
+def test_class_files_that_say_something_else_are_refused(
+    tmp_path: Path, classes: str, palette: str | None, message: str
+) -> None:
+    (tmp_path / "classes.txt").write_text(classes)
+    if palette is not None:
+        (tmp_path / "palette.txt").write_text(palette)
+    with pytest.raises(TaxonomyError, match=message):
+        read_class_files(tmp_path / "classes.txt")
 
 
 def test_get_taxonomy_by_name_and_unknown_name() -> None:

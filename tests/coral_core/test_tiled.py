@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coral_core.inference.instances import RefineSettings, refine
-from coral_core.inference.pipeline import TwoStageResult
+from coral_core.inference.instances import RefineSettings, TwoStageResult, refine
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
 from coral_core.inference.tiled import TileGrid, iter_tiled_colonies
 from coral_core.taxonomy import MaskEncoding, Taxonomy

@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.rle import mask_to_coco_rle
-from coral_core.taxonomy import EILAT, FAMILIES, MaskEncoding, write_class_files
+from coral_core.dataset_manifest import DatasetManifest, write_dataset_manifest
+from coral_core.inference.instance_records import InstanceRecord, write_instance_record
+from coral_core.inference.instances import CoralInstance
+from coral_core.taxonomy import (
+    EILAT,
+    FAMILIES,
+    MaskEncoding,
+    write_class_files,
+    write_encoding_file,
+)
 from coralseg.cli import main
 
 FAM = MaskEncoding(FAMILIES)  # 0 background, 1..7 classes, 255 ignore
@@ -182,8 +190,7 @@ def write_prepare_folder(root: Path, masks: dict[str, np.ndarray]) -> Path:
         split = "train" if index < 3 else "val"
         write_masks(root / split / "labels", {name: mask})
     write_class_files(FAM, root)
-    manifest = {"format": "coralseg-mmseg-dataset/1", "encoding": FAM.to_dict()}
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    write_dataset_manifest(root, DatasetManifest(FAM, long_side=None, splits={}))
     return root
 
 
@@ -200,19 +207,17 @@ def write_infer_output(root: Path, masks: dict[str, np.ndarray], scores: float =
             y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
             box = mask[y0:y1, x0:x1] == value
             instances.append(
-                {
-                    "label": FAMILIES.classes[value - 1],
-                    "value": value,
-                    "score": scores,
-                    "bbox": [int(x0), int(y0), int(x1 - x0), int(y1 - y0)],
-                    "area": int(box.sum()),
-                    "box_rle": mask_to_coco_rle(box),
-                }
+                CoralInstance(
+                    label=FAMILIES.classes[value - 1],
+                    value=value,
+                    score=scores,
+                    bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
+                    mask=box,
+                    area=int(box.sum()),
+                )
             )
-        record = {"file_name": f"photos/{name}.jpg", "width": 80, "height": 60}
-        (root / "instances" / f"{name}.json").write_text(
-            json.dumps(record | {"instances": instances})
-        )
+        record = InstanceRecord(f"photos/{name}.jpg", 80, 60, tuple(instances))
+        write_instance_record(root / "instances" / f"{name}.json", record)
     return root
 
 
@@ -432,8 +437,8 @@ def test_an_infer_output_with_its_encoding_knows_cover_only_classes(tmp_path: Pa
     mask = np.full((20, 20), encoding.value_of("Sand"), dtype=np.uint8)
     mask[2:6, 2:6] = encoding.value_of("Acropora")
     Image.fromarray(mask).save(root / "semantic" / "q.png")
-    (root / "instances" / "q.json").write_text(json.dumps({"file_name": "q.jpg", "instances": []}))
-    (root / "encoding.json").write_text(json.dumps(encoding.to_dict()))
+    write_instance_record(root / "instances" / "q.json", InstanceRecord("q.jpg", 20, 20, ()))
+    write_encoding_file(encoding, root)
     out = tmp_path / "cover"
     code, _, _ = run([str(root), "--colonies-from", "labels", "--out", str(out)], capsys)
     assert code == 0

@@ -165,7 +165,7 @@ def test_test_refuses_a_missing_split_and_checkpoints_that_do_not_fit(
 ) -> None:
     args = ["test", str(TINY), "CKPT", "--data", str(synthetic_data)]
     assert main([a.replace("CKPT", str(checkpoint)) for a in args]) == 2
-    assert "has no test split (it has train, val); use --split val" in capsys.readouterr().err
+    assert "has no test split (it has train, val); evaluate on val" in capsys.readouterr().err
 
     state = torch.load(checkpoint, weights_only=True)
     state["meta"]["coralseg"]["encoding"] = MaskEncoding(FINEGRAINED).to_dict()
@@ -272,7 +272,7 @@ def test_bad_inputs_are_one_sentence(tmp_path: Path, capsys) -> None:
     assert main(["train", str(tmp_path / "nope.py"), "--work-dir", str(tmp_path)]) == 2
     assert "config" in capsys.readouterr().err
     assert main(["train", str(TINY), "--work-dir", str(tmp_path), "--data", str(tmp_path)]) == 2
-    assert "not a folder written by 'coralseg prepare'" in capsys.readouterr().err
+    assert "is not a prepared data folder (no manifest.json)" in capsys.readouterr().err
     assert main(["test", str(TINY), str(tmp_path / "missing.pth")]) == 2
     assert (
         "checkpoint" in capsys.readouterr().err
@@ -384,7 +384,9 @@ def test_train_options_shape_the_config(synthetic_data: Path, tmp_path: Path) ->
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
 def test_amp_without_a_gpu_is_a_clear_error(synthetic_data: Path, tmp_path: Path, capsys) -> None:
     assert _train(tmp_path, synthetic_data, 2, "--amp") == 2
-    assert "--amp (mixed precision) needs a CUDA GPU" in capsys.readouterr().err
+    assert "needs a CUDA GPU, and this machine has none; train without it (option --amp)" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.gpu

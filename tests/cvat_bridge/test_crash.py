@@ -38,6 +38,7 @@ def _finished(bridge: BridgeProcess, job_id: int) -> dict | None:
 
 
 @pytest.mark.slow  # two bridge start-ups (torch + model) and a job: ~2.5 min on 2 busy cores
+@pytest.mark.data_guard
 def test_sigkill_mid_upload_then_restart(
     cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
 ) -> None:

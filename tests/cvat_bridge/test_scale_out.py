@@ -43,6 +43,7 @@ def _rss_kib(pid: int) -> int:
 
 
 @pytest.mark.slow  # three processes start (two load the model): ~1.5 min on 2 busy cores
+@pytest.mark.data_guard
 def test_two_workers_share_the_work_over_redis(
     cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, redis_url: str, colony_labels
 ) -> None:
@@ -77,6 +78,7 @@ def test_two_workers_share_the_work_over_redis(
 
 
 @pytest.mark.slow
+@pytest.mark.data_guard
 def test_burst_of_200_deliveries_for_50_jobs(
     cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
 ) -> None:

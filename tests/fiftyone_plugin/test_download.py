@@ -57,6 +57,7 @@ def served_archive(tmp_path: Path):
 
 
 @pytest.mark.slow  # about 70 s: three fiftyone commands and a second Python process
+@pytest.mark.data_guard
 def test_download_the_archive_and_run_an_operator_from_the_copy(
     served_archive, fiftyone, tmp_path: Path
 ) -> None:

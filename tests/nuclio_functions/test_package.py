@@ -42,6 +42,7 @@ def _args(config, weights, out, *extra) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.data_guard
 def test_function_yaml_follows_cvat_conventions(packaged, tiny_checkpoint) -> None:
     from coral_core.cvat_shapes import label_spec
     from coral_core.inference.semantic import load_semantic_model
@@ -196,6 +197,7 @@ def test_label_spec_rules(spec, words) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.data_guard
 def test_unpacked_zip_runs_alone_in_another_process(unpacked, photo, tmp_path: Path) -> None:
     """Only the unpacked tree and the venv's site-packages on the import path: no repository,
     no editable install; and the semantic stage runs without mmcv or MMSegmentation."""
@@ -255,6 +257,7 @@ def test_unpacked_zip_runs_alone_in_another_process(unpacked, photo, tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.data_guard
 def test_onnx_runtime_gives_the_pytorch_argmax(unpacked, tiny_checkpoint, shared_data) -> None:
     """The packaged ONNX model against the PyTorch/MMSeg model, on every quadrat photo."""
     import numpy as np
