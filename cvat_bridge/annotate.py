@@ -8,8 +8,9 @@
 3. For each frame not yet done: download it, run the model, convert to shapes. A frame
    that cannot be read or that the model fails on is recorded as failed; the others go on.
 4. Every ``upload_batch_frames`` frames: delete the shapes this model wrote before on
-   those frames that are still ``source: auto`` (a person's edit makes them "semi-auto";
-   those and "manual" shapes are never touched), create the new ones, record both.
+   those frames that CVAT still holds exactly as uploaded (:func:`.uploads.untouched`: a
+   person's edit of points, label or an attribute keeps a shape), create the new ones that
+   CVAT does not already hold (:func:`.uploads.already_in_cvat`), record both.
 5. Finish: ``done`` (with failed frames listed) or ``failed`` with a sentence. If CVAT is
    out of reach, the run goes back to the queue for a later attempt.
 """
@@ -32,7 +33,15 @@ from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import DONE, FAILED, BridgeState, LostRunError
-from cvat_bridge.uploads import FrameShapes, decode_frame, fingerprint, frame_shapes, landed
+from cvat_bridge.uploads import (
+    FrameShapes,
+    already_in_cvat,
+    decode_frame,
+    fingerprint,
+    frame_shapes,
+    landed,
+    untouched,
+)
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -232,21 +241,18 @@ class _Run:
         self.check()
         self.state.begin_batch(self.run_id, owner, frames, prints)
         ledger = self.state.ledger(self.job_id, model)
-        earlier = {shape_id for shape_id, frame in ledger.items() if frame in set(frames)}
+        earlier = {i: frame for i, frame in ledger.items() if frame in set(frames)}
+        # read as late as possible: a person's edit saved before this read is seen and kept
+        current = self.cvat.shapes(self.job_id)
+        prints_now = self.state.ledger_prints(self.job_id, model)
+        stale, forgotten = untouched(earlier, prints_now, current)
         removed: list[int] = []
-        forgotten: list[int] = []
-        if earlier:
-            current = {int(s["id"]): s for s in self.cvat.shapes(self.job_id)}
-            stale = [
-                current[i] for i in earlier if i in current and current[i].get("source") == "auto"
-            ]
-            forgotten = [
-                i for i in earlier if i not in current or current[i].get("source") != "auto"
-            ]
-            if stale:
-                self.cvat.delete_shapes(self.job_id, stale)
-                removed = [int(s["id"]) for s in stale]
-        created = self._create(new, frames, prints, set(ledger)) if new else {}
+        if stale:
+            self.cvat.delete_shapes(self.job_id, stale)
+            removed = [int(s["id"]) for s in stale]
+        to_create, created = already_in_cvat(new, current, set(ledger))
+        if to_create:
+            created |= self._create(to_create, frames, prints, set(ledger) | set(created))
         self.state.commit_batch(self.run_id, owner, frames, created, removed, forgotten)
 
     def _create(

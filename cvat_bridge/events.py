@@ -17,6 +17,7 @@ from typing import Any
 from coral_core.errors import CoralsegError
 
 IN_PROGRESS = "in progress"
+JOB_EVENTS = frozenset({"create:job", "update:job"})  # what can move a job into "in progress"
 
 
 class BadEventError(CoralsegError):
@@ -36,6 +37,7 @@ class JobEvent:
     type: str
     updated_date: str  # ISO 8601, UTC
     webhook_id: int | None = None
+    created_date: str = ""  # with job_id, tells a job from another CVAT's job of that id
 
     @property
     def updated(self) -> datetime:
@@ -47,34 +49,55 @@ class JobEvent:
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object with an ``event`` name; :class:`BadEventError` (a 400)
+    for anything else, nesting too deep for the parser included."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadEventError("the body is not JSON: CVAT webhooks post a JSON object") from None
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
         raise BadEventError('the body is not a CVAT webhook event (no "event" field)')
     return data
 
 
+def _integer(value: Any, what: str) -> int:
+    """A JSON id: an integer (or its decimal text); not a float, a bool or ``1e999``."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{what} must be an integer, not {value!r}"[:120])
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise ValueError(f"{what} must be an integer, not {value!r}"[:120])
+    number = int(value)
+    if not 0 <= number < 2**63:
+        raise ValueError(f"{what} is out of range")
+    return number
+
+
 def job_event(data: dict[str, Any]) -> JobEvent:
-    """The job event in a parsed body whose ``event`` ends with ``:job``."""
+    """The job event in a parsed body whose ``event`` is one of :data:`JOB_EVENTS`."""
     job = data.get("job")
     if not isinstance(job, dict):
         raise BadEventError(f'a {data["event"]!r} event needs a "job" object')
     try:
         event = JobEvent(
             event=data["event"],
-            job_id=int(job["id"]),
-            task_id=int(job["task_id"]),
-            project_id=None if job.get("project_id") is None else int(job["project_id"]),
+            job_id=_integer(job["id"], "job id"),
+            task_id=_integer(job["task_id"], "task_id"),
+            project_id=None
+            if job.get("project_id") is None
+            else _integer(job["project_id"], "project_id"),
             state=str(job["state"]),
             stage=str(job.get("stage", "")),
             type=str(job.get("type", "annotation")),
             updated_date=str(job["updated_date"]),
-            webhook_id=None if data.get("webhook_id") is None else int(data["webhook_id"]),
+            webhook_id=None
+            if data.get("webhook_id") is None
+            else _integer(data["webhook_id"], "webhook_id"),
+            created_date=str(job.get("created_date") or ""),
         )
         event.updated  # noqa: B018 -- validates the date now, not later in a worker
-    except (KeyError, TypeError, ValueError) as err:
+        if event.created_date:
+            parse_date(event.created_date)
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise BadEventError(f"the job in the event lacks or garbles a field ({err})") from None
     return event
 

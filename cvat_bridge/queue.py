@@ -16,6 +16,8 @@ from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey
 
+from cvat_bridge.kv import WORKER_TIMEOUT
+
 QUEUE_NAME = "coralseg-bridge"
 
 _runner: Callable[[str], None] | None = None
@@ -35,16 +37,25 @@ def annotate_job(run_id: str) -> None:
 
 
 class BridgeQueue:
-    """A huey instance for ``queue_url`` with the ``annotate_job`` task registered."""
+    """A huey instance for ``queue_url`` with the ``annotate_job`` task registered.
 
-    def __init__(self, queue_url: str) -> None:
+    ``timeout`` bounds a wait for a locked SQLite file or a Redis that does not answer
+    (short on the web service's request path)."""
+
+    def __init__(self, queue_url: str, timeout: float = WORKER_TIMEOUT) -> None:
         self.url = queue_url
         if queue_url.startswith(("redis://", "rediss://", "unix://")):
-            self.huey = RedisHuey(QUEUE_NAME, url=queue_url, results=False)
+            self.huey = RedisHuey(
+                QUEUE_NAME,
+                url=queue_url,
+                results=False,
+                socket_timeout=timeout,
+                socket_connect_timeout=min(5.0, timeout),
+            )
         else:
             Path(queue_url).parent.mkdir(parents=True, exist_ok=True)
             self.huey = SqliteHuey(
-                QUEUE_NAME, filename=queue_url, results=False, fsync=True, timeout=60
+                QUEUE_NAME, filename=queue_url, results=False, fsync=True, timeout=timeout
             )
         self.task = self.huey.task(name="annotate_job")(annotate_job)
 
