@@ -59,6 +59,16 @@ def sqlite_problem(path: Path, err: sqlite3.Error, timeout: float) -> StateFileE
     return StateFileError(f"{path}: {err}")
 
 
+def sqlite_can_write(guarded: Callable[[Callable[[sqlite3.Connection], Any]], Any]) -> None:
+    """Start and roll back a write transaction through ``guarded(call)``."""
+
+    def probe(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+
+    guarded(probe)
+
+
 def storage_problem(err: BaseException) -> str:
     """A short cause for ``/ready`` and 503 answers: locked, not answering, unreachable."""
     if isinstance(err, StateFileError):
@@ -189,7 +199,8 @@ class SqliteStore:
         return [row[0] for row in rows]
 
     def ping(self) -> None:
-        self._guarded(lambda conn: conn.execute("SELECT 1").fetchone())
+        """Raise unless a write could start now (a read succeeds under another's lock)."""
+        sqlite_can_write(self._guarded)
 
     def durability(self) -> str | None:
         """None: every commit is on disk before it returns (WAL, synchronous=FULL)."""

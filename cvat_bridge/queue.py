@@ -11,12 +11,14 @@ worker claims a run only while it is claimable.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey
 
-from cvat_bridge.kv import WORKER_TIMEOUT
+from cvat_bridge.kv import WORKER_TIMEOUT, sqlite_can_write
 
 QUEUE_NAME = "coralseg-bridge"
 
@@ -44,14 +46,15 @@ class BridgeQueue:
 
     def __init__(self, queue_url: str, timeout: float = WORKER_TIMEOUT) -> None:
         self.url = queue_url
+        self.timeout = timeout
+        self._local = threading.local()
         if queue_url.startswith(("redis://", "rediss://", "unix://")):
-            self.huey = RedisHuey(
-                QUEUE_NAME,
-                url=queue_url,
-                results=False,
-                socket_timeout=timeout,
-                socket_connect_timeout=min(5.0, timeout),
+            from redis import ConnectionPool
+
+            pool = ConnectionPool.from_url(
+                queue_url, socket_timeout=timeout, socket_connect_timeout=min(5.0, timeout)
             )
+            self.huey = RedisHuey(QUEUE_NAME, connection_pool=pool, results=False)
         else:
             Path(queue_url).parent.mkdir(parents=True, exist_ok=True)
             self.huey = SqliteHuey(
@@ -70,5 +73,14 @@ class BridgeQueue:
         return self.huey.pending_count()
 
     def ping(self) -> None:
-        """Raise if the queue's storage cannot be reached."""
+        """Raise if the queue's storage cannot be reached or (SQLite) written now."""
         self.huey.pending_count()
+        if isinstance(self.huey, SqliteHuey):
+            sqlite_can_write(self._with_probe_connection)
+
+    def _with_probe_connection(self, call: Callable[[sqlite3.Connection], None]) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.url, timeout=self.timeout, isolation_level=None)
+            self._local.conn = conn
+        call(conn)

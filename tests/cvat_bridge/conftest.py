@@ -64,6 +64,16 @@ def registry_file(tmp_path: Path, model_files) -> Path:
 
 
 @pytest.fixture
+def unloaded_registry(tmp_path: Path) -> Path:
+    """A registry whose model files exist but are never loaded: for the web service alone
+    (no worker), without building a model."""
+    config, weights = tmp_path / "unloaded.py", tmp_path / "unloaded.pth"
+    config.write_text("# never loaded\n")
+    weights.write_bytes(b"")
+    return write_registry(tmp_path / "unloaded.yaml", (config, weights))
+
+
+@pytest.fixture
 def cvat() -> Iterator[FakeCvatServer]:
     """A fake CVAT with the bridge's user; tests add projects, tasks and the webhook."""
     state = FakeCvatState()

@@ -40,6 +40,7 @@ USERNAME, PASSWORD = "alice", "secret"
 SECRET = "webhook-secret-for-tests"
 MODEL = "tiny-coral"
 WEBHOOK_PATH = f"/detect-model-webhook?model_name={MODEL}&conv_mask_to_poly=true"
+STATUS_HEADERS = {"Authorization": f"Bearer {SECRET}"}  # GET /runs needs the secret
 
 
 def bridge_settings(cvat_url: str, registry: Path, cache: Path, **changes: Any) -> BridgeSettings:
@@ -108,6 +109,7 @@ class InProcessBridge:
         worker: bool = True,
         web: bool = True,
         models: ModelRegistry | None = None,
+        supervisor: Any = None,
     ) -> None:
         self.settings = settings
         self.registry = ModelRegistry.from_file(settings.models_file)
@@ -118,6 +120,7 @@ class InProcessBridge:
         self.queue = BridgeQueue(settings.effective_queue_url, settings.request_timeout)
         self.worker = Worker(settings, self.registry) if worker else None
         self.web = web
+        self.supervisor = supervisor
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = free_port()
@@ -128,7 +131,9 @@ class InProcessBridge:
 
     def start(self) -> InProcessBridge:
         if self.web:
-            app = create_app(self.settings, self.registry, self.state, self.queue)
+            app = create_app(
+                self.settings, self.registry, self.state, self.queue, supervisor=self.supervisor
+            )
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
             )
@@ -154,7 +159,7 @@ class InProcessBridge:
         self.stop()
 
     def runs(self, job_id: int) -> list[dict]:
-        response = httpx.get(f"{self.url}/runs/{job_id}", timeout=10)
+        response = httpx.get(f"{self.url}/runs/{job_id}", headers=STATUS_HEADERS, timeout=10)
         return response.json()["runs"] if response.status_code == 200 else []
 
 
@@ -210,7 +215,7 @@ class BridgeProcess:
 
     def runs(self, job_id: int) -> list[dict]:
         try:
-            response = httpx.get(f"{self.url}/runs/{job_id}", timeout=10)
+            response = httpx.get(f"{self.url}/runs/{job_id}", headers=STATUS_HEADERS, timeout=10)
         except httpx.HTTPError:
             return []
         return response.json()["runs"] if response.status_code == 200 else []
