@@ -15,21 +15,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import uvicorn
 
 from coral_core.errors import CoralsegError
 from cvat_bridge.app import create_app
-from cvat_bridge.kv import Store, open_store, sqlite_problem, storage_problem
-from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import BridgeState
+from cvat_bridge.storage import check_durable, open_storage
 from cvat_bridge.supervisor import Supervisor
 
 log = logging.getLogger("cvat_bridge")
@@ -56,48 +53,6 @@ def worker_command(lazy: bool = False) -> Callable[[str], list[str]]:
         return [*line, "--lazy"] if lazy else line
 
     return command
-
-
-def open_storage(settings: BridgeSettings, timeout: float) -> tuple[Store, BridgeQueue]:
-    """The records and the queue, checked: a sentence for each way they can fail."""
-    store = open_store(settings.effective_queue_url, timeout)
-    queue = BridgeQueue(settings.effective_queue_url, timeout)
-    try:
-        store.ping()
-    except CoralsegError:
-        raise
-    except Exception as err:
-        raise CoralsegError(
-            f"the Redis at {settings.describe()['queue']} is {storage_problem(err)}: start "
-            "it, or fix CORALSEG_QUEUE_URL"
-        ) from None
-    try:
-        queue.ping()
-    except sqlite3.Error as err:
-        raise sqlite_problem(Path(settings.effective_queue_url), err, timeout) from None
-    except Exception as err:
-        raise CoralsegError(
-            f"the queue at {settings.describe()['queue']} is {storage_problem(err)}: start "
-            "Redis, or fix CORALSEG_QUEUE_URL"
-        ) from None
-    return store, queue
-
-
-def check_durable(store: Store, settings: BridgeSettings) -> None:
-    """Refuse (or, when allowed, warn loudly about) a store that loses data on restart."""
-    problem = store.durability()
-    if problem is None:
-        return
-    advice = (
-        "turn on its persistence (appendonly yes) -- CVAT's cvat_redis_inmem keeps nothing, "
-        "so run a Redis of your own -- or use the embedded SQLite store on one machine"
-    )
-    if not settings.allow_volatile_store:
-        raise CoralsegError(
-            f"{problem}: {advice}; or set CORALSEG_ALLOW_VOLATILE_STORE=1 to run anyway"
-        )
-    log.warning("NOT DURABLE: %s; CORALSEG_ALLOW_VOLATILE_STORE=1 runs anyway: %s", problem,
-                advice)  # fmt: skip
 
 
 def serve(

@@ -32,12 +32,12 @@ from huey.consumer import Consumer
 from coral_core.errors import CoralsegError
 from cvat_bridge import queue as queue_module
 from cvat_bridge.annotate import Annotator
-from cvat_bridge.kv import open_store
-from cvat_bridge.queue import BridgeQueue
+from cvat_bridge.kv import WORKER_TIMEOUT
 from cvat_bridge.reconcile import reconcile
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import QUEUED, RUNNING, BridgeState
+from cvat_bridge.storage import open_storage
 
 log = logging.getLogger(__name__)
 REQUEUE_QUEUED_AFTER = 1800.0
@@ -65,9 +65,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.preload = preload
         self.stop_event = threading.Event()
-        self.store = open_store(settings.effective_queue_url)
+        self.store, self.queue = open_storage(settings, WORKER_TIMEOUT)
         self.state = BridgeState(self.store)
-        self.queue = BridgeQueue(settings.effective_queue_url)
         self.annotator = Annotator(
             settings, self.state, registry, self.queue, self.worker_id, self.stop_event
         )
