@@ -142,6 +142,9 @@ def create_app(
     def ready() -> JSONResponse:
         checks: dict[str, Any] = {}
         for name, ping in (("records", state.store.ping), ("queue", queue.ping)):
+            if name == "queue" and settings.uses_redis and checks["records"] != "ok":
+                checks[name] = checks["records"]  # the same server: do not wait twice
+                continue
             try:
                 ping()
                 checks[name] = "ok"

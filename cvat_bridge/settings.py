@@ -17,7 +17,7 @@ for the bridge-specific ones):
   ``CORALSEG_RECONCILE_INTERVAL`` (300; 0 turns reconciliation off),
   ``CORALSEG_CVAT_RETRIES`` (6), ``CORALSEG_CVAT_TIMEOUT`` (seconds per request, 60),
   ``CORALSEG_WORKER_NICE`` (10: workers yield the CPU to the web service);
-* ``CORALSEG_REQUEST_TIMEOUT`` (2) -- seconds the web service waits for the records or the
+* ``CORALSEG_REQUEST_TIMEOUT`` (3) -- seconds the web service waits for the records or the
   queue on one request (a locked file, a hung Redis) before it answers 503: CVAT gives up
   after 10 s; ``CORALSEG_BODY_TIMEOUT`` (5) -- seconds a client may take to send its body;
 * ``CORALSEG_STATUS_TOKEN`` -- a token for ``GET /runs/{job}`` (``Authorization: Bearer``);
@@ -66,7 +66,7 @@ class BridgeSettings:
     cvat_timeout: float = 60.0
     retry_base_delay: float = 0.5
     worker_nice: int = 10
-    request_timeout: float = 2.0
+    request_timeout: float = 3.0
     body_timeout: float = 5.0
     status_token: str = field(default="", repr=False)
     allow_volatile_store: bool = False
@@ -121,7 +121,7 @@ class BridgeSettings:
             cvat_timeout=number(float, 60.0, "CORALSEG_CVAT_TIMEOUT"),
             retry_base_delay=number(float, 0.5, "CORALSEG_RETRY_BASE_DELAY"),
             worker_nice=int(number(int, 10, "CORALSEG_WORKER_NICE")),
-            request_timeout=max(0.1, number(float, 2.0, "CORALSEG_REQUEST_TIMEOUT")),
+            request_timeout=max(0.1, number(float, 3.0, "CORALSEG_REQUEST_TIMEOUT")),
             body_timeout=max(0.1, number(float, 5.0, "CORALSEG_BODY_TIMEOUT")),
             status_token=get("CORALSEG_STATUS_TOKEN"),
             allow_volatile_store=get("CORALSEG_ALLOW_VOLATILE_STORE", default="0").lower()

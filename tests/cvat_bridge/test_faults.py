@@ -29,6 +29,7 @@ from tests.cvat_bridge.harness import (
 from tests.fake_cvat import FakeCvatServer
 
 CVAT_TIMEOUT = 10.0
+FAST = 1.0  # request_timeout for these tests (3 s by default: same path, longer waits)
 LOCKER = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -65,7 +66,9 @@ def in_progress_body(cvat: FakeCvatServer, labels: list[str]) -> tuple[bytes, ob
 def test_a_locked_queue_file_is_refused_in_time_and_the_retry_queues_the_run(
     cvat: FakeCvatServer, unloaded_registry: Path, tmp_path: Path, colony_labels
 ) -> None:
-    settings = bridge_settings(cvat.url, unloaded_registry, tmp_path / "cache")
+    settings = bridge_settings(
+        cvat.url, unloaded_registry, tmp_path / "cache", request_timeout=FAST
+    )
     with InProcessBridge(settings, worker=False) as bridge:
         body, job = in_progress_body(cvat, colony_labels)
         assert bridge.queue.size() == 0  # the queue's file exists
@@ -92,7 +95,9 @@ def test_a_locked_queue_file_is_refused_in_time_and_the_retry_queues_the_run(
 def test_a_locked_records_file_is_refused_in_time(
     cvat: FakeCvatServer, unloaded_registry: Path, tmp_path: Path, colony_labels
 ) -> None:
-    settings = bridge_settings(cvat.url, unloaded_registry, tmp_path / "cache")
+    settings = bridge_settings(
+        cvat.url, unloaded_registry, tmp_path / "cache", request_timeout=FAST
+    )
     with InProcessBridge(settings, worker=False) as bridge:
         body, _ = in_progress_body(cvat, colony_labels)
         records = Path(bridge.state.store.path)
@@ -111,7 +116,11 @@ def test_a_paused_redis_is_refused_in_time(
     redis_server: RedisServer,
 ) -> None:  # fmt: skip
     settings = bridge_settings(
-        cvat.url, unloaded_registry, tmp_path / "cache", queue_url=redis_server.url
+        cvat.url,
+        unloaded_registry,
+        tmp_path / "cache",
+        queue_url=redis_server.url,
+        request_timeout=FAST,
     )
     with InProcessBridge(settings, worker=False) as bridge:
         body, _ = in_progress_body(cvat, colony_labels)
