@@ -1,7 +1,9 @@
 """Keeping local worker processes alive: a dead worker is restarted, with backoff, and the
 runs it held go back to the queue at once (not when their leases run out).
 
-The supervisor gives each worker process an id (``--worker-id``) that it also uses as its
+A worker that exits with status 0 was asked to stop (SIGTERM to the whole process group,
+as systemd and ``docker stop`` do) and is not restarted. The supervisor gives each worker
+process an id (``--worker-id``) that it also uses as its
 run-owner prefix, so the runs of a worker that died (SIGKILL, OOM) are found by owner.
 ``report()`` is what ``/health`` shows: how many workers are wanted and running, how often
 they were restarted, and when the next restart is due.
@@ -82,8 +84,8 @@ class Supervisor:
         now = time.monotonic()
         if slot.restart_at is None:
             code = slot.process.poll()  # also reaps it: no zombie
-            if code is None or self._stop.is_set():
-                return
+            if code is None or code == 0 or self._stop.is_set():
+                return  # 0: it was asked to stop (SIGTERM to the process group)
             ran = now - slot.started_at
             slot.backoff = FIRST_BACKOFF if ran >= HEALTHY_AFTER else slot.backoff
             slot.restart_at = now + slot.backoff
