@@ -77,7 +77,7 @@ def test_a_redis_emptied_mid_run_causes_no_duplicates(
     )
     project, task, job = make_job(cvat.state, colony_labels, frames=frames)
     # the third frame comes slowly: Redis is emptied while the run waits for it
-    slow = cvat.state.add_fault("GET", rf"/api/jobs/{job.id}/data", delay=4.0, skip=2)
+    slow = cvat.state.add_fault("GET", rf"/api/jobs/{job.id}/data$", delay=4.0, skip=2)
     with InProcessBridge(settings, models=loaded_models) as bridge:
         cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
         cvat.state.set_job(job, state="in progress")
