@@ -128,6 +128,9 @@ def create_app(
     # the web service's whole answer must beat CVAT's read timeout, whatever storage does
     deadline = min(CVAT_READ_TIMEOUT - 2.0, 3 * settings.request_timeout + 1.0)
     readers = {t for t in (settings.status_token, settings.webhook_secret) if t}
+    # a repeated event sends a recorded run's queue message only once the request that
+    # recorded it has surely ended (each of its storage calls is bounded by request_timeout)
+    resend_after = 3 * settings.request_timeout
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -217,7 +220,7 @@ def create_app(
 
         def record() -> Decision:
             state.subscribe(event.project_id, model)
-            decision = state.observe(event, model)
+            decision = state.observe(event, model, resend_after=resend_after)
             to_send = decision.run_id if decision.action == "queued" else decision.requeue
             if to_send is None:
                 return decision

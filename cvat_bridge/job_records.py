@@ -52,9 +52,18 @@ class JobRecords:
     store: Store
     clock: Callable[[], float]
 
-    def observe(self, event: JobEvent, model: ModelChoice, trigger: str = "webhook") -> Decision:
+    def observe(
+        self,
+        event: JobEvent,
+        model: ModelChoice,
+        trigger: str = "webhook",
+        resend_after: float = 0.0,
+    ) -> Decision:
         """Apply a job event atomically: remember the job's state, and queue a run when the
-        job became "in progress"."""
+        job became "in progress". A repeated event names in ``requeue`` the job's queued run
+        whose queue message was not confirmed ``resend_after`` seconds after it was
+        recorded (the request that recorded it has given up by then)."""
+        now = self.clock()
 
         def apply(txn: Txn) -> Decision:
             key = f"job:{event.job_id}"
@@ -66,7 +75,7 @@ class JobRecords:
                 return Decision(
                     "ignored",
                     "stale or repeated event (job not newer than seen)",
-                    requeue=_unsent_run(txn, event.job_id, model),
+                    requeue=_unsent_run(txn, event.job_id, model, now - resend_after),
                 )
             txn.set(
                 key,
@@ -89,20 +98,22 @@ class JobRecords:
                 return Decision(
                     "ignored",
                     "job was already in progress",
-                    requeue=_unsent_run(txn, event.job_id, model),
+                    requeue=_unsent_run(txn, event.job_id, model, now - resend_after),
                 )
-            return self._queue_run(txn, event, model, trigger)
+            return self._queue_run(txn, event, model, trigger, now - resend_after)
 
         return self.store.atomically(apply)
 
-    def _queue_run(self, txn: Txn, event: JobEvent, model: ModelChoice, trigger: str) -> Decision:
+    def _queue_run(
+        self, txn: Txn, event: JobEvent, model: ModelChoice, trigger: str, resend_before: float
+    ) -> Decision:
         active = txn.get(f"active:{event.job_id}:{model.name}")
         if active is not None:
             return Decision(
                 "existing",
                 "a run of this job and model is queued or running",
                 active,
-                requeue=_unsent_run(txn, event.job_id, model),
+                requeue=_unsent_run(txn, event.job_id, model, resend_before),
             )
         done = txn.get(f"done:{event.job_id}:{model.name}:{model.version}")
         if done is not None:
@@ -152,10 +163,11 @@ def _retire(txn: Txn, job_id: int, model: ModelChoice, now: float) -> None:
     forget_ledger(txn, job_id, model.name)
 
 
-def _unsent_run(txn: Txn, job_id: int, model: ModelChoice) -> str | None:
-    """The queued run of this job and model whose queue message was never confirmed."""
+def _unsent_run(txn: Txn, job_id: int, model: ModelChoice, before: float) -> str | None:
+    """The queued run of this job and model, recorded before ``before``, whose queue message
+    was never confirmed."""
     run_id = txn.get(f"active:{job_id}:{model.name}")
     run = None if run_id is None else txn.get(f"run:{run_id}")
     if run is None or run["status"] != QUEUED or run.get("enqueued", True):
         return None
-    return run_id
+    return run_id if run["queued_at"] <= before else None

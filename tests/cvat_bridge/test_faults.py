@@ -84,6 +84,8 @@ def test_a_locked_queue_file_is_refused_in_time_and_the_retry_queues_the_run(
         # the run was recorded, its queue message not sent: CVAT's retry sends it
         (run,) = bridge.state.runs_of_job(job.id)
         assert run["status"] == "queued" and not run["enqueued"]
+        # a retry sends it once the recording request has surely ended (3 request timeouts)
+        time.sleep(max(0.0, 3 * FAST - (time.time() - run["queued_at"])) + 0.1)
         retried = post_event(bridge.url, body)
         assert retried.status_code == 202, retried.text
         assert retried.json()["run_id"] == run["run_id"]

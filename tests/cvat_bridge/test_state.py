@@ -144,8 +144,15 @@ def test_a_run_recorded_but_not_queued_is_named_for_requeueing(state) -> None:
     records, clock = state
     first = records.observe(event(1, "in progress", 1), MODEL)
     assert not records.run(first.run_id)["enqueued"]
-    repeat = records.observe(event(1, "in progress", 1), MODEL)  # CVAT's retry
+    # a redelivery while the recording request may still be sending changes nothing ...
+    clock.now += 1
+    early = records.observe(event(1, "in progress", 1), MODEL, resend_after=9)
+    assert early.action == "ignored" and early.requeue is None
+    # ... CVAT's retry after that request has surely ended names the run to send
+    clock.now += 9
+    repeat = records.observe(event(1, "in progress", 1), MODEL, resend_after=9)
     assert repeat.action == "ignored" and repeat.requeue == first.run_id
+    clock.now -= 10
     assert not records.take_unsent(first.run_id, older_than=30)  # too recent
     clock.now += 31
     assert records.take_unsent(first.run_id, older_than=30)
