@@ -125,7 +125,8 @@ def create_app(
     app = FastAPI(title="coralseg CVAT bridge", docs_url=None, redoc_url=None)
     probe = _CvatProbe(settings.cvat_url, timeout=min(3.0, settings.request_timeout + 1))
     within = worker_heartbeat_within or max(3.0, 3 * settings.recover_interval)
-    # the web service's whole answer must beat CVAT's read timeout, whatever storage does
+    # the web service's whole answer, from the request's arrival, must beat CVAT's read
+    # timeout whatever storage does
     deadline = min(CVAT_READ_TIMEOUT - 2.0, 3 * settings.request_timeout + 1.0)
     readers = {t for t in (settings.status_token, settings.webhook_secret) if t}
     # a repeated event sends a recorded run's queue message only once the request that
@@ -214,11 +215,9 @@ def create_app(
             event = job_event(data)
         except (UnknownModelError, BadEventError) as err:
             return _refuse(request, 400, str(err))
-        model = ModelChoice(
-            spec.name, await run_in_threadpool(lambda: spec.version), conv_text in TRUE
-        )
 
         def record() -> Decision:
+            model = ModelChoice(spec.name, spec.version, conv_text in TRUE)
             state.subscribe(event.project_id, model)
             decision = state.observe(event, model, resend_after=resend_after)
             to_send = decision.run_id if decision.action == "queued" else decision.requeue
@@ -234,7 +233,8 @@ def create_app(
             return decision
 
         try:
-            decision = await asyncio.wait_for(run_in_threadpool(record), deadline)
+            left = max(0.5, deadline - (time.perf_counter() - started))
+            decision = await asyncio.wait_for(run_in_threadpool(record), left)
         except Exception as err:
             cause = "not answering in time" if isinstance(err, TimeoutError) else None
             cause = cause or storage_problem(err)
