@@ -21,12 +21,11 @@ import threading
 
 from coral_core.errors import CoralsegError
 from cvat_bridge.cvat_io import CvatSession
-from cvat_bridge.events import JobEvent
+from cvat_bridge.events import CREATE_JOB, JobEvent
 from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import BridgeState, ModelChoice
-from cvat_bridge.triggers import CREATED
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def reconcile(
             for job in cvat.project_jobs(project_id, wanted.get("organization_id")):
                 unseen_new = state.job(int(job.id)) is None and str(job.state) == "new"
                 event = JobEvent(
-                    event=CREATED if unseen_new else "reconcile",
+                    event=CREATE_JOB if unseen_new else "reconcile",
                     job_id=int(job.id),
                     task_id=int(job.task_id),
                     project_id=project_id,
