@@ -301,12 +301,15 @@ class _Run:
         # read as late as possible: a person's shape or edit saved before this read is seen
         # and kept (between it and the delete there is only the pending record's write)
         current = self.cvat.shapes(self.job_id)
+        stale, forgotten = untouched(earlier, prints_now, current)
+        # a person's shapes: drawn, edited (semi-auto), or the model's with only an
+        # attribute changed (still "auto", but kept as theirs)
+        kept = set(forgotten)
         new, skipped = _clear_of_people(
             [shape for item in batch for shape in item.shapes],
-            [s for s in current if s.get("source") in PERSON_SOURCES],
+            [s for s in current if s.get("source") in PERSON_SOURCES or int(s["id"]) in kept],
         )
         prints = [fingerprint(shape) for shape in new]
-        stale, forgotten = untouched(earlier, prints_now, current)
         self.state.begin_batch(self.run_id, owner, frames, prints)
         removed: list[int] = []
         if stale:

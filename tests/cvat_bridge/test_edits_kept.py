@@ -65,6 +65,9 @@ def test_an_attribute_only_edit_keeps_the_shape_on_a_rerun(
     survivors = set(first) & {s.id for s in task.shapes}
     assert survivors == {marked}  # the untouched ones were replaced
     assert rerun["shapes_removed"] == len(first) - 1
+    # the kept shape is the person's now: the model's same colony is not uploaded over it
+    assert (rerun["shapes_written"], rerun["shapes_skipped"]) == (len(first) - 1, 1)
+    assert len(auto_shapes(cvat, task)) == len(first)
 
 
 def test_a_redis_emptied_mid_run_causes_no_duplicates(
