@@ -82,7 +82,8 @@ def reconcile(
                 spec.name, spec.version, bool(wanted["conv_mask_to_poly"]), spec.stages
             )
             for job in cvat.project_jobs(project_id, wanted.get("organization_id")):
-                unseen_new = state.job(int(job.id)) is None and str(job.state) == "new"
+                created = job.created_date.isoformat()
+                unseen_new = str(job.state) == "new" and not state.seen(int(job.id), created)
                 event = JobEvent(
                     event=CREATE_JOB if unseen_new else "reconcile",
                     job_id=int(job.id),
@@ -92,12 +93,14 @@ def reconcile(
                     stage=str(job.stage),
                     type=str(job.type),
                     updated_date=job.updated_date.isoformat(),
+                    created_date=created,
                     assignee_id=None if job.assignee is None else int(job.assignee.id),
                     organization_id=wanted.get("organization_id"),
                 )
                 decision = state.observe(event, model, trigger="reconcile")
                 if decision.action == "queued":
                     queue.enqueue(decision.run_id)
+                    state.mark_enqueued(decision.run_id)
                     queued.append(decision.run_id)
     if queued:
         log.info("reconciliation queued %d job(s) the bridge had not heard of", len(queued))

@@ -130,6 +130,10 @@ def test_a_reinstalled_cvat_repeating_job_ids_gets_new_runs(state) -> None:
     run_id = records.observe(old, MODEL).run_id
     assert records.claim(run_id, "w1", 10) is not None
     records.commit_batch(run_id, "w1", [0], {101: 0}, removed=[])
+    # the same job with its date as cvat-sdk spells it (reconciliation) is the same job
+    same = replace(event(1, "in progress", 31), created_date="2025-01-01T00:00:00.000+00:00")
+    assert records.observe(same, MODEL).reason == "job was already in progress"
+    assert records.ledger(1, "tiny") == {101: 0} and records.run(run_id)["status"] == "running"
     # CVAT reinstalled: job 1 again, created later, its dates earlier than the old job's
     new = replace(event(1, "in progress", 5), created_date="2026-05-01T09:00:00Z")
     decision = records.observe(new, MODEL)
