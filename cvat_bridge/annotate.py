@@ -13,11 +13,13 @@
    convert to shapes. A frame that cannot be read or that the model fails on is recorded
    as failed; the others go on.
 4. Every ``upload_batch_frames`` frames: delete the shapes this model wrote before on
-   those frames that are still ``source: auto`` (a person's edit makes them "semi-auto";
-   those and "manual" shapes are never touched), leave out the colonies that overlap a
-   shape a person drew on that frame (:data:`~coral_core.cvat_shapes.PERSON_OVERLAP` of
-   the smaller one; counted in the run's ``shapes_skipped``), create the others, record
-   them.
+   those frames that CVAT still holds exactly as uploaded (:func:`.uploads.untouched`: a
+   person's edit of points, label or an attribute keeps a shape, and "manual" shapes are
+   never touched), leave out the colonies that overlap a shape a person drew on that frame
+   (:data:`~coral_core.cvat_shapes.PERSON_OVERLAP` of the smaller one; counted in the run's
+   ``shapes_skipped``), create the others that CVAT does not already hold
+   (:func:`.uploads.already_in_cvat`), record both. CVAT's shapes are read once per batch,
+   as late as possible: just before the delete.
 5. Finish: ``done`` (with failed frames listed) or ``failed`` with a sentence. If CVAT is
    out of reach, the run goes back to the queue for a later attempt.
 """
@@ -43,7 +45,14 @@ from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import DONE, FAILED, BridgeState, LostRunError
-from cvat_bridge.uploads import FrameShapes, fingerprint, frame_shapes, landed
+from cvat_bridge.uploads import (
+    FrameShapes,
+    already_in_cvat,
+    fingerprint,
+    frame_shapes,
+    landed,
+    untouched,
+)
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -286,28 +295,29 @@ class _Run:
         owner, model = self.a.owner, self.run["model_name"]
         frames = [item.frame for item in batch]
         self.check()
-        current = {int(s["id"]): s for s in self.cvat.shapes(self.job_id)}
         ledger = self.state.ledger(self.job_id, model)
+        prints_now = self.state.ledger_prints(self.job_id, model)
+        earlier = {i: frame for i, frame in ledger.items() if frame in set(frames)}
+        # read as late as possible: a person's shape or edit saved before this read is seen
+        # and kept (between it and the delete there is only the pending record's write)
+        current = self.cvat.shapes(self.job_id)
+        stale, forgotten = untouched(earlier, prints_now, current)
+        # a person's shapes: drawn, edited (semi-auto), or the model's with only an
+        # attribute changed (still "auto", but kept as theirs)
+        kept = set(forgotten)
         new, skipped = _clear_of_people(
             [shape for item in batch for shape in item.shapes],
-            [s for s in current.values() if s.get("source") in PERSON_SOURCES],
+            [s for s in current if s.get("source") in PERSON_SOURCES or int(s["id"]) in kept],
         )
         prints = [fingerprint(shape) for shape in new]
         self.state.begin_batch(self.run_id, owner, frames, prints)
-        earlier = {shape_id for shape_id, frame in ledger.items() if frame in set(frames)}
         removed: list[int] = []
-        forgotten: list[int] = []
-        if earlier:
-            stale = [
-                current[i] for i in earlier if i in current and current[i].get("source") == "auto"
-            ]
-            forgotten = [
-                i for i in earlier if i not in current or current[i].get("source") != "auto"
-            ]
-            if stale:
-                self.cvat.delete_shapes(self.job_id, stale)
-                removed = [int(s["id"]) for s in stale]
-        created = self._create(new, frames, prints, set(ledger)) if new else {}
+        if stale:
+            self.cvat.delete_shapes(self.job_id, stale)
+            removed = [int(s["id"]) for s in stale]
+        to_create, created = already_in_cvat(new, current, set(ledger))
+        if to_create:
+            created |= self._create(to_create, frames, prints, set(ledger) | set(created))
         self.state.commit_batch(
             self.run_id, owner, frames, created, removed, forgotten, skipped=skipped
         )

@@ -11,10 +11,14 @@ worker claims a run only while it is claimable.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey
+
+from cvat_bridge.kv import WORKER_TIMEOUT, sqlite_can_write
 
 QUEUE_NAME = "coralseg-bridge"
 
@@ -35,16 +39,26 @@ def annotate_job(run_id: str) -> None:
 
 
 class BridgeQueue:
-    """A huey instance for ``queue_url`` with the ``annotate_job`` task registered."""
+    """A huey instance for ``queue_url`` with the ``annotate_job`` task registered.
 
-    def __init__(self, queue_url: str) -> None:
+    ``timeout`` bounds a wait for a locked SQLite file or a Redis that does not answer
+    (short on the web service's request path)."""
+
+    def __init__(self, queue_url: str, timeout: float = WORKER_TIMEOUT) -> None:
         self.url = queue_url
+        self.timeout = timeout
+        self._local = threading.local()
         if queue_url.startswith(("redis://", "rediss://", "unix://")):
-            self.huey = RedisHuey(QUEUE_NAME, url=queue_url, results=False)
+            from redis import ConnectionPool
+
+            pool = ConnectionPool.from_url(
+                queue_url, socket_timeout=timeout, socket_connect_timeout=min(5.0, timeout)
+            )
+            self.huey = RedisHuey(QUEUE_NAME, connection_pool=pool, results=False)
         else:
             Path(queue_url).parent.mkdir(parents=True, exist_ok=True)
             self.huey = SqliteHuey(
-                QUEUE_NAME, filename=queue_url, results=False, fsync=True, timeout=60
+                QUEUE_NAME, filename=queue_url, results=False, fsync=True, timeout=timeout
             )
         self.task = self.huey.task(name="annotate_job")(annotate_job)
 
@@ -59,5 +73,14 @@ class BridgeQueue:
         return self.huey.pending_count()
 
     def ping(self) -> None:
-        """Raise if the queue's storage cannot be reached."""
+        """Raise if the queue's storage cannot be reached or (SQLite) written now."""
         self.huey.pending_count()
+        if isinstance(self.huey, SqliteHuey):
+            sqlite_can_write(self._with_probe_connection)
+
+    def _with_probe_connection(self, call: Callable[[sqlite3.Connection], None]) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.url, timeout=self.timeout, isolation_level=None)
+            self._local.conn = conn
+        call(conn)

@@ -21,12 +21,11 @@ import threading
 
 from coral_core.errors import CoralsegError
 from cvat_bridge.cvat_io import CvatSession
-from cvat_bridge.events import JobEvent
+from cvat_bridge.events import CREATE_JOB, JobEvent
 from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import BridgeState, ModelChoice
-from cvat_bridge.triggers import CREATED
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +82,10 @@ def reconcile(
                 spec.name, spec.version, bool(wanted["conv_mask_to_poly"]), spec.stages
             )
             for job in cvat.project_jobs(project_id, wanted.get("organization_id")):
-                unseen_new = state.job(int(job.id)) is None and str(job.state) == "new"
+                created = job.created_date.isoformat()
+                unseen_new = str(job.state) == "new" and not state.seen(int(job.id), created)
                 event = JobEvent(
-                    event=CREATED if unseen_new else "reconcile",
+                    event=CREATE_JOB if unseen_new else "reconcile",
                     job_id=int(job.id),
                     task_id=int(job.task_id),
                     project_id=project_id,
@@ -93,12 +93,14 @@ def reconcile(
                     stage=str(job.stage),
                     type=str(job.type),
                     updated_date=job.updated_date.isoformat(),
+                    created_date=created,
                     assignee_id=None if job.assignee is None else int(job.assignee.id),
                     organization_id=wanted.get("organization_id"),
                 )
                 decision = state.observe(event, model, trigger="reconcile")
                 if decision.action == "queued":
                     queue.enqueue(decision.run_id)
+                    state.mark_enqueued(decision.run_id)
                     queued.append(decision.run_id)
     if queued:
         log.info("reconciliation queued %d job(s) the bridge had not heard of", len(queued))

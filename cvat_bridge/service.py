@@ -1,28 +1,33 @@
-"""Running the bridge: the web service in this process, workers as child processes.
+"""Running the bridge: the web service in this process, workers as supervised child processes.
 
-``serve(settings, host, port, workers)`` starts ``workers`` processes of
-``python -m cvat_bridge.worker`` (they read the same environment), then uvicorn in the
-foreground. Stopping (Ctrl-C, SIGTERM) stops uvicorn, then asks the workers to stop: a run in
-progress goes back to the queue between two frames and is resumed by the next worker.
-Workers exit by themselves if this process dies.
+``serve(settings, host, port, workers)`` checks the configuration and the storage (each
+problem a sentence naming the file or server and what to do; a Redis that keeps nothing over
+a restart is refused unless ``CORALSEG_ALLOW_VOLATILE_STORE=1``), starts ``workers``
+processes of ``python -m cvat_bridge.worker`` under a :class:`~.supervisor.Supervisor`
+(a dead one is restarted with backoff and its runs go back to the queue), then uvicorn in
+the foreground. Stopping (Ctrl-C, SIGTERM) stops uvicorn, then asks the workers to stop: a
+run in progress goes back to the queue between two frames and is resumed by the next
+worker. Workers exit by themselves if this process dies.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
+import signal
 import sys
+import threading
+from collections.abc import Callable
 
 import uvicorn
 
 from coral_core.errors import CoralsegError
 from cvat_bridge.app import create_app
-from cvat_bridge.kv import open_store
-from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import BridgeState
+from cvat_bridge.storage import check_durable, open_storage
+from cvat_bridge.supervisor import Supervisor
 
 log = logging.getLogger("cvat_bridge")
 
@@ -39,23 +44,15 @@ def load_registry(settings: BridgeSettings) -> ModelRegistry:
     return registry
 
 
-def start_workers(count: int, lazy: bool = False) -> list[subprocess.Popen]:
-    command = [sys.executable, "-m", "cvat_bridge.worker", "--parent-pid", str(os.getpid())]
-    if lazy:
-        command.append("--lazy")
-    return [subprocess.Popen(command) for _ in range(count)]
+def worker_command(lazy: bool = False) -> Callable[[str], list[str]]:
+    """The command line of a worker process with a given id, watching this process."""
 
+    def command(worker_id: str) -> list[str]:
+        line = [sys.executable, "-m", "cvat_bridge.worker", "--parent-pid", str(os.getpid()),
+                "--worker-id", worker_id]  # fmt: skip
+        return [*line, "--lazy"] if lazy else line
 
-def stop_workers(processes: list[subprocess.Popen], timeout: float = 60.0) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return command
 
 
 def serve(
@@ -69,27 +66,22 @@ def serve(
     """Run the bridge until stopped; returns the exit status."""
     settings.check_cvat()
     registry = load_registry(settings)
-    store = open_store(settings.effective_queue_url)
-    queue = BridgeQueue(settings.effective_queue_url)
-    try:
-        store.ping()
-        queue.ping()
-    except Exception as err:
-        raise CoralsegError(
-            f"the queue at {settings.describe()['queue']} cannot be reached ({err}); start "
-            "Redis or fix CORALSEG_QUEUE_URL"
-        ) from None
+    store, queue = open_storage(settings, settings.request_timeout)
+    check_durable(store, settings)
     log.info("coralseg bridge: %s", settings.describe())
-    processes = start_workers(workers, lazy=lazy)
+    state = BridgeState(store)
+    supervisor = Supervisor(worker_command(lazy), workers, state, queue).start()
     try:
         if web:
-            app = create_app(settings, registry, BridgeState(store), queue)
+            app = create_app(settings, registry, state, queue, supervisor=supervisor)
             uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
         else:
-            for process in processes:
-                process.wait()
+            stopping = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+            while not stopping.wait(1.0):
+                pass
     except KeyboardInterrupt:
         pass
     finally:
-        stop_workers(processes)
+        supervisor.stop()
     return 0

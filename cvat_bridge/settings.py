@@ -19,7 +19,14 @@ for the bridge-specific ones):
   run without a heartbeat, 120), ``CORALSEG_RECOVER_INTERVAL`` (10),
   ``CORALSEG_RECONCILE_INTERVAL`` (300; 0 turns reconciliation off),
   ``CORALSEG_CVAT_RETRIES`` (6), ``CORALSEG_CVAT_TIMEOUT`` (seconds per request, 60),
-  ``CORALSEG_WORKER_NICE`` (10: workers yield the CPU to the web service).
+  ``CORALSEG_WORKER_NICE`` (10: workers yield the CPU to the web service);
+* ``CORALSEG_REQUEST_TIMEOUT`` (3) -- seconds the web service waits for the records or the
+  queue on one request (a locked file, a hung Redis) before it answers 503: CVAT gives up
+  after 10 s; ``CORALSEG_BODY_TIMEOUT`` (5) -- seconds a client may take to send its body;
+* ``CORALSEG_STATUS_TOKEN`` -- a token for ``GET /runs/{job}`` (``Authorization: Bearer``);
+  the webhook secret is accepted too;
+* ``CORALSEG_ALLOW_VOLATILE_STORE`` (``0``) -- ``1`` starts the bridge on a Redis that keeps
+  nothing over a restart (otherwise refused: see :meth:`.kv.RedisStore.durability`).
 
 Secrets never appear in :func:`repr` or logs: :meth:`BridgeSettings.describe` is what the
 bridge prints.
@@ -63,6 +70,10 @@ class BridgeSettings:
     retry_base_delay: float = 0.5
     worker_nice: int = 10
     watch_projects: str = ""
+    request_timeout: float = 3.0
+    body_timeout: float = 5.0
+    status_token: str = field(default="", repr=False)
+    allow_volatile_store: bool = False
 
     @classmethod
     def from_env(
@@ -115,6 +126,11 @@ class BridgeSettings:
             retry_base_delay=number(float, 0.5, "CORALSEG_RETRY_BASE_DELAY"),
             worker_nice=int(number(int, 10, "CORALSEG_WORKER_NICE")),
             watch_projects=get("CORALSEG_WATCH_PROJECTS"),
+            request_timeout=max(0.1, number(float, 3.0, "CORALSEG_REQUEST_TIMEOUT")),
+            body_timeout=max(0.1, number(float, 5.0, "CORALSEG_BODY_TIMEOUT")),
+            status_token=get("CORALSEG_STATUS_TOKEN"),
+            allow_volatile_store=get("CORALSEG_ALLOW_VOLATILE_STORE", default="0").lower()
+            in ("1", "true", "yes", "on"),
         )
 
     @property

@@ -24,7 +24,7 @@ annotation stage only), when:
    person sets the state by hand in the job menu or on the task page.
 
 Whatever the trigger, a model version annotates a job once (``done:`` records in
-:mod:`.state`), and the colonies that overlap a person's shapes are not written
+:mod:`.job_records`), and the colonies that overlap a person's shapes are not written
 (:mod:`.annotate`).
 """
 
@@ -33,11 +33,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cvat_bridge.events import IN_PROGRESS, JobEvent
+from cvat_bridge.events import CREATE_JOB, IN_PROGRESS, JobEvent
 
 ANNOTATION_STAGE = "annotation"
 DEFAULT_STAGES = (ANNOTATION_STAGE,)
-CREATED = "create:job"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def decide(known: dict | None, event: JobEvent, stages: Sequence[str]) -> Trigge
         return Trigger(
             False, f"job stage is {event.stage!r}; this model pre-annotates {', '.join(stages)}"
         )
-    if event.event == CREATED:
+    if event.event == CREATE_JOB:
         return Trigger(True, "job created")
     was_assigned = known is not None and known.get("assignee_id") is not None
     if event.assignee_id is not None and not was_assigned and event.state != "completed":

@@ -3,9 +3,12 @@ that recognises them in CVAT afterwards.
 
 The shapes themselves come from :func:`coral_core.cvat_shapes.cvat_shapes` (shared with the
 Nuclio function); here they only get the job's label ids, the frame number and
-``source: "auto"``. A fingerprint is the frame, label, type and points (rounded): if a
-worker dies after CVAT created a batch but before the bridge recorded it, the resumed run
-finds the batch by fingerprint instead of uploading it twice.
+``source: "auto"``. A fingerprint is the frame, label, type, points (rounded) and attribute
+values. It serves three ends: if a worker dies after CVAT created a batch but before the
+bridge recorded it, the resumed run finds the batch by fingerprint instead of uploading it
+twice (:func:`landed`); a rerun deletes only the model's shapes that still look as uploaded
+(:func:`untouched`); and a shape already in CVAT exactly as the model would upload it is not
+uploaded again, even when the bridge's records were lost (:func:`already_in_cvat`).
 """
 
 from __future__ import annotations
@@ -56,10 +59,56 @@ def frame_shapes(
 
 
 def fingerprint(shape: dict) -> str:
-    """Frame, label, type and points (to 1/100 pixel) of a shape, hashed."""
+    """``{frame}|<hash>`` of a shape's frame, label, type, points (to 1/100 pixel) and
+    attribute values: what a person's edit of any of them changes."""
     points = ",".join(f"{float(p):.2f}" for p in shape["points"])
-    text = f"{int(shape['frame'])}|{int(shape['label_id'])}|{shape['type']}|{points}"
-    return hashlib.sha1(text.encode()).hexdigest()
+    attributes = sorted((int(a["spec_id"]), str(a["value"])) for a in shape.get("attributes") or [])
+    text = f"{int(shape['label_id'])}|{shape['type']}|{points}|{attributes}"
+    return f"{int(shape['frame'])}|{hashlib.sha1(text.encode()).hexdigest()}"
+
+
+def untouched(
+    ledger: dict[int, int], prints: dict[int, set[str]], cvat_shapes: Iterable[dict]
+) -> tuple[list[dict], list[int]]:
+    """Split the model's earlier shapes (``ledger``: id -> frame) by what CVAT holds now:
+    those still exactly as uploaded (``source: auto`` and a fingerprint of the frame's
+    upload; only the source where the ledger has no fingerprints for the frame), which a
+    rerun may delete, and the ids of the others (edited in any way, or deleted by a
+    person), which are no longer the model's."""
+    current = {int(s["id"]): s for s in cvat_shapes}
+    deletable, forgotten = [], []
+    for shape_id, frame in ledger.items():
+        shape = current.get(shape_id)
+        same = shape is not None and shape.get("source") == SOURCE_AUTO
+        if same and frame in prints:
+            same = fingerprint(shape) in prints[frame]
+        if same:
+            deletable.append(shape)
+        else:
+            forgotten.append(shape_id)
+    return deletable, forgotten
+
+
+def already_in_cvat(
+    new: list[dict], cvat_shapes: Iterable[dict], known: set[int]
+) -> tuple[list[dict], dict[int, int]]:
+    """The shapes of ``new`` that CVAT does not hold yet, and the ``id -> frame`` of those
+    it does: ``source: auto`` shapes unknown to the ledger that look exactly like one of
+    ``new`` (a lost ledger, or a run repeated after its records were lost). Uploading those
+    again would double them."""
+    unknown: dict[str, list[dict]] = {}
+    for shape in cvat_shapes:
+        if shape.get("source") == SOURCE_AUTO and int(shape["id"]) not in known:
+            unknown.setdefault(fingerprint(shape), []).append(shape)
+    to_create, found = [], {}
+    for shape in new:
+        twins = unknown.get(fingerprint(shape))
+        if twins:
+            twin = twins.pop()
+            found[int(twin["id"])] = int(twin["frame"])
+        else:
+            to_create.append(shape)
+    return to_create, found
 
 
 def landed(

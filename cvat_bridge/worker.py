@@ -4,12 +4,14 @@ Maintenance, every ``recover_interval`` seconds:
 
 * heartbeat -- ``worker:{id}`` in the records, with the models it has loaded (``/ready``);
 * recovery -- runs ``running`` whose lease ran out (their worker died) go back to the
-  queue; at start, every queued run is queued again (a crash may have come between
-  recording a run and queueing it; duplicates are skipped at claim time);
+  queue; queued runs whose queue message was never confirmed (the queue failed after the
+  run was recorded) are sent after ``UNSENT_AFTER`` seconds; at start, every queued run is
+  queued again (duplicates are skipped at claim time);
 * reconciliation, every ``reconcile_interval`` seconds, by one worker of the cluster at a
-  time (a lease): the jobs "in progress" of each project whose webhook the bridge has heard
-  are read from CVAT and applied like events, so a job that went "in progress" while the
-  bridge was down is annotated now.
+  time (a lease): the jobs of each project whose webhook the bridge has heard, or that
+  ``CORALSEG_WATCH_PROJECTS`` names, are read from CVAT and applied like events
+  (:mod:`.reconcile`), so a job created, assigned or set "in progress" while the bridge was
+  down, or whose event was lost, is annotated now.
 
 ``python -m cvat_bridge.worker`` runs one worker process (what ``coralseg bridge`` starts);
 :class:`Worker` also runs inside a test process (``install_signals=False``).
@@ -31,15 +33,16 @@ from huey.consumer import Consumer
 from coral_core.errors import CoralsegError
 from cvat_bridge import queue as queue_module
 from cvat_bridge.annotate import Annotator
-from cvat_bridge.kv import open_store
-from cvat_bridge.queue import BridgeQueue
+from cvat_bridge.kv import WORKER_TIMEOUT
 from cvat_bridge.reconcile import reconcile
 from cvat_bridge.registry import ModelRegistry
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import QUEUED, RUNNING, BridgeState
+from cvat_bridge.storage import open_storage
 
 log = logging.getLogger(__name__)
 REQUEUE_QUEUED_AFTER = 1800.0
+UNSENT_AFTER = 30.0  # longer than the web service takes to queue a run it recorded
 
 
 class _QuietConsumer(Consumer):
@@ -63,9 +66,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.preload = preload
         self.stop_event = threading.Event()
-        self.store = open_store(settings.effective_queue_url)
+        self.store, self.queue = open_storage(settings, WORKER_TIMEOUT)
         self.state = BridgeState(self.store)
-        self.queue = BridgeQueue(settings.effective_queue_url)
         self.annotator = Annotator(
             settings, self.state, registry, self.queue, self.worker_id, self.stop_event
         )
@@ -131,10 +133,14 @@ class Worker:
         for run in self.state.open_runs():
             expired = run["status"] == RUNNING and (run["lease_until"] or 0) < now
             stale = run["status"] == QUEUED and now - run["queued_at"] > REQUEUE_QUEUED_AFTER
-            if (expired and self.state.requeue_expired(run["run_id"])) or (
-                stale and self.state.touch_queued(run["run_id"], REQUEUE_QUEUED_AFTER)
+            unsent = run["status"] == QUEUED and not run.get("enqueued", True)
+            if (
+                (expired and self.state.requeue_expired(run["run_id"]))
+                or (unsent and self.state.take_unsent(run["run_id"], UNSENT_AFTER))
+                or (stale and self.state.touch_queued(run["run_id"], REQUEUE_QUEUED_AFTER))
             ):
                 self.queue.enqueue(run["run_id"])
+                self.state.mark_enqueued(run["run_id"])
                 count += 1
         if count:
             log.info("recovered %d run(s) of stopped workers", count)
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     parser.add_argument("--lazy", action="store_true", help="load models on first use")
+    parser.add_argument("--worker-id", help="this worker's id (its supervisor chooses it)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s worker %(process)d: %(message)s"
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.models_file is None:
             raise CoralsegError("CORALSEG_MODELS is not set: give the model registry file")
         registry = ModelRegistry.from_file(settings.models_file, device=settings.device)
-        worker = Worker(settings, registry, preload=not args.lazy)
+        worker = Worker(settings, registry, worker_id=args.worker_id, preload=not args.lazy)
     except CoralsegError as err:
         print(f"cvat_bridge worker: error: {err}", file=sys.stderr)
         return 2

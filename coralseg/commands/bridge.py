@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "AUTO_ANN_TIMEOUT.\n\n"
             "examples:\n"
             "  coralseg bridge --port 8000 --workers 2\n"
-            "  CORALSEG_QUEUE_URL=redis://cvat_redis_inmem:6379/3 coralseg bridge --workers 4\n"
+            "  CORALSEG_QUEUE_URL=redis://127.0.0.1:6379/3 coralseg bridge --workers 4\n"
             "  CORALSEG_QUEUE_URL=redis://10.0.0.5:6379/3 coralseg bridge --no-server --workers 2"
             "   # workers only, on a second machine\n"
             "  curl http://localhost:8000/runs/42   # the runs of CVAT job 42"

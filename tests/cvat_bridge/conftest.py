@@ -6,9 +6,6 @@ SIGKILL and scale-out)."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from tests.cvat_bridge.harness import (
     SECRET,
     USERNAME,
     InProcessBridge,
+    RedisServer,
     bridge_settings,
 )
 from tests.fake_cvat import FakeCvatServer, FakeCvatState
@@ -66,6 +64,16 @@ def registry_file(tmp_path: Path, model_files) -> Path:
 
 
 @pytest.fixture
+def unloaded_registry(tmp_path: Path) -> Path:
+    """A registry whose model files exist but are never loaded: for the web service alone
+    (no worker), without building a model."""
+    config, weights = tmp_path / "unloaded.py", tmp_path / "unloaded.pth"
+    config.write_text("# never loaded\n")
+    weights.write_bytes(b"")
+    return write_registry(tmp_path / "unloaded.yaml", (config, weights))
+
+
+@pytest.fixture
 def cvat() -> Iterator[FakeCvatServer]:
     """A fake CVAT with the bridge's user; tests add projects, tasks and the webhook."""
     state = FakeCvatState()
@@ -93,39 +101,22 @@ def bridge(
         yield running
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server (append-only file on) on a free loopback port; a test may
+    pause it (SIGSTOP) or restart it empty."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A private redis-server on a free loopback port, stopped afterwards."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +40,7 @@ USERNAME, PASSWORD = "alice", "secret"
 SECRET = "webhook-secret-for-tests"
 MODEL = "tiny-coral"
 WEBHOOK_PATH = f"/detect-model-webhook?model_name={MODEL}&conv_mask_to_poly=true"
+STATUS_HEADERS = {"Authorization": f"Bearer {SECRET}"}  # GET /runs needs the secret
 
 
 def bridge_settings(cvat_url: str, registry: Path, cache: Path, **changes: Any) -> BridgeSettings:
@@ -107,15 +109,18 @@ class InProcessBridge:
         worker: bool = True,
         web: bool = True,
         models: ModelRegistry | None = None,
+        supervisor: Any = None,
     ) -> None:
         self.settings = settings
         self.registry = ModelRegistry.from_file(settings.models_file)
         if models is not None:  # reuse the predictors another registry has loaded
             self.registry._predictors = models._predictors
-        self.state = BridgeState(open_store(settings.effective_queue_url))
-        self.queue = BridgeQueue(settings.effective_queue_url)
+        # the web service's records and queue, with its short request-path timeouts
+        self.state = BridgeState(open_store(settings.effective_queue_url, settings.request_timeout))
+        self.queue = BridgeQueue(settings.effective_queue_url, settings.request_timeout)
         self.worker = Worker(settings, self.registry) if worker else None
         self.web = web
+        self.supervisor = supervisor
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = free_port()
@@ -126,7 +131,9 @@ class InProcessBridge:
 
     def start(self) -> InProcessBridge:
         if self.web:
-            app = create_app(self.settings, self.registry, self.state, self.queue)
+            app = create_app(
+                self.settings, self.registry, self.state, self.queue, supervisor=self.supervisor
+            )
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
             )
@@ -152,7 +159,7 @@ class InProcessBridge:
         self.stop()
 
     def runs(self, job_id: int) -> list[dict]:
-        response = httpx.get(f"{self.url}/runs/{job_id}", timeout=10)
+        response = httpx.get(f"{self.url}/runs/{job_id}", headers=STATUS_HEADERS, timeout=10)
         return response.json()["runs"] if response.status_code == 200 else []
 
 
@@ -208,10 +215,61 @@ class BridgeProcess:
 
     def runs(self, job_id: int) -> list[dict]:
         try:
-            response = httpx.get(f"{self.url}/runs/{job_id}", timeout=10)
+            response = httpx.get(f"{self.url}/runs/{job_id}", headers=STATUS_HEADERS, timeout=10)
         except httpx.HTTPError:
             return []
         return response.json()["runs"] if response.status_code == 200 else []
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port, durable (append-only file) unless
+    ``durable=False``, which a test can pause (SIGSTOP), resume, or restart empty."""
+
+    def __init__(self, folder: Path, durable: bool = True) -> None:
+        self.folder = folder
+        self.durable = durable
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes"] if self.durable else ["--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", *persistence, "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def pause(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+            self.process.terminate()
+            self.process.wait(10)
+
+    def restart_empty(self) -> None:
+        """Stop it, delete its files, start it again on the same port: all data gone."""
+        self.stop()
+        shutil.rmtree(self.folder)
+        self.start()
 
 
 # --- the fake CVAT side ----------------------------------------------------------------

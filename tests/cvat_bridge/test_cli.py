@@ -69,3 +69,63 @@ def test_help_has_examples(capsys) -> None:
         main(["bridge", "--help"])
     out = capsys.readouterr().out
     assert "coralseg bridge --port 8000 --workers 2" in out and "WEBHOOK_SECRET" in out
+
+
+def test_bad_state_files_and_a_volatile_redis_are_sentences(
+    clean_env: Path, unloaded_registry: Path, monkeypatch, capsys, tmp_path: Path
+) -> None:
+    """A damaged, misplaced or locked state file, or a Redis that keeps nothing over a
+    restart: ``coralseg bridge`` says which file or server, what is wrong and what to do --
+    never a traceback -- before it starts anything."""
+    import sqlite3
+
+    from tests.cvat_bridge.harness import RedisServer
+
+    monkeypatch.setenv("CVAT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "token")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("CORALSEG_MODELS", str(unloaded_registry))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CACHE_DIR", str(cache))
+    records = cache / "queue-records.sqlite"
+    cache.mkdir()
+
+    records.write_bytes(b"\x00garbage" * 512)
+    assert main(["bridge"]) == 2
+    err = capsys.readouterr().err
+    assert str(records) in err and "move the file aside" in err and "Traceback" not in err
+
+    records.unlink()
+    records.mkdir()
+    assert main(["bridge"]) == 2
+    err = capsys.readouterr().err
+    assert str(records) in err and "cannot be written" in err
+
+    records.rmdir()
+    (cache / "queue.sqlite").write_bytes(b"\x00garbage" * 512)
+    assert main(["bridge"]) == 2
+    err = capsys.readouterr().err
+    assert str(cache / "queue.sqlite") in err and "move the file aside" in err
+
+    (cache / "queue.sqlite").unlink()
+    monkeypatch.setenv("CORALSEG_REQUEST_TIMEOUT", "0.5")
+    holder = sqlite3.connect(records, isolation_level=None)
+    holder.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert main(["bridge"]) == 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    assert str(records) in err and "locked by another process" in err
+
+    volatile = RedisServer(tmp_path / "redis", durable=False).start()
+    try:
+        monkeypatch.setenv("CORALSEG_QUEUE_URL", volatile.url)
+        assert main(["bridge"]) == 2
+        err = capsys.readouterr().err
+        assert "in memory only" in err and "appendonly yes" in err
+        assert "CORALSEG_ALLOW_VOLATILE_STORE=1" in err
+    finally:
+        volatile.stop()

@@ -4,6 +4,8 @@ completes with every frame annotated once, exactly as an uninterrupted run does 
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -91,3 +93,55 @@ def _records_run(settings, job_id: int) -> dict | None:
         return runs[0] if runs else None
     finally:
         store.close()
+
+
+@pytest.mark.slow  # a bridge start-up and a worker restart (torch + model): ~1.5 min
+def test_a_worker_killed_like_the_oom_killer_is_replaced(
+    cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
+) -> None:
+    """``kill -9`` the worker of ``coralseg bridge --workers 1`` in the middle of a job:
+    /health says so within seconds, the worker is restarted, its run is given back at once
+    (not when its lease runs out) and completes, every frame annotated once."""
+    import time
+
+    import httpx
+
+    settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache", run_lease=600.0)
+    state = cvat.state
+    project, task, job = make_job(state, colony_labels, frames=FRAMES, name="oom")
+    state.add_fault("GET", rf"/api/jobs/{job.id}/data", delay=2.0, times=FRAMES)
+    bridge = BridgeProcess(settings, "--workers", "1", log=tmp_path / "bridge.log").start()
+    try:
+        health = httpx.get(f"{bridge.url}/health", timeout=5).json()
+        (worker_pid,) = health["workers"]["pids"]
+        state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
+        state.set_job(job, state="in progress")
+        wait_for(lambda: (r := bridge.runs(job.id)) and r[0]["status"] == "running", 60, "run")
+        os.kill(worker_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: httpx.get(f"{bridge.url}/health", timeout=5).status_code == 503, 10)
+        noticed = time.monotonic() - killed
+        wait_for(lambda: httpx.get(f"{bridge.url}/health", timeout=5).status_code == 200, 30)
+        restarted = time.monotonic() - killed
+        run = bridge.runs(job.id)[0]
+        assert run["status"] in ("queued", "running")
+        assert any("died" in e for e in bridge_run_errors(settings, job.id))
+        (new_pid,) = httpx.get(f"{bridge.url}/health", timeout=5).json()["workers"]["pids"]
+        assert new_pid != worker_pid
+        run = wait_for(lambda: _finished(bridge, job.id), 240, "the run after the restart")
+        ready_again = time.monotonic() - killed
+        assert run["status"] == "done" and run["frames_done"] == FRAMES, run
+        assert run["attempts"] == 2  # given back at once: the 600 s lease did not matter
+        print(f"\nworker killed: /health 503 after {noticed:.2f} s, restarted after "
+              f"{restarted:.2f} s, run done {ready_again:.1f} s after the kill")  # fmt: skip
+        assert noticed < 3.0 and restarted < 10.0
+    finally:
+        bridge.stop()
+    prints = _prints_by_frame(cvat, task)
+    assert sorted(prints) == list(range(FRAMES))
+    assert all(count == 1 for frame in prints.values() for count in frame.values())
+
+
+def bridge_run_errors(settings, job_id: int) -> list[str]:
+    run = _records_run(settings, job_id)
+    return run["errors"] if run else []

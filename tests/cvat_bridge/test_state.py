@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,68 @@ def test_concurrent_deliveries_queue_one_run(state) -> None:
     assert actions.count("queued") == 1
     assert len(records.runs_of_job(9)) == 1
     assert len(records.open_runs()) == 1
+
+
+def test_a_reinstalled_cvat_repeating_job_ids_gets_new_runs(state) -> None:
+    records, _ = state
+    old = replace(event(1, "in progress", 30), created_date="2025-01-01T00:00:00Z")
+    run_id = records.observe(old, MODEL).run_id
+    assert records.claim(run_id, "w1", 10) is not None
+    records.commit_batch(run_id, "w1", [0], {101: 0}, removed=[])
+    # the same job with its date as cvat-sdk spells it (reconciliation) is the same job
+    same = replace(event(1, "in progress", 31), created_date="2025-01-01T00:00:00.000+00:00")
+    assert records.observe(same, MODEL).reason == "job was already in progress"
+    assert records.ledger(1, "tiny") == {101: 0} and records.run(run_id)["status"] == "running"
+    # CVAT reinstalled: job 1 again, created later, its dates earlier than the old job's
+    new = replace(event(1, "in progress", 5), created_date="2026-05-01T09:00:00Z")
+    decision = records.observe(new, MODEL)
+    assert decision.action == "queued" and decision.run_id != run_id
+    assert records.run(run_id)["status"] == "failed"  # must not run on the new job
+    assert "same id" in records.run(run_id)["errors"][-1]
+    assert records.ledger(1, "tiny") == {}  # the old CVAT's shape ids
+    assert [r["run_id"] for r in records.open_runs()] == [decision.run_id]
+
+
+def test_a_run_recorded_but_not_queued_is_named_for_requeueing(state) -> None:
+    records, clock = state
+    first = records.observe(event(1, "in progress", 1), MODEL)
+    assert not records.run(first.run_id)["enqueued"]
+    # a redelivery while the recording request may still be sending changes nothing ...
+    clock.now += 1
+    early = records.observe(event(1, "in progress", 1), MODEL, resend_after=9)
+    assert early.action == "ignored" and early.requeue is None
+    # ... CVAT's retry after that request has surely ended names the run to send
+    clock.now += 9
+    repeat = records.observe(event(1, "in progress", 1), MODEL, resend_after=9)
+    assert repeat.action == "ignored" and repeat.requeue == first.run_id
+    clock.now -= 10
+    assert not records.take_unsent(first.run_id, older_than=30)  # too recent
+    clock.now += 31
+    assert records.take_unsent(first.run_id, older_than=30)
+    assert not records.take_unsent(first.run_id, older_than=30)  # one worker sends it
+    records.mark_enqueued(first.run_id)
+    assert records.observe(event(1, "in progress", 1), MODEL).requeue is None
+
+
+def test_the_runs_of_a_dead_worker_are_released_at_once(state) -> None:
+    records, _ = state
+    ours = records.observe(event(1, "in progress", 1), MODEL).run_id
+    theirs = records.observe(event(2, "in progress", 1), MODEL).run_id
+    records.claim(ours, "host:1:w0:aa", lease=600)
+    records.claim(theirs, "host:1:w1:bb", lease=600)
+    assert records.release_owned_by("host:1:w0:aa", "worker died") == [ours]
+    assert records.run(ours)["status"] == "queued" and not records.run(ours)["enqueued"]
+    assert records.run(theirs)["status"] == "running"
+
+
+def test_the_ledger_keeps_what_each_frame_looked_like(state) -> None:
+    records, _ = state
+    run_id = records.observe(event(1, "in progress", 1), MODEL).run_id
+    records.claim(run_id, "w1", 10)
+    records.begin_batch(run_id, "w1", [0, 1], ["0|a", "0|b", "1|c"])
+    records.commit_batch(run_id, "w1", [0, 1], {101: 0, 102: 0, 103: 1}, removed=[])
+    assert records.ledger_prints(1, "tiny") == {0: {"0|a", "0|b"}, 1: {"1|c"}}
+    records.begin_batch(run_id, "w1", [0], ["0|d"])
+    records.commit_batch(run_id, "w1", [0], {104: 0}, removed=[101], forgotten=[102])
+    assert records.ledger(1, "tiny") == {103: 1, 104: 0}
+    assert records.ledger_prints(1, "tiny") == {0: {"0|d"}, 1: {"1|c"}}

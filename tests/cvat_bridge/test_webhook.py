@@ -13,6 +13,7 @@ from cvat_bridge.signature import sign
 from tests.cvat_bridge.harness import (
     MODEL,
     SECRET,
+    STATUS_HEADERS,
     InProcessBridge,
     bridge_settings,
     event_body,
@@ -45,7 +46,7 @@ def test_refusals_change_nothing(
         assert bridge.state.job(job.id) is None
         assert bridge.state.open_runs() == []
         assert bridge.queue.size() == 0
-        assert httpx.get(f"{bridge.url}/runs/{job.id}").status_code == 404
+        assert httpx.get(f"{bridge.url}/runs/{job.id}", headers=STATUS_HEADERS).status_code == 404
 
         unknown = post_event(bridge.url, body, path="/detect-model-webhook?model_name=nope")
         assert unknown.status_code == 400
@@ -65,7 +66,7 @@ def test_refusals_change_nothing(
         run_id = accepted.json()["run_id"]
         assert [r["run_id"] for r in bridge.state.open_runs()] == [run_id]
         assert bridge.queue.size() == 1
-        runs = httpx.get(f"{bridge.url}/runs/{job.id}").json()
+        runs = httpx.get(f"{bridge.url}/runs/{job.id}", headers=STATUS_HEADERS).json()
         assert runs["job"]["state"] == "in progress"
         assert [(r["run_id"], r["status"]) for r in runs["runs"]] == [(run_id, "queued")]
 
