@@ -95,6 +95,7 @@ def _records_run(settings, job_id: int) -> dict | None:
         store.close()
 
 
+@pytest.mark.data_guard
 @pytest.mark.slow  # a bridge start-up and a worker restart (torch + model): ~1.5 min
 def test_a_worker_killed_like_the_oom_killer_is_replaced(
     cvat: FakeCvatServer, registry_file: Path, tmp_path: Path, colony_labels
