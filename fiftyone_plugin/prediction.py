@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import CoralInstance, RefineSettings
 from coral_core.raster_io import open_image
@@ -55,6 +57,31 @@ def to_detection(instance: CoralInstance, height: int, width: int):
         score=float(instance.score),
         area=int(instance.area),
     )
+
+
+def from_detection(detection, height: int, width: int) -> CoralInstance:
+    """The colony of an ``fo.Detection`` with a mask (as :func:`to_detection` writes it, or
+    any instance mask) in an image of ``height x width`` pixels.
+
+    A mask whose size differs from its box in pixels (another tool's) is resized to the box
+    by nearest neighbour; a detection without a mask is its whole box.
+    """
+    import cv2
+
+    bx, by, bw, bh = detection.bounding_box
+    x, y = round(bx * width), round(by * height)
+    w = max(1, min(round(bw * width), width - x))
+    h = max(1, min(round(bh * height), height - y))
+    mask = getattr(detection, "mask", None)
+    if mask is None:
+        mask = np.ones((h, w), dtype=bool)
+    else:
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != (h, w):
+            mask = cv2.resize(mask.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            mask = mask.astype(bool)
+    score = detection.confidence if detection.confidence is not None else 1.0
+    return CoralInstance(detection.label, 0, float(score), (x, y, w, h), mask, int(mask.sum()))
 
 
 def predict_samples(

@@ -334,6 +334,34 @@ def annotated_colonies(regions: Sequence[Region]) -> list[CoralInstance]:
     return colonies
 
 
+def component_instances(
+    mask: np.ndarray, names: dict[int, str], connectivity: int = 8
+) -> list[CoralInstance]:
+    """Connected regions of the colony classes of a label mask, as instances (score 1).
+
+    What a semantic map alone says the colonies are, e.g. to compare with two-stage colonies.
+
+    Args:
+        mask: ``(H, W)`` uint8 label mask.
+        names: colony class pixel value -> class name; other values make no colonies.
+        connectivity: 8 or 4.
+    """
+    mask = np.asarray(mask)
+    present = set(np.flatnonzero(value_counts(mask)).tolist())
+    found = []
+    for value, name in names.items():
+        if value not in present:
+            continue
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (mask == value).view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
+        )
+        for index in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[index])
+            crop = labels[y : y + h, x : x + w] == index
+            found.append(CoralInstance(name, int(value), 1.0, (x, y, w, h), crop, area))
+    return found
+
+
 COLONY_COLUMNS = (
     "colony",
     "class",

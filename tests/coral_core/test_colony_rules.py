@@ -150,3 +150,37 @@ def test_annotated_colonies_are_the_polygons() -> None:
     # connected regions of the mask, today's count, see 2 Acropora + 1 Porites
     legend = ClassLegend.from_encoding(ENCODING)
     assert len(colonies_from_labels(mask, legend)) != len(colonies)
+
+
+class BoxSam:
+    """A deterministic stand-in for SAM: each box prompt's mask is its whole box."""
+
+    has_category_head = False
+
+    def predict_boxes(self, boxes: np.ndarray, crops=None):
+        from coral_core.sam_models import PromptMasks
+
+        masks = []
+        for (bx0, by0, bx1, by1), (x0, y0, x1, y1) in zip(boxes, crops, strict=True):
+            mask = np.zeros((y1 - y0, x1 - x0), bool)
+            mask[int(by0) - y0 : int(by1) - y0, int(bx0) - x0 : int(bx1) - x0] = True
+            masks.append(mask)
+        return PromptMasks(masks, np.full(len(boxes), 0.9, np.float32), None)
+
+
+def test_a_colony_nested_in_another_keeps_its_pixels_whatever_sam_says() -> None:
+    # An Acropora ring, an unsure gap, a Porites colony in the hole. SAM's mask for the
+    # ring (its whole box) covers the hole; the ring's score is the higher.
+    ring = disc((H, W), 60, 50, 40) & ~disc((H, W), 60, 50, 20)
+    gap = disc((H, W), 60, 50, 20) & ~disc((H, W), 60, 50, 15)
+    nested = disc((H, W), 60, 50, 15)
+    scene = summary((ring, ACROPORA, 0.95), (gap, ACROPORA, 0.1), (nested, PORITES, 0.6))
+    result = refine(scene, ENCODING, sam=BoxSam())
+    by_label = {i.label: i for i in result.instances}
+    assert set(by_label) == {"Acropora", "Porites"}
+    porites = by_label["Porites"].full_mask(H, W)
+    acropora = by_label["Acropora"].full_mask(H, W)
+    assert (porites == nested).all()
+    assert not (porites & acropora).any()  # one pixel, one colony
+    assert (acropora == ring | gap).all()  # the ring took the unsure gap SAM gave it
+    assert (result.semantic[nested] == PORITES).all()
