@@ -37,6 +37,7 @@ from coral_core.ecology.scale import scale_from_geotransform, scale_from_quadrat
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import GeoInfo
+from coralseg.cover_colonies import DrawnImage, drawn_colonies
 from coralseg.cover_inputs import CoverSource, read_instances, read_mask, record_geo
 
 # Progress bars appear from this many images on.
@@ -150,8 +151,10 @@ def measure(
     fields: Mapping[str, Mapping[str, str]] | None = None,
     field_names: Sequence[str] = (),
     description: str = "measuring",
+    polygons: Mapping[str, DrawnImage] | None = None,
 ) -> Measured:
-    """Cover (and colonies) of every image of a source."""
+    """Cover (and colonies) of every image of a source; an image with ``polygons`` (from
+    ``--annotations``) has one colony per polygon (:mod:`coralseg.cover_colonies`)."""
     if settings.colonies_from == "instances" and with_colonies and source.kind != "infer":
         raise CoralsegError(
             "--colonies-from instances needs a 'coralseg infer' output (it has instance "
@@ -181,7 +184,20 @@ def measure(
             settings.colonies_from == "auto" and item.record is not None
         )
         outline = geojson is not None
-        if use_instances:
+        drawn = None if polygons is None else polygons.get(item.name)
+        if drawn is not None and not use_instances:
+            colonies = colonies_from_instances(
+                [
+                    (c.label, c.value, c.mask, c.bbox[0], c.bbox[1], None)
+                    for c in drawn_colonies(drawn, mask.shape, legend)
+                ],
+                legend,
+                roi=roi,
+                image_size=mask.shape,
+                min_area=settings.min_colony_area,
+                outline=outline,
+            )
+        elif use_instances:
             colonies = colonies_from_instances(
                 read_instances(item, source.encoding),
                 legend,

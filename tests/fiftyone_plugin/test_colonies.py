@@ -1,0 +1,107 @@
+"""Colonies in FiftyOne: one inference path for the App and ``coralseg infer``, and colony
+evaluation (FiftyOne's detection evaluation with masks, PQ and counts) on a real dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fiftyone_plugin.evaluation import evaluate_colonies
+from fiftyone_plugin.masks import read_mask
+from fiftyone_plugin.prediction import from_detection, predict_samples
+from tests.fiftyone_plugin.conftest import make_reef
+
+
+def test_the_app_and_coralseg_infer_give_the_same_colonies(
+    fiftyone, tiny_model, tmp_path: Path
+) -> None:
+    """Images larger than one sliding window, so the windows' overlap matters."""
+    from coralseg.cli import main
+
+    config, checkpoint = tiny_model
+    images = tmp_path / "photos"
+    images.mkdir()
+    rng = np.random.default_rng(3)
+    paths = []
+    for index in range(2):
+        path = images / f"quadrat_{index}.png"
+        pixels = rng.integers(0, 255, (300, 340, 3), dtype=np.uint8)
+        pixels[40:200, 60:220] = (200, 40, 40)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    dataset = fiftyone.Dataset()
+    dataset.add_samples([fiftyone.Sample(filepath=str(p)) for p in paths], progress=False)
+    try:
+        predict_samples(dataset, config, checkpoint, mask_dir=tmp_path / "masks")
+        out = tmp_path / "infer"
+        assert main(
+            [
+                "infer",
+                "--input-dir",
+                str(images),
+                "--output-dir",
+                str(out),
+                "--segformer-config",
+                str(config),
+                "--segformer-weights",
+                str(checkpoint),
+            ]
+        ) in (0, None)
+        for sample in dataset:
+            stem = Path(sample.filepath).stem
+            cli_semantic = np.asarray(Image.open(out / "semantic" / f"{stem}.png"))
+            app_semantic = read_mask(sample["coralseg_refined"].mask_path)
+            assert cli_semantic.shape == (300, 340)
+            assert (app_semantic == cli_semantic).all()
+            record = json.loads((out / "instances" / f"{stem}.json").read_text())
+            app = [from_detection(d, 300, 340) for d in sample["coralseg_colonies"].detections]
+            assert len(app) == len(record["instances"])
+            assert sorted((c.label, c.bbox, c.area) for c in app) == sorted(
+                (i["label"], tuple(i["bbox"]), i["area"]) for i in record["instances"]
+            )
+    finally:
+        dataset.delete()
+
+
+def test_colony_evaluation_is_a_fiftyone_detection_evaluation(
+    fiftyone, plugins_dir, tiny_model, tmp_path: Path
+) -> None:
+    import fiftyone as fo
+
+    config, checkpoint = tiny_model
+    dataset = make_reef(fo, tmp_path, count=2)
+    try:
+        predict_samples(dataset, config, checkpoint, mask_dir=tmp_path / "masks")
+        summary = evaluate_colonies(dataset)
+        key = "coralseg_eval_colonies"
+        assert summary.eval_key == key and key in dataset.list_evaluations()
+        assert dataset.get_evaluation_info(key).config.method == "coco"  # COCO-style, masks
+        results = dataset.load_evaluation_results(key)
+        assert results.has_map and summary.mean_ap == pytest.approx(results.mAP())
+        # the annotated colonies: one detection with a mask per polygon
+        for sample in dataset:
+            drawn = sample["gt_polylines_colonies"].detections
+            assert len(drawn) == len(sample["gt_polylines"].polylines) == 3
+            assert all(d.mask is not None and d.mask.any() for d in drawn)
+            predicted = len(sample["coralseg_colonies"].detections)
+            assert sample["coralseg_eval_colony_count_error"] == predicted - 3
+        assert sum(i.true for i in summary.colonies.images) == 6
+        # the ablation: colonies as connected regions of the refined map
+        assert "coralseg_refined" in summary.components
+        lines = "\n".join(summary.report_lines())
+        assert "mask mAP" in lines and "connected regions of coralseg_refined" in lines
+
+        # Colonies predicted exactly as drawn: every metric is perfect.
+        dataset.clone_sample_field("gt_polylines_colonies", "perfect")
+        exact = evaluate_colonies(dataset, pred_field="perfect", eval_key="exact")
+        assert exact.mean_ap == pytest.approx(1.0)
+        assert exact.colonies.pq == pytest.approx(1.0)
+        assert exact.colonies.mean_abs_count_error == 0
+        assert all(ks == 0 for ks in exact.colonies.size_ks.values())
+        assert dataset.values("exact_colony_pq") == [100.0, 100.0]
+    finally:
+        dataset.delete()
