@@ -414,7 +414,12 @@ def evaluate_colonies(
         compute_mAP=True,
         progress=False,
     )
-    mean_ap = results.mAP() if results.has_map else None
+    try:
+        mean_ap = float(results.mAP())
+    except ValueError:  # FiftyOne could not compute it (e.g. no colony of any class)
+        mean_ap = None
+    if mean_ap is not None and mean_ap < 0:  # FiftyOne's "no class had a colony"
+        mean_ap = None
     colonies = _colony_metrics(ids, guesses, truth, labels)
     samples.set_values(
         f"{eval_key}{PQ_FIELD_SUFFIX}",
@@ -437,7 +442,7 @@ def evaluate_colonies(
         pred_field=pred_field,
         gt_field=gt_colonies_field,
         samples=len(ids),
-        mean_ap=None if mean_ap is None else float(mean_ap),
+        mean_ap=mean_ap,
         colonies=colonies,
         components=components,
     )
