@@ -12,7 +12,8 @@
 4. ``<eval_key>_miou`` and ``<eval_key>_iou_<class>`` per sample (:mod:`.iou_fields`), through
    the plugin's ``segmentation_iou`` evaluation metric when FiftyOne has the plugin, so that
    ``dataset.delete_evaluation(eval_key)`` removes them;
-5. the dataset-level per-class IoU / Acc come back in :class:`EvaluationSummary`.
+5. the dataset-level per-class IoU / Acc come back in :class:`EvaluationSummary`, with the
+   colony evaluation (:func:`evaluate_colonies`) when the samples have predicted colonies.
 
 The semantic masks are those ``coralseg infer`` and the predict operator compute (same
 sliding windows, :data:`coral_core.inference.pipeline.DEFAULT_OVERLAP`).
@@ -89,6 +90,8 @@ class EvaluationSummary:
         cover_error: class name -> mean over images of |predicted - annotated| percent cover
             (percentage points, cover over each image's annotated pixels), the accuracy
             figure ecologists read beside IoU.
+        colonies: the colony evaluation (:func:`evaluate_colonies`) when every evaluated
+            sample has predicted colonies, else None.
     """
 
     eval_key: str
@@ -99,6 +102,7 @@ class EvaluationSummary:
     miou_field: str
     class_fields: dict[str, str]
     cover_error: dict[str, float]
+    colonies: ColonySummary | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per class: ``class``, ``iou``, ``acc`` (percent, 2 decimals, None = n/a)
@@ -259,6 +263,10 @@ def evaluate_samples(
         samples._add_paths_to_sidebar_group(iou_fields(samples, eval_key), eval_key)
     names = [targets[v] for v in sorted(targets)]
     scores = scores_from_confusion(np.asarray(results.pixel_confusion_matrix, np.int64), names)
+    colonies = None
+    if polylines is not None and _has_colonies(samples, DEFAULT_INSTANCES_FIELD):
+        report(0.95, "colony evaluation")
+        colonies = evaluate_colonies(samples, gt_field=gt_field, eval_key=eval_key)
     report(1.0, f"mIoU {scores.miou * 100:.2f}")
     return EvaluationSummary(
         eval_key=eval_key,
@@ -269,7 +277,17 @@ def evaluate_samples(
         miou_field=miou_field(eval_key),
         class_fields={name: class_iou_field(eval_key, name) for name in names},
         cover_error=_mean_cover_error(cover_errors, encoding.label_names),
+        colonies=colonies,
     )
+
+
+def _has_colonies(samples, field: str) -> bool:
+    """Whether every sample has predicted colonies in ``field`` (``fo.Detections``)."""
+    import fiftyone as fo
+
+    if _schema_type(samples, field) is not fo.Detections:
+        return False
+    return samples.exists(field, False).count() == 0
 
 
 def _cover_error(predicted: np.ndarray, annotated: np.ndarray, labels: int) -> np.ndarray | None:
