@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_plugin.evaluation import evaluate_colonies
+from fiftyone_plugin.evaluation import evaluate_colonies, evaluate_samples
 from fiftyone_plugin.masks import read_mask
 from fiftyone_plugin.prediction import from_detection, predict_samples
 from tests.fiftyone_plugin.conftest import make_reef
@@ -98,6 +98,11 @@ def test_colony_evaluation_is_a_fiftyone_detection_evaluation(
         assert "coralseg_refined" in summary.components
         lines = "\n".join(summary.report_lines())
         assert "mask mAP" in lines and "connected regions of coralseg_refined" in lines
+
+        # The evaluate operator's function judges the colonies too once they are predicted.
+        semantic = evaluate_samples(dataset, config, checkpoint, mask_dir=tmp_path / "masks")
+        assert semantic.colonies is not None
+        assert semantic.colonies.colonies.rows() == summary.colonies.rows()
 
         # Colonies predicted exactly as drawn: every metric is perfect.
         dataset.clone_sample_field("gt_polylines_colonies", "perfect")
