@@ -19,49 +19,33 @@ from tests.fiftyone_plugin.conftest import make_reef
 def test_the_app_and_coralseg_infer_give_the_same_colonies(
     fiftyone, tiny_model, tmp_path: Path
 ) -> None:
-    """Images larger than one sliding window, so the windows' overlap matters."""
+    """An image three windows wide, so the windows' overlap matters (the App used the
+    config's half-window stride, coralseg infer none: 99.5% of pixels agreed)."""
     from coralseg.cli import main
 
     config, checkpoint = tiny_model
     images = tmp_path / "photos"
     images.mkdir()
-    rng = np.random.default_rng(3)
-    paths = []
-    for index in range(2):
-        path = images / f"quadrat_{index}.png"
-        pixels = rng.integers(0, 255, (300, 340, 3), dtype=np.uint8)
-        pixels[40:200, 60:220] = (200, 40, 40)
-        Image.fromarray(pixels).save(path)
-        paths.append(path)
+    pixels = np.random.default_rng(3).integers(0, 255, (224, 340, 3), dtype=np.uint8)
+    pixels[40:200, 60:220] = (200, 40, 40)
+    paths = [images / "quadrat_0.png"]
+    Image.fromarray(pixels).save(paths[0])
     dataset = fiftyone.Dataset()
     dataset.add_samples([fiftyone.Sample(filepath=str(p)) for p in paths], progress=False)
     try:
         predict_samples(dataset, config, checkpoint, mask_dir=tmp_path / "masks")
         out = tmp_path / "infer"
-        assert (
-            main(
-                [
-                    "infer",
-                    "--input-dir",
-                    str(images),
-                    "--output-dir",
-                    str(out),
-                    "--segformer-config",
-                    str(config),
-                    "--segformer-weights",
-                    str(checkpoint),
-                ]
-            )
-            == 0
-        )
+        command = ["infer", "--input-dir", str(images), "--output-dir", str(out)]
+        command += ["--segformer-config", str(config), "--segformer-weights", str(checkpoint)]
+        assert main(command) == 0
         for sample in dataset:
             stem = Path(sample.filepath).stem
             cli_semantic = np.asarray(Image.open(out / "semantic" / f"{stem}.png"))
             app_semantic = read_mask(sample["coralseg_refined"].mask_path)
-            assert cli_semantic.shape == (300, 340)
+            assert cli_semantic.shape == (224, 340)
             assert (app_semantic == cli_semantic).all()
             record = json.loads((out / "instances" / f"{stem}.json").read_text())
-            app = [from_detection(d, 300, 340) for d in sample["coralseg_colonies"].detections]
+            app = [from_detection(d, 224, 340) for d in sample["coralseg_colonies"].detections]
             assert len(app) == len(record["instances"])
             assert sorted((c.label, c.bbox, c.area) for c in app) == sorted(
                 (i["label"], tuple(i["bbox"]), i["area"]) for i in record["instances"]
