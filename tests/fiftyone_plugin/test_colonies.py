@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_plugin.evaluation import evaluate_colonies, evaluate_samples
+from coral_core.ecology.colonies import annotated_colonies
+from coral_core.inference.instances import CoralInstance
+from coral_core.rasterize import LabeledPolyline, polyline_regions
+from fiftyone_plugin.evaluation import evaluate_colonies
 from fiftyone_plugin.masks import read_mask
-from fiftyone_plugin.prediction import from_detection, predict_samples
-from tests.fiftyone_plugin.conftest import make_reef
+from fiftyone_plugin.prediction import from_detection, predict_samples, to_detection
+from tests.fiftyone_plugin.conftest import COLORS, SIZE, make_reef
 
 
 def test_the_app_and_coralseg_infer_give_the_same_colonies(
@@ -54,39 +57,55 @@ def test_the_app_and_coralseg_infer_give_the_same_colonies(
         dataset.delete()
 
 
+def drawn(sample, size: int = SIZE) -> list[CoralInstance]:
+    """The annotated colonies of a reef sample, by the documented rule (one per polygon)."""
+    polylines = [
+        LabeledPolyline(p.label, tuple(np.asarray(ring) for ring in p.points))
+        for p in sample["gt_polylines"].polylines
+    ]
+    values = {label: index + 1 for index, label in enumerate(COLORS)}
+    regions, _ = polyline_regions(polylines, size, size, values)
+    return annotated_colonies(regions)
+
+
+def square(label: str, x: int, y: int) -> CoralInstance:
+    return CoralInstance(label, 0, 0.3, (x, y, 4, 4), np.ones((4, 4), bool), 16)
+
+
 def test_colony_evaluation_is_a_fiftyone_detection_evaluation(
-    fiftyone, plugins_dir, tiny_model, tmp_path: Path
+    fiftyone, plugins_dir, tmp_path: Path
 ) -> None:
     import fiftyone as fo
 
-    config, checkpoint = tiny_model
     dataset = make_reef(fo, tmp_path, count=2)
     try:
-        predict_samples(dataset, config, checkpoint, mask_dir=tmp_path / "masks")
+        # Predicted: every drawn colony but the Acropora one, and two false Montipora
+        # colonies in free corners: per image Porites PQ 1, Acropora 0, Montipora 1/1.5.
+        guesses = []
+        for sample in dataset:
+            kept = [c for c in drawn(sample) if c.label != "Acropora"]
+            kept += [square("Montipora", 0, 0), square("Montipora", SIZE - 4, SIZE - 4)]
+            guesses.append(fo.Detections(detections=[to_detection(c, SIZE, SIZE) for c in kept]))
+        dataset.set_values("coralseg_colonies", guesses)
+
         summary = evaluate_colonies(dataset)
         key = "coralseg_eval_colonies"
         assert summary.eval_key == key and key in dataset.list_evaluations()
         assert dataset.get_evaluation_info(key).config.method == "coco"  # COCO-style, masks
-        results = dataset.load_evaluation_results(key)
-        expected = results.mAP()  # -1: FiftyOne found no class to average
-        assert summary.mean_ap == (pytest.approx(expected) if expected >= 0 else None)
-        # the annotated colonies: one detection with a mask per polygon
+        assert summary.mean_ap == pytest.approx(dataset.load_evaluation_results(key).mAP())
         for sample in dataset:
-            drawn = sample["gt_polylines_colonies"].detections
-            assert len(drawn) == len(sample["gt_polylines"].polylines) == 3
-            assert all(d.mask is not None and d.mask.any() for d in drawn)
-            predicted = len(sample["coralseg_colonies"].detections)
-            assert sample["coralseg_eval_colony_count_error"] == predicted - 3
-        assert sum(i.true for i in summary.colonies.images) == 6
-        # the ablation: colonies as connected regions of the refined map
-        assert "coralseg_refined" in summary.components
-        lines = "\n".join(summary.report_lines())
-        assert "mask mAP" in lines and "connected regions of coralseg_refined" in lines
-
-        # The evaluate operator's function judges the colonies too once they are predicted.
-        semantic = evaluate_samples(dataset, config, checkpoint, mask_dir=tmp_path / "masks")
-        assert semantic.colonies is not None
-        assert semantic.colonies.colonies.rows() == summary.colonies.rows()
+            drawn_colonies = sample["gt_polylines_colonies"].detections  # one per polygon
+            assert len(drawn_colonies) == len(sample["gt_polylines"].polylines) == 3
+            assert all(d.mask is not None and d.mask.any() for d in drawn_colonies)
+        colonies = summary.colonies
+        assert colonies.per_class["Porites"].pq == 1.0
+        assert colonies.per_class["Acropora"].pq == 0.0
+        assert colonies.per_class["Montipora"].pq == pytest.approx(2 / (2 + 2))  # 2 TP, 4 FP
+        assert [i.count_error for i in colonies.images] == [1, 1]
+        assert dataset.values("coralseg_eval_colony_count_error") == [1, 1]
+        image_pq = (1 + 0 + 1 / 2) / 3  # Montipora per image: 1 TP, 2 FP
+        assert dataset.values("coralseg_eval_colony_pq") == [round(image_pq * 100, 2)] * 2
+        assert "mask mAP" in "\n".join(summary.report_lines())
 
         # Colonies predicted exactly as drawn: every metric is perfect.
         dataset.clone_sample_field("gt_polylines_colonies", "perfect")
