@@ -6,8 +6,10 @@ the instance stage runs with each rule set on that prediction:
 
 * ``regions``: connected regions of the raw semantic map (the first stage alone);
 * ``before``: the instance stage without this version's rules (no split of touching colonies,
-  no sliver rule; ``min_area`` as given): what ``coralseg infer`` gave before them;
-* ``after``: the default :class:`RefineSettings`.
+  no sliver rule) on the config's half-window stride: what the demo gave before them;
+* ``rules``: the default :class:`RefineSettings` on that same prediction (the rules alone);
+* ``after``: the default :class:`RefineSettings` on the default windows
+  (:data:`coral_core.inference.pipeline.DEFAULT_OVERLAP`), what every path gives now.
 
 It prints colony PQ, count error (mean absolute per image, largest relative) and the
 smallest predicted colony next to the smallest drawn one, per rule set, then per image.
@@ -51,7 +53,8 @@ def main() -> None:
     checkpoint = args.checkpoint or max(
         (args.demo_dir / "train").glob("iter_*.pth"), key=lambda p: int(p.stem.split("_")[1])
     )
-    model = with_overlap(load_semantic_model(TINY_CONFIG, checkpoint), DEFAULT_OVERLAP)
+    strided = load_semantic_model(TINY_CONFIG, checkpoint)
+    model = with_overlap(strided, DEFAULT_OVERLAP)
     encoding = model.encoding
     legend = ClassLegend.from_encoding(encoding)
     names = {v: encoding.label_names[v] for v in encoding.colony_values}
@@ -61,22 +64,21 @@ def main() -> None:
     defaults = RefineSettings()
     if args.min_area:
         defaults = replace(defaults, min_area=args.min_area)
-    rule_sets = {
-        "before": replace(defaults, min_thickness=0, neck_ratio=0),
-        "after": defaults,
-    }
+    old_rules = replace(defaults, min_thickness=0, neck_ratio=0)
+    rule_sets = {"before": (True, old_rules), "rules": (True, defaults), "after": (False, defaults)}
     scored = {name: [] for name in ("regions", *rule_sets)}
     smallest_drawn = None
     for image in images:
         pixels = open_image(sample / "images" / image.name).read()
         prediction = predict(model, pixels)
+        by_stride = predict(strided, pixels)
         stem = Path(image.name).stem
         truth = drawn_colonies(polygons[stem], prediction.shape, legend)
         smallest_drawn = min([smallest_drawn or 10**9, *(c.area for c in truth)])
         regions = component_instances(prediction.labels, names)
         scored["regions"].append(ImageColonies(stem, regions, truth))
-        for name, settings in rule_sets.items():
-            found = refine(prediction, encoding, None, settings).instances
+        for name, (stride, settings) in rule_sets.items():
+            found = refine(by_stride if stride else prediction, encoding, None, settings).instances
             scored[name].append(ImageColonies(stem, found, truth))
     print(f"{len(images)} {args.split} photos of {sample}, model {checkpoint}")
     print(f"smallest drawn colony: {smallest_drawn} px")
