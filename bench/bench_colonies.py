@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--split", default="Test", help="CVAT subset of the sample (Test)")
     parser.add_argument("--checkpoint", type=Path, help="default: the demo's last checkpoint")
     parser.add_argument("--min-area", type=int, help="min_area of every rule set")
+    parser.add_argument("--min-thickness", type=float, help="min_thickness of the new rules")
+    parser.add_argument("--neck-ratio", type=float, help="neck_ratio of the new rules")
     args = parser.parse_args()
 
     from coral_core.annotation_formats import read_annotations
@@ -64,6 +66,10 @@ def main() -> None:
     defaults = RefineSettings()
     if args.min_area:
         defaults = replace(defaults, min_area=args.min_area)
+    if args.min_thickness is not None:
+        defaults = replace(defaults, min_thickness=args.min_thickness)
+    if args.neck_ratio is not None:
+        defaults = replace(defaults, neck_ratio=args.neck_ratio)
     old_rules = replace(defaults, min_thickness=0, neck_ratio=0)
     rule_sets = {"before": (True, old_rules), "rules": (True, defaults), "after": (False, defaults)}
     scored = {name: [] for name in ("regions", *rule_sets)}
