@@ -87,8 +87,8 @@ CORAL_HEAD_THRESHOLD = 0.5
 class RefineSettings:
     """Thresholds of the instance stage (see the module docstring for their meaning).
 
-    ``min_area`` and ``min_thickness`` are in pixels of the image the model sees (its
-    config's test scale); ``neck_ratio`` 0 never splits touching colonies.
+    ``min_area`` and ``min_thickness`` are in pixels of the photo (the semantic stage's
+    probabilities are resized back to it); ``neck_ratio`` 0 never splits touching colonies.
     """
 
     min_threshold: float = DEFAULT_MIN_THRESHOLD
