@@ -10,6 +10,11 @@ Per sample it writes
   ``score`` and ``area`` (pixels) attributes;
 * ``semantic_field``: ``fo.Segmentation`` of the refined semantic mask (PNG on disk,
   ``mask_targets`` from the checkpoint's taxonomy).
+
+The predictor is :func:`.models.two_stage_predictor`, built as ``coralseg infer`` builds its
+own, so both give the same colonies. Being instance labels, the colonies can be judged with
+FiftyOne's ``evaluate_detections(use_masks=True)``
+(:func:`fiftyone_plugin.evaluation.evaluate_colonies`); :func:`from_detection` reads one back.
 """
 
 from __future__ import annotations
