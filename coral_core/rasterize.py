@@ -74,6 +74,84 @@ def unknown_labels(polylines: Sequence[LabeledPolyline], values: Mapping[str, in
     return Counter(p.label for p in polylines if p.label not in values)
 
 
+@dataclass(frozen=True, eq=False)
+class Region:
+    """One annotation's pixels before overlaps are resolved.
+
+    Attributes:
+        label: its label; ``value``: its pixel value.
+        mask: ``(h, w)`` bool, its pixels inside its window.
+        origin: ``(top, left)`` of the window in the image.
+        order: its position among the annotations.
+    """
+
+    label: str
+    value: int
+    mask: np.ndarray
+    origin: tuple[int, int]
+    order: int
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+
+def polyline_regions(
+    polylines: Sequence[LabeledPolyline],
+    height: int,
+    width: int,
+    values: Mapping[str, int],
+    unknown: Literal["error", "skip"] = "error",
+) -> tuple[list[Region], RasterizeReport]:
+    """Each annotation's pixels (rules 1-3 and 5), in painting order (rule 4): largest
+    first, equal sizes in annotation order, so a later region is on top of an earlier one.
+
+    Raises:
+        CoralsegError: unknown labels with ``unknown="error"``, listing them.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"mask size must be positive, got {height}x{width}")
+    report = RasterizeReport()
+    missing = unknown_labels(polylines, values)
+    if missing and unknown == "error":
+        listed = ", ".join(f"{label!r} ({n})" for label, n in missing.most_common())
+        raise CoralsegError(
+            f"labels not in the taxonomy: {listed}; map them to a class or skip them"
+        )
+    report.unknown_labels.update(missing)
+
+    regions: list[Region] = []
+    for order, polyline in enumerate(polylines):
+        if polyline.label in missing:
+            continue
+        if not polyline.closed:
+            report.dropped["open polyline"] += 1
+            continue
+        rings = []
+        for shape in polyline.shapes:
+            ring = to_pixels(shape, width, height)
+            reason = validate_ring(ring)
+            if reason is None:
+                rings.append(ring)
+            else:
+                report.dropped[reason] += 1
+        if not rings:
+            continue
+        window = _region_mask(rings, height, width)
+        if window is None:
+            report.dropped["outside the image"] += 1
+            continue
+        region = Region(polyline.label, values[polyline.label], *window, order)
+        if region.area == 0:
+            report.dropped["covers no pixel"] += 1
+            continue
+        regions.append(region)
+    # Largest first, so smaller colonies end up on top; ties keep annotation order.
+    regions.sort(key=lambda r: (-r.area, r.order))
+    report.regions_drawn = len(regions)
+    return regions, report
+
+
 def rasterize_polylines(
     polylines: Sequence[LabeledPolyline],
     height: int,
@@ -99,51 +177,11 @@ def rasterize_polylines(
     Raises:
         CoralsegError: unknown labels with ``unknown="error"``, listing them.
     """
-    if height <= 0 or width <= 0:
-        raise ValueError(f"mask size must be positive, got {height}x{width}")
-    report = RasterizeReport()
-    missing = unknown_labels(polylines, values)
-    if missing and unknown == "error":
-        listed = ", ".join(f"{label!r} ({n})" for label, n in missing.most_common())
-        raise CoralsegError(
-            f"labels not in the taxonomy: {listed}; map them to a class or skip them"
-        )
-    report.unknown_labels.update(missing)
-
-    regions: list[tuple[int, int, int, np.ndarray, tuple[int, int]]] = []
-    for order, polyline in enumerate(polylines):
-        if polyline.label in missing:
-            continue
-        if not polyline.closed:
-            report.dropped["open polyline"] += 1
-            continue
-        rings = []
-        for shape in polyline.shapes:
-            ring = to_pixels(shape, width, height)
-            reason = validate_ring(ring)
-            if reason is None:
-                rings.append(ring)
-            else:
-                report.dropped[reason] += 1
-        if not rings:
-            continue
-        window = _region_mask(rings, height, width)
-        if window is None:
-            report.dropped["outside the image"] += 1
-            continue
-        region, origin = window
-        area = int(np.count_nonzero(region))
-        if area == 0:
-            report.dropped["covers no pixel"] += 1
-            continue
-        regions.append((area, order, values[polyline.label], region, origin))
-
+    regions, report = polyline_regions(polylines, height, width, values, unknown)
     mask = np.full((height, width), background, dtype=np.uint8)
-    # Largest first, so smaller colonies end up on top; ties keep annotation order.
-    for _, _, value, region, (y0, x0) in sorted(regions, key=lambda r: (-r[0], r[1])):
-        h, w = region.shape
-        mask[y0 : y0 + h, x0 : x0 + w][region] = value
-    report.regions_drawn = len(regions)
+    for region in regions:
+        (y0, x0), (h, w) = region.origin, region.mask.shape
+        mask[y0 : y0 + h, x0 : x0 + w][region.mask] = region.value
     return mask, report
 
 

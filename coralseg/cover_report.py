@@ -37,6 +37,7 @@ from coral_core.ecology.scale import scale_from_geotransform, scale_from_quadrat
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import GeoInfo
+from coralseg.cover_colonies import DrawnImage, drawn_colonies
 from coralseg.cover_inputs import CoverSource, read_instances, read_mask, record_geo
 
 # Progress bars appear from this many images on.
@@ -153,8 +154,10 @@ def measure(
     fields: Mapping[str, Mapping[str, str]] | None = None,
     field_names: Sequence[str] = (),
     description: str = "measuring",
+    polygons: Mapping[str, DrawnImage] | None = None,
 ) -> Measured:
-    """Cover (and colonies) of every image of a source.
+    """Cover (and colonies) of every image of a source; an image with ``polygons`` (from
+    ``--annotations``) has one colony per polygon (:mod:`coralseg.cover_colonies`).
 
     A mask that cannot be read (truncated, corrupt, not a label mask) is left out and listed
     in ``Measured.skipped`` with the reason; the others are measured.
@@ -192,7 +195,17 @@ def measure(
             settings.colonies_from == "auto" and item.record is not None
         )
         outline = geojson is not None
-        if use_instances:
+        drawn = None if polygons is None else polygons.get(item.name)
+        if drawn is not None and not use_instances:
+            colonies = colonies_from_instances(
+                drawn_colonies(drawn, mask.shape, legend),
+                legend,
+                roi=roi,
+                image_size=mask.shape,
+                min_area=settings.min_colony_area,
+                outline=outline,
+            )
+        elif use_instances:
             colonies = colonies_from_instances(
                 read_instances(item),
                 legend,

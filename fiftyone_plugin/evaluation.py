@@ -12,7 +12,18 @@
 4. ``<eval_key>_miou`` and ``<eval_key>_iou_<class>`` per sample (:mod:`.iou_fields`), through
    the plugin's ``segmentation_iou`` evaluation metric when FiftyOne has the plugin, so that
    ``dataset.delete_evaluation(eval_key)`` removes them;
-5. the dataset-level per-class IoU / Acc come back in :class:`EvaluationSummary`.
+5. the dataset-level per-class IoU / Acc come back in :class:`EvaluationSummary`, with the
+   colony evaluation (:func:`evaluate_colonies`) when the samples have predicted colonies.
+
+The semantic masks are those ``coralseg infer`` and the predict operator compute (same
+sliding windows, :data:`coral_core.inference.pipeline.DEFAULT_OVERLAP`).
+
+:func:`evaluate_colonies` judges predicted colonies (the predict operator's ``fo.Detections``
+with masks) against the annotated polygons: FiftyOne's own detection evaluation with masks
+(mAP, PR curves, confusion matrix in the App's Model Evaluation panel) and the colony metrics
+ecologists read (:mod:`coral_core.colony_metrics`: panoptic quality, count error, size
+distribution), with an ablation against colonies taken as connected regions of the semantic
+maps.
 """
 
 from __future__ import annotations
@@ -24,11 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from coral_core.colony_metrics import ColonyEvaluation, ImageColonies
+from coral_core.colony_metrics import evaluate_colonies as colony_metrics
+from coral_core.ecology.colonies import annotated_colonies, component_instances
 from coral_core.ecology.cover import value_counts
 from coral_core.errors import CoralsegError
 from coral_core.metrics import SegmentationScores, scores_from_confusion
 from coral_core.raster_io import open_image
-from coral_core.rasterize import rasterize_polylines
+from coral_core.rasterize import polyline_regions, rasterize_polylines
 from coral_core.taxonomy import IGNORE_INDEX
 
 from .fiftyone_source import labeled_polylines
@@ -39,8 +53,21 @@ from .iou_fields import (
     miou_field,
     write_iou_fields,
 )
-from .masks import default_mask_root, mask_targets, set_segmentation_targets, write_mask
+from .masks import (
+    default_mask_root,
+    field_encoding,
+    mask_targets,
+    read_mask,
+    set_segmentation_targets,
+    write_mask,
+)
 from .models import semantic_model
+from .prediction import (
+    DEFAULT_INSTANCES_FIELD,
+    DEFAULT_SEMANTIC_FIELD,
+    from_detection,
+    to_detection,
+)
 
 DEFAULT_GT_FIELD = "gt_polylines"
 DEFAULT_PRED_FIELD = "coralseg_semantic"
@@ -63,6 +90,8 @@ class EvaluationSummary:
         cover_error: class name -> mean over images of |predicted - annotated| percent cover
             (percentage points, cover over each image's annotated pixels), the accuracy
             figure ecologists read beside IoU.
+        colonies: the colony evaluation (:func:`evaluate_colonies`) when every evaluated
+            sample has predicted colonies, else None.
     """
 
     eval_key: str
@@ -73,6 +102,7 @@ class EvaluationSummary:
     miou_field: str
     class_fields: dict[str, str]
     cover_error: dict[str, float]
+    colonies: ColonySummary | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per class: ``class``, ``iou``, ``acc`` (percent, 2 decimals, None = n/a)
@@ -186,8 +216,10 @@ def evaluate_samples(
     root = Path(mask_dir) if mask_dir else default_mask_root(dataset)
     gt_mask_field = f"{gt_field}_mask" if gt_kind == "polylines" else gt_field
 
-    from coral_core.inference.semantic import predict
+    from coral_core.inference.pipeline import DEFAULT_OVERLAP
+    from coral_core.inference.semantic import predict, with_overlap
 
+    model = with_overlap(model, DEFAULT_OVERLAP)  # the windows coralseg infer and predict use
     ids, paths = samples.values(["id", "filepath"])
     polylines = labeled_polylines(samples, gt_field) if gt_kind == "polylines" else None
     values, _ = encoding.value_lookup({p.label for sample in polylines or () for p in sample})
@@ -231,6 +263,10 @@ def evaluate_samples(
         samples._add_paths_to_sidebar_group(iou_fields(samples, eval_key), eval_key)
     names = [targets[v] for v in sorted(targets)]
     scores = scores_from_confusion(np.asarray(results.pixel_confusion_matrix, np.int64), names)
+    colonies = None
+    if polylines is not None and _has_colonies(samples, DEFAULT_INSTANCES_FIELD):
+        report(0.95, "colony evaluation")
+        colonies = evaluate_colonies(samples, gt_field=gt_field, eval_key=eval_key)
     report(1.0, f"mIoU {scores.miou * 100:.2f}")
     return EvaluationSummary(
         eval_key=eval_key,
@@ -241,7 +277,17 @@ def evaluate_samples(
         miou_field=miou_field(eval_key),
         class_fields={name: class_iou_field(eval_key, name) for name in names},
         cover_error=_mean_cover_error(cover_errors, encoding.label_names),
+        colonies=colonies,
     )
+
+
+def _has_colonies(samples, field: str) -> bool:
+    """Whether every sample has predicted colonies in ``field`` (``fo.Detections``)."""
+    import fiftyone as fo
+
+    if _schema_type(samples, field) is not fo.Detections:
+        return False
+    return samples.exists(field, False).count() == 0
 
 
 def _cover_error(predicted: np.ndarray, annotated: np.ndarray, labels: int) -> np.ndarray | None:
@@ -262,3 +308,166 @@ def _mean_cover_error(errors: list[np.ndarray | None], names: tuple[str, ...]) -
         return {}
     mean = np.mean(kept, axis=0)
     return {name: round(float(mean[value]), 2) for value, name in enumerate(names)}
+
+
+COLONY_EVAL_SUFFIX = "_colonies"
+PQ_FIELD_SUFFIX = "_colony_pq"
+COUNT_ERROR_FIELD_SUFFIX = "_colony_count_error"
+
+
+@dataclass(frozen=True)
+class ColonySummary:
+    """What :func:`evaluate_colonies` measured.
+
+    Attributes:
+        eval_key: the FiftyOne detection evaluation's key (``<eval_key>_colonies``), which the
+            App's Model Evaluation panel shows with mAP, PR curves and a confusion matrix.
+        pred_field: the predicted colonies; ``gt_field``: the annotated ones (Detections with
+            masks, one per polygon).
+        samples: how many samples were compared.
+        mean_ap: FiftyOne's COCO-style mask mAP (0-1), None when it could not be computed.
+        colonies: PQ, counts and size distributions of the predicted colonies.
+        components: the ablation: field name -> the same metrics for colonies taken as the
+            connected regions of that semantic map (raw or refined), for each one present.
+    """
+
+    eval_key: str
+    pred_field: str
+    gt_field: str
+    samples: int
+    mean_ap: float | None
+    colonies: ColonyEvaluation
+    components: dict[str, ColonyEvaluation]
+
+    def report_lines(self) -> list[str]:
+        """What ``coralseg demo`` and the operator print: the per-class table, one line with
+        PQ, mAP and count error, then the ablation."""
+        mean_ap = "n/a" if self.mean_ap is None else f"{self.mean_ap * 100:.2f}"
+        lines = [
+            f"Colonies on {self.samples} image(s) against the drawn polygons "
+            f"(FiftyOne evaluation {self.eval_key}):",
+            *self.colonies.format_table().splitlines(),
+            f"{self.colonies.summary_line()}; mask mAP {mean_ap}",
+        ]
+        if self.components:
+            lines.append("What the second stage buys (same metrics, colonies taken as):")
+            lines.append(f"  two-stage colonies ({self.pred_field}): {_short(self.colonies)}")
+            for name, evaluation in self.components.items():
+                lines.append(f"  connected regions of {name}: {_short(evaluation)}")
+        return lines
+
+
+def _short(evaluation: ColonyEvaluation) -> str:
+    predicted = sum(i.predicted for i in evaluation.images)
+    true = sum(i.true for i in evaluation.images)
+    pq = "n/a" if np.isnan(evaluation.pq) else f"{evaluation.pq * 100:.2f}"
+    return (
+        f"PQ {pq}, {predicted} colonies for {true} drawn, count error "
+        f"{evaluation.mean_abs_count_error:.2f} per image"
+    )
+
+
+def evaluate_colonies(
+    samples,
+    *,
+    pred_field: str = DEFAULT_INSTANCES_FIELD,
+    gt_field: str = DEFAULT_GT_FIELD,
+    eval_key: str = DEFAULT_EVAL_KEY,
+    component_fields: tuple[str, ...] = (DEFAULT_PRED_FIELD, DEFAULT_SEMANTIC_FIELD),
+) -> ColonySummary:
+    """Judge predicted colonies against the annotated polygons, as FiftyOne and ecologists do.
+
+    1. The annotated colonies are the polygons of ``gt_field``
+       (:func:`coral_core.ecology.colonies.annotated_colonies`: one per polygon, each pixel in
+       at most one), written as ``fo.Detections`` with masks to ``<gt_field>_colonies``;
+    2. FiftyOne's COCO-style detection evaluation with masks runs on ``pred_field`` (colonies
+       as :func:`fiftyone_plugin.prediction.predict_samples` writes them) under
+       ``<eval_key>_colonies``, with mAP;
+    3. colony PQ, counts and size KS (:mod:`coral_core.colony_metrics`) overall, per class and
+       per image; each sample gets ``<eval_key>_colony_pq`` (percent) and
+       ``<eval_key>_colony_count_error`` (predicted - drawn);
+    4. the same metrics for colonies taken as the connected regions of each semantic map of
+       ``component_fields`` present on every sample (the ablation).
+
+    Raises:
+        CoralsegError: no samples, or ``pred_field`` / ``gt_field`` of the wrong kind.
+    """
+    import fiftyone as fo
+
+    if len(samples) == 0:
+        raise CoralsegError("there are no samples whose colonies to evaluate")
+    if _schema_type(samples, pred_field) is not fo.Detections:
+        raise CoralsegError(
+            f"{pred_field!r} holds no predicted colonies (fo.Detections with masks); predict "
+            "colonies first (the predict_colonies operator or coralseg demo)"
+        )
+    if check_gt_field(samples, gt_field) != "polylines":
+        raise CoralsegError(f"colonies are judged against polygons; {gt_field!r} holds masks")
+    dataset = samples._dataset
+    samples.compute_metadata(progress=False)
+    ids, heights, widths, predicted = samples.values(
+        ["id", "metadata.height", "metadata.width", f"{pred_field}.detections"]
+    )
+    polylines = labeled_polylines(samples, gt_field)
+    labels = sorted({p.label for sample in polylines for p in sample})
+    values = {label: index + 1 for index, label in enumerate(labels)}
+    gt_colonies_field = f"{gt_field}{COLONY_EVAL_SUFFIX}"
+    truth, guesses, detections = [], [], []
+    for index, (height, width) in enumerate(zip(heights, widths, strict=True)):
+        regions, _ = polyline_regions(polylines[index], height, width, values, "skip")
+        drawn = annotated_colonies(regions)
+        truth.append(drawn)
+        guesses.append([from_detection(d, height, width) for d in predicted[index] or ()])
+        detections.append(fo.Detections(detections=[to_detection(c, height, width) for c in drawn]))
+    samples.set_values(gt_colonies_field, detections)
+
+    key = f"{eval_key}{COLONY_EVAL_SUFFIX}"
+    if key in dataset.list_evaluations():
+        dataset.delete_evaluation(key)
+    results = samples.evaluate_detections(
+        pred_field,
+        gt_field=gt_colonies_field,
+        eval_key=key,
+        use_masks=True,
+        compute_mAP=True,
+        progress=False,
+    )
+    try:
+        mean_ap = float(results.mAP())
+    except ValueError:  # FiftyOne could not compute it (e.g. no colony of any class)
+        mean_ap = None
+    if mean_ap is not None and mean_ap < 0:  # FiftyOne's "no class had a colony"
+        mean_ap = None
+    colonies = _colony_metrics(ids, guesses, truth, labels)
+    samples.set_values(
+        f"{eval_key}{PQ_FIELD_SUFFIX}",
+        [None if np.isnan(i.pq) else round(i.pq * 100, 2) for i in colonies.images],
+    )
+    samples.set_values(
+        f"{eval_key}{COUNT_ERROR_FIELD_SUFFIX}", [i.count_error for i in colonies.images]
+    )
+    components = {}
+    for name in component_fields:
+        encoding = field_encoding(dataset, name)
+        paths = samples.values(f"{name}.mask_path") if encoding else []
+        if not encoding or not all(paths):
+            continue
+        colony_names = {v: encoding.label_names[v] for v in encoding.colony_values}
+        regions = [component_instances(read_mask(path), colony_names) for path in paths]
+        components[name] = _colony_metrics(ids, regions, truth, labels)
+    return ColonySummary(
+        eval_key=key,
+        pred_field=pred_field,
+        gt_field=gt_colonies_field,
+        samples=len(ids),
+        mean_ap=mean_ap,
+        colonies=colonies,
+        components=components,
+    )
+
+
+def _colony_metrics(ids, predicted, true, labels) -> ColonyEvaluation:
+    return colony_metrics(
+        [ImageColonies(i, p, t) for i, p, t in zip(ids, predicted, true, strict=True)],
+        classes=labels,
+    )

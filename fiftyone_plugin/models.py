@@ -93,7 +93,8 @@ def two_stage_predictor(
     device: str = "cpu",
     settings=None,
 ):
-    """A :class:`coral_core.inference.pipeline.TwoStagePredictor` (SAM optional)."""
+    """A :class:`coral_core.inference.pipeline.TwoStagePredictor` (SAM optional), with the
+    defaults ``coralseg infer`` has, so both give the same colonies."""
     from coral_core.inference.pipeline import TwoStagePredictor
 
     semantic = semantic_model(config, checkpoint, device)
@@ -101,7 +102,7 @@ def two_stage_predictor(
     if sam_checkpoint:
         sam_path = resolve_file(str(sam_checkpoint), "SAM checkpoint", (".pth", ".pt"))
         sam = _sam(str(sam_path), sam_path.stat().st_mtime_ns, device, settings)
-    return TwoStagePredictor(semantic, sam, settings)
+    return TwoStagePredictor.from_models(semantic, sam, settings)
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,6 +10,11 @@ Per sample it writes
   ``score`` and ``area`` (pixels) attributes;
 * ``semantic_field``: ``fo.Segmentation`` of the refined semantic mask (PNG on disk,
   ``mask_targets`` from the checkpoint's taxonomy).
+
+The predictor is :func:`.models.two_stage_predictor`, built as ``coralseg infer`` builds its
+own, so both give the same colonies. Being instance labels, the colonies can be judged with
+FiftyOne's ``evaluate_detections(use_masks=True)``
+(:func:`fiftyone_plugin.evaluation.evaluate_colonies`); :func:`from_detection` reads one back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import CoralInstance, RefineSettings
@@ -55,6 +62,31 @@ def to_detection(instance: CoralInstance, height: int, width: int):
         score=float(instance.score),
         area=int(instance.area),
     )
+
+
+def from_detection(detection, height: int, width: int) -> CoralInstance:
+    """The colony of an ``fo.Detection`` with a mask (as :func:`to_detection` writes it, or
+    any instance mask) in an image of ``height x width`` pixels.
+
+    A mask whose size differs from its box in pixels (another tool's) is resized to the box
+    by nearest neighbour; a detection without a mask is its whole box.
+    """
+    import cv2
+
+    bx, by, bw, bh = detection.bounding_box
+    x, y = round(bx * width), round(by * height)
+    w = max(1, min(round(bw * width), width - x))
+    h = max(1, min(round(bh * height), height - y))
+    mask = getattr(detection, "mask", None)
+    if mask is None:
+        mask = np.ones((h, w), dtype=bool)
+    else:
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != (h, w):
+            mask = cv2.resize(mask.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            mask = mask.astype(bool)
+    score = detection.confidence if detection.confidence is not None else 1.0
+    return CoralInstance(detection.label, 0, float(score), (x, y, w, h), mask, int(mask.sum()))
 
 
 def predict_samples(

@@ -1,7 +1,10 @@
 """Colonies and their sizes: area, perimeter, maximum diameter, centroid, box.
 
-A colony is one connected region of a colony class in a label mask, or one predicted
-instance mask. Only colony classes have colonies (:attr:`ClassLegend.colony`; bare
+A colony is one predicted instance mask, or one annotated polygon (:func:`annotated_colonies`:
+annotated colonies are the polygons as drawn, not the connected regions of the mask they
+rasterize to, so two touching colonies of one genus stay two and a polygon cut in two by a
+smaller one on top stays one), or, where only a label mask is known, one connected region of
+a colony class in it. Only colony classes have colonies (:attr:`ClassLegend.colony`; bare
 substrate has cover but no colonies). Each colony is measured on its own box, so the cost
 grows with the colony's box, not the image.
 
@@ -38,7 +41,8 @@ from coral_core.ecology.cover import value_counts
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.roi import roi_edge
 from coral_core.inference.instances import CoralInstance
-from coral_core.polygons import Polygon, mask_to_polygons
+from coral_core.polygons import Polygon, foreground_box, mask_to_polygons
+from coral_core.rasterize import Region
 
 # Douglas-Peucker tolerance of the perimeter's outline, pixels; see the module docstring.
 PERIMETER_SMOOTHING = 1.0
@@ -256,6 +260,79 @@ def colonies_from_instances(
         if colony is not None:
             colonies.append(colony)
     return colonies
+
+
+def annotated_colonies(regions: Sequence[Region]) -> list[CoralInstance]:
+    """Annotated colonies, one per polygon, owning the pixels the label mask gives them.
+
+    Args:
+        regions: one image's annotations in painting order, as
+            :func:`coral_core.rasterize.polyline_regions` gives them.
+
+    Returns:
+        One instance per polygon that shows at least one pixel, in painting order: its
+        pixels are the polygon's minus those of the polygons painted over it (smaller ones
+        on top, the rule of :mod:`coral_core.rasterize`), so each pixel belongs to at most one
+        colony and the colonies' pixels of a class are exactly that class's pixels in the
+        rasterized mask. Annotations have score 1.
+    """
+    colonies = []
+    for index, region in enumerate(regions):
+        top, left = region.origin
+        h, w = region.mask.shape
+        visible = region.mask.copy()
+        for later in regions[index + 1 :]:
+            (t, lf), (lh, lw) = later.origin, later.mask.shape
+            y0, x0 = max(top, t), max(left, lf)
+            y1, x1 = min(top + h, t + lh), min(left + w, lf + lw)
+            if y1 > y0 and x1 > x0:
+                visible[y0 - top : y1 - top, x0 - left : x1 - left] &= ~later.mask[
+                    y0 - t : y1 - t, x0 - lf : x1 - lf
+                ]
+        box = foreground_box(visible)
+        if box is None:
+            continue
+        c0, r0, c1, r1 = box
+        crop = visible[r0:r1, c0:c1].copy()
+        colonies.append(
+            CoralInstance(
+                region.label,
+                region.value,
+                1.0,
+                (left + c0, top + r0, c1 - c0, r1 - r0),
+                crop,
+                int(crop.sum()),
+            )
+        )
+    return colonies
+
+
+def component_instances(
+    mask: np.ndarray, names: dict[int, str], connectivity: int = 8
+) -> list[CoralInstance]:
+    """Connected regions of the colony classes of a label mask, as instances (score 1).
+
+    What a semantic map alone says the colonies are, e.g. to compare with two-stage colonies.
+
+    Args:
+        mask: ``(H, W)`` uint8 label mask.
+        names: colony class pixel value -> class name; other values make no colonies.
+        connectivity: 8 or 4.
+    """
+    mask = np.asarray(mask)
+    present = set(np.flatnonzero(value_counts(mask)).tolist())
+    found = []
+    for value, name in names.items():
+        if value not in present:
+            continue
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (mask == value).view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
+        )
+        for index in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[index])
+            crop = labels[y : y + h, x : x + w] == index
+            found.append(CoralInstance(name, int(value), 1.0, (x, y, w, h), crop, area))
+    return found
 
 
 COLONY_COLUMNS = (

@@ -24,17 +24,42 @@ everywhere. For them the thresholds cannot separate coral from not coral, so Cor
 head decides: every pixel is coral, and colonies whose CoralSCoP mask is "not coral" are
 dropped. Without CoralSCoP such a model is refused with a sentence saying what to do.
 
+Proposals are split and cleaned before SAM sees them, and colonies after:
+
+* **Touching colonies of one genus** (``split_touching``): the semantic map cannot draw a
+  border between two touching colonies of one genus, so their pixels form one proposal. A
+  proposal is cut along the necks of its distance transform: the watershed of the distance
+  to its border, from its local maxima, gives one basin per lobe; two adjacent basins stay
+  one colony unless the neck between them (twice the distance at the saddle of their shared
+  border) is narrower than ``neck_ratio`` times the thickness of the thinner lobe (twice its
+  peak distance). Parts under ``min_area`` pixels join their neighbour with the widest neck.
+  Each part is a proposal of its own: without SAM it is a colony; with SAM / CoralSCoP it
+  prompts with its own box, so SAM separates the touching colonies where the photo shows a
+  border, and the distance transform does where it does not.
+* **Slivers**: a region thinner than ``min_thickness`` pixels everywhere (twice its largest
+  distance to its border; e.g. a band of one genus along another colony's rim, a boundary
+  artefact of the semantic model) is not a colony. Sliver proposals do not prompt SAM; their
+  pixels, and those of any colony left thinner than ``min_thickness`` once overlaps are
+  resolved, join the adjacent colony with which they share the longest border (taking its
+  class), or are dropped where no colony touches them.
+
 A colony's class is the colony class with the largest mean probability over its pixels, a
 pixel counting its most likely colony class's probability (and 0 for the others); its score
-is that mean times SAM's predicted IoU. Overlaps go to the higher score; colonies left with
-fewer than ``min_area`` pixels are dropped.
+is that mean times SAM's predicted IoU.
+
+**One pixel, one colony** (nested and overlapping colonies): each proposal's own pixels
+belong to its colony first, so a SAM mask that covers a neighbouring or enclosed colony
+(a colony nested in another's hole) never takes that colony's confident pixels; the pixels
+SAM adds (unsure ones) go to the colony of the higher score. Colonies left with fewer than
+``min_area`` pixels are dropped. So every pixel belongs to at most one colony, and cover and
+counts made from the colonies count no pixel twice.
 
 The refined semantic mask paints each colony with its class; elsewhere it keeps the raw
 argmax where that is background or a cover class, and is background where the raw argmax
 was a colony class that no colony claimed.
 
-Every colony is kept inside its box, so the cost of a colony is proportional to its box,
-not to the image.
+Every colony, split and sliver is handled inside its box, so the cost of a colony is
+proportional to its box, not to the image (bar one ``(H, W)`` int32 ownership map).
 """
 
 from __future__ import annotations
@@ -53,18 +78,26 @@ from coral_core.taxonomy import MaskEncoding
 DEFAULT_MIN_THRESHOLD = 0.05
 DEFAULT_UNSURE_THRESHOLD = 0.2
 DEFAULT_MIN_AREA = 64
+DEFAULT_MIN_THICKNESS = 8
+DEFAULT_NECK_RATIO = 0.7
 CORAL_HEAD_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
 class RefineSettings:
-    """Thresholds of the instance stage (see the module docstring for their meaning)."""
+    """Thresholds of the instance stage (see the module docstring for their meaning).
+
+    ``min_area`` and ``min_thickness`` are in pixels of the photo (the semantic stage's
+    probabilities are resized back to it); ``neck_ratio`` 0 never splits touching colonies.
+    """
 
     min_threshold: float = DEFAULT_MIN_THRESHOLD
     unsure_threshold: float = DEFAULT_UNSURE_THRESHOLD
     min_area: int = DEFAULT_MIN_AREA
     box_margin: float = 0.1  # proposal boxes grow by this fraction per side for SAM
     prompts_per_batch: int | None = None  # SAM prompts decoded together (None: the runner's)
+    min_thickness: float = DEFAULT_MIN_THICKNESS
+    neck_ratio: float = DEFAULT_NECK_RATIO
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_threshold <= self.unsure_threshold <= 1:
@@ -76,6 +109,17 @@ class RefineSettings:
         if self.min_area < 1:
             raise CoralsegError(
                 f"min_area must be at least 1 pixel, got {self.min_area}", settings=["min_area"]
+            )
+        if self.min_thickness < 0:
+            raise CoralsegError(
+                f"the minimum colony thickness must be 0 or more pixels, got {self.min_thickness}",
+                settings=["min_thickness"],
+            )
+        if not 0 <= self.neck_ratio < 1:
+            raise CoralsegError(
+                f"the neck ratio that splits touching colonies must be in [0, 1), got "
+                f"{self.neck_ratio}",
+                settings=["neck_ratio"],
             )
 
 
@@ -190,6 +234,95 @@ def proposals(
     return found
 
 
+def thickness(mask: np.ndarray) -> float:
+    """Twice the largest distance (pixels, Euclidean) from a pixel of an ``(h, w)`` bool mask
+    to the nearest pixel outside it: about the width of a band, the diameter of a disc."""
+    padded = np.pad(np.asarray(mask, dtype=np.uint8), 1)
+    if not padded.any():
+        return 0.0
+    return 2.0 * float(cv2.distanceTransform(padded, cv2.DIST_L2, 5).max())
+
+
+def split_touching(mask: np.ndarray, neck_ratio: float, min_area: int) -> list[np.ndarray]:
+    """Cut a region of one genus into its colonies at the necks of its distance transform.
+
+    The region's distance to its border is flooded from its highest level down, one pixel
+    at a time: each level's connected parts of ``distance >= level`` are lobes. Where two
+    lobes meet at a level (the saddle of their neck), they stay one colony when that level
+    is at least ``neck_ratio`` times the lower lobe's peak, and are two colonies otherwise;
+    parts under ``min_area`` pixels stay with a neighbour. Each pixel then goes to the
+    nearest *core* (a colony's region at the last level where it stood alone).
+
+    Args:
+        mask: ``(h, w)`` bool, one connected region.
+        neck_ratio: two lobes stay one colony unless their neck is narrower than this
+            fraction of the thinner lobe's thickness (0: never split).
+        min_area: parts with fewer pixels are not cut off.
+
+    Returns:
+        ``(h, w)`` bool masks that partition ``mask`` (just ``[mask]`` when nothing is cut).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if neck_ratio <= 0 or mask.sum() < 2 * min_area:
+        return [mask]
+    padded = np.pad(mask, 1).astype(np.uint8)
+    distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)
+    cores: dict[int, np.ndarray] = {}  # colony -> its core (bool, padded frame)
+    peaks: dict[int, float] = {}
+    for level in np.arange(np.floor(distance.max()), 0, -1.0):
+        count, parts = cv2.connectedComponents((distance >= level).view(np.uint8), connectivity=8)
+        for part in range(1, count):
+            region = parts == part
+            inside = [c for c, core in cores.items() if (core & region).any()]
+            if not inside:
+                cores[len(peaks) + 1] = region
+                peaks[len(peaks) + 1] = float(distance[region].max())
+                continue
+            highest = max(inside, key=lambda c: peaks[c])
+            # a lobe whose neck to the highest is wide for its size, or too small, is part of it
+            merged = [
+                c
+                for c in inside
+                if c != highest
+                and (level >= neck_ratio * peaks[c] or int(cores[c].sum()) < min_area)
+            ]
+            for c in merged:
+                del cores[c]
+            if len(inside) - len(merged) == 1:
+                cores[highest] = region
+    if len(cores) <= 1:
+        return [mask]
+    labels = np.zeros(padded.shape, dtype=np.int32)
+    for number, core in enumerate(cores.values(), start=1):
+        labels[core] = number
+    _, nearest = cv2.distanceTransformWithLabels(
+        (labels == 0).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    seeds = np.zeros(int(nearest.max()) + 1, dtype=np.int32)
+    seeds[nearest[labels > 0]] = labels[labels > 0]
+    owner = np.where(padded > 0, seeds[nearest], 0)[1:-1, 1:-1]
+    pieces = [owner == number for number in range(1, len(cores) + 1)]
+    if min(int(piece.sum()) for piece in pieces) < min_area:
+        return [mask]
+    return pieces
+
+
+def split_proposals(found: list[Proposal], settings: RefineSettings) -> list[Proposal]:
+    """Each proposal cut into its touching colonies (:func:`split_touching`)."""
+    parts = []
+    for proposal in found:
+        pieces = split_touching(proposal.mask, settings.neck_ratio, settings.min_area)
+        if len(pieces) == 1:
+            parts.append(proposal)
+            continue
+        x0, y0 = proposal.box[:2]
+        for piece in pieces:
+            left, top, right, bottom = foreground_box(piece)
+            box = (x0 + left, y0 + top, x0 + right, y0 + bottom)
+            parts.append(Proposal(piece[top:bottom, left:right].copy(), box, proposal.value))
+    return parts
+
+
 def refine(
     prediction: SemanticPrediction,
     encoding: MaskEncoding,
@@ -225,38 +358,116 @@ def refine(
         zones = np.full((height, width), 2, dtype=np.uint8)
     else:
         zones = zone_map(prediction.coral, settings)
-    found = proposals(prediction.colony_labels, zones, encoding, settings.min_area)
-    candidates = _candidates(found, zones, sam, settings, coral_head_decides)
+    found = split_proposals(
+        proposals(prediction.colony_labels, zones, encoding, settings.min_area), settings
+    )
+    slivers = [p for p in found if thickness(p.mask) < settings.min_thickness]
+    kept = [p for p in found if thickness(p.mask) >= settings.min_thickness]
+    candidates = _candidates(kept, zones, sam, settings, coral_head_decides)
 
     scored = []
-    for mask, (x0, y0, x1, y1), sam_iou in candidates:
+    for proposal, mask, (x0, y0, x1, y1), sam_iou in candidates:
         value, mean = _best_class(
             prediction.colony_labels[y0:y1, x0:x1][mask],
             prediction.colony_probability[y0:y1, x0:x1][mask],
         )
-        scored.append((mean * sam_iou, value, mask, (x0, y0)))
-    scored.sort(key=lambda item: -item[0])
+        scored.append(_Colony(mean * sam_iou, value, proposal, mask, (x0, y0, x1, y1)))
+    scored.sort(key=lambda colony: -colony.score)
+    owner = _assign_pixels(scored, slivers, (height, width), settings)
 
-    owner = np.zeros((height, width), dtype=bool)
     semantic = _unclaimed_semantic(prediction.labels, encoding)
     instances = []
-    for score, value, mask, (x0, y0) in scored:
-        h, w = mask.shape
-        free = mask & ~owner[y0 : y0 + h, x0 : x0 + w]
-        area = int(free.sum())
-        if area < settings.min_area:
+    for number, colony in enumerate(scored, start=1):
+        if colony.box is None:
             continue
-        owner[y0 : y0 + h, x0 : x0 + w] |= free
-        semantic[y0 : y0 + h, x0 : x0 + w][free] = value
-        left, top, right, bottom = foreground_box(free)
-        crop = free[top:bottom, left:right]
-        bbox = (x0 + left, y0 + top, right - left, bottom - top)
+        x0, y0, x1, y1 = colony.box
+        mine = owner[y0:y1, x0:x1] == number
+        semantic[y0:y1, x0:x1][mine] = colony.value
+        left, top, right, bottom = foreground_box(mine)
         instances.append(
             CoralInstance(
-                encoding.label_names[value], value, round(score, 6), bbox, crop.copy(), area
+                encoding.label_names[colony.value],
+                colony.value,
+                round(colony.score, 6),
+                (x0 + left, y0 + top, right - left, bottom - top),
+                mine[top:bottom, left:right].copy(),
+                int(mine.sum()),
             )
         )
     return InstanceResult(tuple(instances), semantic, zones)
+
+
+@dataclass(eq=False)
+class _Colony:
+    """A colony while pixels are assigned; ``box`` (ends exclusive) covers every pixel it
+    may own, None once it is dropped."""
+
+    score: float
+    value: int
+    proposal: Proposal
+    mask: np.ndarray
+    box: tuple[int, int, int, int] | None
+
+
+def _assign_pixels(
+    colonies: list[_Colony],
+    slivers: list[Proposal],
+    shape: tuple[int, int],
+    settings: RefineSettings,
+) -> np.ndarray:
+    """``(H, W)`` int32: the number (1-based, in ``colonies``' order) of the colony owning each
+    pixel, 0 for none, by the module's rules: own proposal first, then SAM's additions by
+    decreasing score, then small colonies dropped and thin ones and slivers absorbed."""
+    owner = np.zeros(shape, dtype=np.int32)
+    for number, colony in enumerate(colonies, start=1):
+        x0, y0, x1, y1 = colony.proposal.box
+        owner[y0:y1, x0:x1][colony.proposal.mask] = number
+    for number, colony in enumerate(colonies, start=1):
+        x0, y0, x1, y1 = colony.box
+        window = owner[y0:y1, x0:x1]
+        window[colony.mask & (window == 0)] = number
+    thin = []
+    for number, colony in enumerate(colonies, start=1):
+        x0, y0, x1, y1 = colony.box
+        window = owner[y0:y1, x0:x1]
+        mine = window == number
+        if mine.sum() < settings.min_area:
+            window[mine] = 0
+            colony.box = None
+        elif thickness(mine) < settings.min_thickness:
+            thin.append((number, colony))
+    pieces = [(p.mask, p.box) for p in slivers]
+    for number, colony in thin:
+        x0, y0, x1, y1 = colony.box
+        window = owner[y0:y1, x0:x1]
+        pieces.append((window == number, colony.box))
+        window[window == number] = 0
+        colony.box = None
+    for mask, box in pieces:
+        _absorb(mask, box, owner, colonies)
+    return owner
+
+
+def _absorb(
+    mask: np.ndarray, box: tuple[int, int, int, int], owner: np.ndarray, colonies: list[_Colony]
+) -> None:
+    """Give a sliver's free pixels to the colony sharing the longest border with it."""
+    height, width = owner.shape
+    x0, y0, x1, y1 = box
+    gx0, gy0, gx1, gy1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, width), min(y1 + 1, height)
+    grown = np.zeros((gy1 - gy0, gx1 - gx0), dtype=bool)
+    grown[y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0] = mask
+    ring = cv2.dilate(grown.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & ~grown
+    neighbours = owner[gy0:gy1, gx0:gx1][ring]
+    neighbours = neighbours[neighbours > 0]
+    if neighbours.size == 0:
+        return
+    number = int(np.bincount(neighbours).argmax())
+    window = owner[gy0:gy1, gx0:gx1]
+    window[grown & (window == 0)] = number
+    colony = colonies[number - 1]
+    cx0, cy0, cx1, cy1 = colony.box
+    colony.box = (min(cx0, x0), min(cy0, y0), max(cx1, x1), max(cy1, y1))
 
 
 def _best_class(labels: np.ndarray, probability: np.ndarray) -> tuple[int, float]:
@@ -328,13 +539,14 @@ def grow_proposal(
 
 
 def _candidates(found, zones, sam, settings, coral_head_decides):
-    """``(mask in box, box, sam_iou)`` per proposal: the proposal grown by SAM's mask.
+    """``(proposal, mask in box, box, sam_iou)`` per proposal: the proposal grown by SAM's
+    mask.
 
     Where the coral head decides (see the module docstring), proposals whose CoralSCoP mask
     is "not coral" are dropped instead.
     """
     if sam is None or not found:
-        return [(p.mask, p.box, 1.0) for p in found]
+        return [(p, p.mask, p.box, 1.0) for p in found]
     height, width = zones.shape
     prompts = prompt_boxes(found, settings.box_margin, height, width)
     windows = [
@@ -353,14 +565,13 @@ def _candidates(found, zones, sam, settings, coral_head_decides):
             coral = None if predicted.coral_scores is None else predicted.coral_scores[offset]
             if coral_head_decides and coral is not None and coral < CORAL_HEAD_THRESHOLD:
                 continue
-            candidates.append(
-                grow_proposal(
-                    found[index],
-                    zones,
-                    sam_mask,
-                    windows[index],
-                    predicted.iou_scores[offset],
-                    None if coral_head_decides else coral,
-                )
+            grown = grow_proposal(
+                found[index],
+                zones,
+                sam_mask,
+                windows[index],
+                predicted.iou_scores[offset],
+                None if coral_head_decides else coral,
             )
+            candidates.append((found[index], *grown))
     return candidates

@@ -1,7 +1,10 @@
 """Two-stage inference of one image: semantic stage, then SAM-refined colonies.
 
 The CLI, the CVAT bridge, the Nuclio function and the FiftyOne plugin all call
-:class:`TwoStagePredictor`; they differ only in where images come from and results go.
+:class:`TwoStagePredictor`; they differ only in where images come from and results go. Built
+by :meth:`TwoStagePredictor.from_files` or :meth:`TwoStagePredictor.from_models` with the same
+defaults (sliding windows overlapping by :data:`DEFAULT_OVERLAP`, :class:`RefineSettings`),
+``coralseg infer`` and the App's predict operator give the same pixels and colonies.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from coral_core.inference.semantic import (
 )
 from coral_core.inference.tiled import TileGrid, Window, iter_tiled_colonies
 from coral_core.taxonomy import MaskEncoding
+
+# Overlap of the sliding windows by default: 0 sees each pixel once, 3-4x less compute on
+# large images than the configs' half-window stride (see semantic.with_overlap).
+DEFAULT_OVERLAP = 0.0
 
 
 class TwoStagePredictor:
@@ -59,18 +66,30 @@ class TwoStagePredictor:
         sam_checkpoint: str | Path | None = None,
         device: str = "cpu",
         settings: RefineSettings | None = None,
-        overlap: float | None = None,
+        overlap: float | None = DEFAULT_OVERLAP,
     ) -> TwoStagePredictor:
         """Load both models; ``overlap`` of the sliding windows (None: the config's stride)."""
         settings = settings or RefineSettings()
         semantic = load_semantic_model(config, checkpoint, device=device)
-        if overlap is not None:
-            semantic = with_overlap(semantic, overlap)
         sam = None
         if sam_checkpoint:
             from coral_core.sam_models import load_sam_runner
 
             sam = load_sam_runner(sam_checkpoint, device, settings.prompts_per_batch)
+        return cls.from_models(semantic, sam, settings, overlap)
+
+    @classmethod
+    def from_models(
+        cls,
+        semantic: SemanticModel,
+        sam=None,
+        settings: RefineSettings | None = None,
+        overlap: float | None = DEFAULT_OVERLAP,
+    ) -> TwoStagePredictor:
+        """A predictor of loaded models, windows overlapping by ``overlap`` (None: the
+        config's stride): what every caller that loads its models itself uses."""
+        if overlap is not None:
+            semantic = with_overlap(semantic, overlap)
         return cls(semantic, sam, settings)
 
     @property

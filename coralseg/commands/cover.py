@@ -28,7 +28,9 @@ Writes into --out:
   colonies.geojson       colony outlines (map coordinates where the image has a geotransform)
   cover_by_group.png     stacked mean cover per group, colony_sizes.png: size histograms
   with --compare: cover_error_per_image.csv, cover_error_per_class.csv,
-  cover_error_per_group.csv, cover_agreement.png (predicted vs annotated, 1:1 line)
+  cover_error_per_group.csv, cover_agreement.png (predicted vs annotated, 1:1 line),
+                         colony_metrics_per_class.csv, colony_metrics_per_image.csv
+                         (colony PQ, count error, size KS; see docs/evaluation.md)
   skipped_masks.csv      masks that could not be read (file, reason), if any: the rest
                          is measured and the command exits with status 1
 """
@@ -150,19 +152,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="cover only: no colonies.csv, colonies_per_group.csv, GeoJSON or size plot",
     )
+    colonies.add_argument(
+        "--annotations",
+        metavar="FILE",
+        help="the CVAT XML or COCO JSON the masks were made from: annotated colonies are its "
+        "polygons, one colony per polygon, not connected regions of the masks",
+    )
     parser.add_argument(
         "--compare",
         metavar="PRED_DIR",
-        help="predictions of the same images (e.g. a 'coralseg infer' output): cover error",
+        help="predictions of the same images (e.g. a 'coralseg infer' output): cover error, "
+        "and colony PQ, count error and size KS against the annotated colonies",
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
+    from dataclasses import replace
 
     from coral_core.ecology.geojson import GeoJSONWriter
     from coral_core.errors import CoralsegError
+    from coralseg.cover_colonies import (
+        compare_colonies,
+        read_polygons,
+        summary_lines,
+        without_polygons,
+        write_colony_metrics,
+    )
     from coralseg.cover_inputs import locate
     from coralseg.cover_options import image_fields, parse_settings
     from coralseg.cover_report import SKIPPED_CSV, format_summary, measure, write_report
@@ -198,9 +215,24 @@ def run(args: argparse.Namespace) -> int:
     geojson_path = out / "colonies.geojson"
     # The GeoJSON is streamed while measuring and appears only if everything succeeds.
     no_geojson = args.no_geojson or args.no_colonies
+    polygons = read_polygons(args.annotations) if args.annotations else None
+    if polygons is not None:
+        missing = without_polygons(polygons, [item.name for item in source.items])
+        if missing:
+            print(
+                f"note: {len(missing)} image(s) have no polygons in {args.annotations}; their "
+                f"colonies are connected regions of the masks, e.g. {missing[0]}"
+            )
     with nullcontext() if no_geojson else GeoJSONWriter(geojson_path) as writer:
         measured = measure(
-            source, settings, not args.no_colonies, writer, fields, field_names, "annotations"
+            source,
+            settings,
+            not args.no_colonies,
+            writer,
+            fields,
+            field_names,
+            "annotations",
+            polygons,
         )
         predicted = None
         if prediction_source is not None:
@@ -221,6 +253,15 @@ def run(args: argparse.Namespace) -> int:
                 f"note: {len(agreement.only_annotated)} annotated image(s) have no prediction "
                 f"(or nothing annotated) and are left out, e.g. {agreement.only_annotated[0]}"
             )
+    if prediction_source is not None and not args.no_colonies:
+        colonies, regions = compare_colonies(
+            source, prediction_source, polygons, measured.pixels_per_cm
+        )
+        report = replace(
+            report, written=(*report.written, *write_colony_metrics(out, colonies, regions))
+        )
+        for line in summary_lines(colonies, regions):
+            print(line)
     if writer is not None and writer.mixed:
         print(
             "note: colonies.geojson mixes map and pixel coordinates (some images lack a "

@@ -168,6 +168,7 @@ class EvaluateModel(foo.Operator):
             "accuracy": round(panel_accuracy(ctx.dataset, summary.eval_key) * 100, 2),
             "per_class": summary.rows(),
             "iou_fields": [summary.miou_field, *summary.class_fields.values()],
+            **_colony_outputs(summary.colonies),
         }
 
     def resolve_output(self, ctx):
@@ -189,6 +190,7 @@ class EvaluateModel(foo.Operator):
         table.add_column("acc", label="Acc (%)")
         table.add_column("cover_error", label="Cover error (points)")
         outputs.list("per_class", types.Object(), label="Per class", view=table)
+        _colony_table(outputs)
         return types.Property(outputs, view=types.View(label="coralseg evaluation"))
 
     def __call__(
@@ -216,3 +218,33 @@ class EvaluateModel(foo.Operator):
         return foo.execute_operator(
             self.uri, dict(view=samples.view()), params=params, request_delegation=delegate
         )
+
+
+def _colony_outputs(colonies) -> dict:
+    """The colony evaluation's figures (empty before colonies are predicted)."""
+    if colonies is None:
+        return {}
+    mean_ap = None if colonies.mean_ap is None else round(colonies.mean_ap * 100, 2)
+    return {
+        "colony_eval_key": colonies.eval_key,
+        "colony_mAP": mean_ap,
+        "colonies": colonies.colonies.rows(),
+    }
+
+
+def _colony_table(outputs) -> None:
+    outputs.str("colony_eval_key", label="Colony evaluation key (Model Evaluation panel)")
+    outputs.float("colony_mAP", label="Colony mask mAP (%)")
+    table = types.TableView()
+    for key, label in (
+        ("class", "Class"),
+        ("pq", "PQ (%)"),
+        ("sq", "SQ (%)"),
+        ("rq", "RQ (%)"),
+        ("predicted", "Colonies predicted"),
+        ("true", "Colonies drawn"),
+        ("mean_abs_count_error", "Count error per image"),
+        ("size_ks", "Size KS"),
+    ):
+        table.add_column(key, label=label)
+    outputs.list("colonies", types.Object(), label="Colonies", view=table)

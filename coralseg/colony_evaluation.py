@@ -1,0 +1,76 @@
+"""``coralseg test --colonies``: two-stage colonies of a prepared split against the drawn ones.
+
+Each image of the split (``<data>/<split>/data/``) goes through the same
+:class:`coral_core.inference.pipeline.TwoStagePredictor` as ``coralseg infer``; its colonies
+are judged (:mod:`coral_core.colony_metrics`) against the annotated colonies: the polygons
+of ``--annotations`` where given (see :mod:`coralseg.cover_colonies`), else the connected
+regions of the image's label mask. The connected regions of the raw semantic map are judged
+the same way (what the instance stage buys).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coral_core.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
+from coral_core.ecology.colonies import component_instances
+from coral_core.errors import CoralsegError
+from coral_core.raster_io import open_image
+from coralseg.cover_colonies import drawn_colonies, read_polygons
+from coralseg.cover_inputs import locate, read_mask
+
+
+def evaluate_split_colonies(
+    config: str | Path,
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    split: str = "test",
+    sam_checkpoint: str | Path | None = None,
+    annotations: str | Path | None = None,
+    device: str = "cpu",
+) -> tuple[ColonyEvaluation, ColonyEvaluation]:
+    """``(two-stage colonies, connected regions of the raw semantic map)`` metrics.
+
+    Raises:
+        CoralsegError: ``data_dir`` is not a prepared folder or has no image in ``split``.
+    """
+    from coral_core.inference.pipeline import TwoStagePredictor
+
+    source = locate(data_dir)
+    if source.kind != "prepare":
+        raise CoralsegError(
+            f"--colonies needs a 'coralseg prepare' folder as --data, not {data_dir}"
+        )
+    items = [item for item in source.items if item.fields.get("split") == split]
+    if not items:
+        raise CoralsegError(f"{data_dir} has no labelled image in its {split} split")
+    polygons = read_polygons(annotations) if annotations else {}
+    predictor = TwoStagePredictor.from_files(
+        config, checkpoint, sam_checkpoint=sam_checkpoint, device=device
+    )
+    legend = source.legend
+    names = {v: legend.name_of(v) for v in legend.colony_values}
+    images = Path(data_dir) / split / "data"
+    colonies, regions = [], []
+    for item in items:
+        stem = item.path.stem
+        photos = sorted(images.glob(f"{stem}.*"))
+        if not photos:
+            raise CoralsegError(f"{item.path} has no image {stem}.* in {images}")
+        truth_mask, _ = read_mask(item.path)
+        with open_image(photos[0]) as photo:
+            pixels = photo.read()
+        if pixels.shape[:2] != truth_mask.shape:
+            raise CoralsegError(
+                f"{photos[0]} is not the size of its label mask {item.path}; prepare again"
+            )
+        drawn = polygons.get(item.name) or polygons.get(stem)
+        if drawn is not None:
+            truth = drawn_colonies(drawn, truth_mask.shape, legend)
+        else:
+            truth = component_instances(truth_mask, names)
+        result = predictor(pixels)
+        colonies.append(ImageColonies(stem, result.instances.instances, truth))
+        regions.append(ImageColonies(stem, component_instances(result.semantic_raw, names), truth))
+    classes = [names[v] for v in legend.colony_values]
+    return evaluate_colonies(colonies, classes), evaluate_colonies(regions, classes)
