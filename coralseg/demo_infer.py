@@ -17,6 +17,7 @@ from coral_core.errors import CoralsegError
 from coral_core.inference.pipeline import TwoStagePredictor, TwoStageResult
 from coralseg.demo_run import (
     COLONIES_FIELD,
+    EVAL_KEY,
     REFINED_FIELD,
     TINY_CONFIG,
     DemoRun,
@@ -76,6 +77,16 @@ def infer_colonies(run: DemoRun, dataset, checkpoint: Path) -> None:
         for label in found or ():
             per_class[label] = per_class.get(label, 0) + 1
     run.report.colonies_by_class = dict(sorted(per_class.items()))
+    run.report.colony_lines = _judge_colonies(chosen)
+
+
+def _judge_colonies(chosen) -> list[str]:
+    """Colony PQ, mask mAP and count error of the inferred images against their polygons
+    (the FiftyOne evaluation ``coralseg_eval_colonies`` that the App's panel lists)."""
+    from fiftyone_plugin.evaluation import evaluate_colonies
+
+    summary = evaluate_colonies(chosen, pred_field=COLONIES_FIELD, eval_key=EVAL_KEY)
+    return summary.report_lines()
 
 
 def _one_pass(run: DemoRun, dataset, paths: list[str], checkpoint: Path, out: Path) -> None:

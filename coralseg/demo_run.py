@@ -95,6 +95,7 @@ class DemoReport:
     colonies_by_class: dict[str, int] = field(default_factory=dict)
     cover_dir: Path | None = None
     cover_error: float | None = None  # mean absolute error, percentage points
+    colony_lines: list[str] = field(default_factory=list)  # colony PQ, mAP, count error
     reused: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 

@@ -194,6 +194,8 @@ def describe(report, args: argparse.Namespace) -> str:
         f"Colonies found on {_images(len(report.colonies))}: {found} ({by_class})",
     ]
     lines += [f"  {name}: {count}" for name, count in sorted(report.colonies.items())]
+    if report.colony_lines:
+        lines += ["", *report.colony_lines]
     if report.cover_error is not None:
         lines.append(
             f"Predicted cover differs from the annotated by {report.cover_error:.1f} "
