@@ -47,7 +47,7 @@ def test_coralnet_csv_points_metadata_and_codes(tmp_path: Path) -> None:
         tmp_path / "annotations.csv",
         [
             ["q1.jpg", "2019-05-04", "Rai", "T1", 10, 20, "Porit", "Porit"],
-            ["q1.jpg", "2019-05-04", "Rai", "T1", 0, 99, "ACR", "Porit"],
+            ["q1.jpg", "2019-05-04", "Rai", "T1", 0, 99, "ACR", "ACR"],
             ["q2.jpg", "2020-01-02", "Tub", "T2", 5, 5, "Acropora", "ACR"],
         ],
     )
@@ -60,20 +60,20 @@ def test_coralnet_csv_points_metadata_and_codes(tmp_path: Path) -> None:
     assert first.metadata == {"Date": "2019-05-04", "Aux1": "Rai", "Aux2": "T1"}
     assert [s.attributes for s in first.shapes] == [
         {"Machine suggestion 1": "Porit"},
-        {"Machine suggestion 1": "Porit"},
-    ] or all("Machine suggestion 1" not in s.attributes for s in first.shapes)
+        {"Machine suggestion 1": "ACR"},
+    ]
     np.testing.assert_array_equal(first.shapes[0].path, [[20.5, 10.5]])  # (x, y) pixel centre
     assert [s.label for s in first.shapes] == ["Porit", "ACR"]
 
     codes_csv = tmp_path / "codes.csv"
-    codes_csv.write_text("code,class\nPorit,Poritidae\nACR,Acroporidae\n")
+    codes_csv.write_text("code,class\nPorit,Porites\nACR,Acropora\n")
     mapped = map_label_codes(annotations, read_label_codes(codes_csv), FAMILIES)
     labels = [s.label for image in mapped.images for s in image.shapes]
-    assert labels == ["Poritidae", "Acroporidae", "Acroporidae"]  # 'Acropora' is a label
+    assert labels == ["Porites", "Acropora", "Acropora"]  # "Acropora" is a class
     assert mapped.images[0].shapes[0].attributes["label_code"] == "Porit"
 
     codes_yaml = tmp_path / "codes.yaml"
-    codes_yaml.write_text("Porit: Poritidae\n")
+    codes_yaml.write_text("Porit: Porites\n")
     with pytest.raises(AnnotationFormatError, match=r"1 label codes .* 'ACR' \(1\)"):
         map_label_codes(annotations, read_label_codes(codes_yaml), FAMILIES)
 
@@ -155,9 +155,9 @@ def test_superpixel_densification_follows_colour_edges() -> None:
     names = ["Sand", "Porites"]
     points = simulate_points(truth, 12, np.random.default_rng(3), names)
     sparse = stamp_points(np.full_like(truth, 255), points, {"Sand": 0, "Porites": 1}, 1)
-    dense = densify_points(sparse, superpixel_levels(image, levels=(12, 48, 150)))
+    dense = densify_points(sparse, superpixel_levels(image, levels=(6, 24, 96)))
     covered = dense != 255
-    assert covered.mean() > 0.8  # far more than the points
+    assert covered.mean() > 0.9  # far more than the points
     assert (dense[covered] == truth[covered]).mean() > 0.9  # and right where it spreads
     np.testing.assert_array_equal(dense[sparse != 255], sparse[sparse != 255])
 
@@ -175,12 +175,12 @@ def test_point_survey_converges_and_its_error_shrinks_as_one_over_sqrt_n() -> No
         errors[n] = float(np.abs(survey.mean - survey.exact).max())
         ses[n] = survey.standard_error[:3]
     exact = point_survey_cover(mask, legend, 10, draws=2).exact
-    np.testing.assert_allclose(exact[:3], [25.0, 37.5, 37.5], atol=0.5)
+    np.testing.assert_allclose(exact[:3], [25.0, 56.25, 18.75], atol=0.5)
     assert errors[1600] < 0.5 and errors[1600] < errors[25]
     for small, large in ((25, 100), (100, 400), (400, 1600)):
         np.testing.assert_allclose(ses[small] / ses[large], 2.0, rtol=0.2)  # sqrt(4)
     stratified = point_survey_cover(mask, legend, 100, draws=300, method="stratified")
-    assert stratified.points == 100
+    assert stratified.points == 99  # a 9 x 11 grid in the mask's 3:4 aspect
     # Stratifying over a patchy mask is at least as precise as random points.
     assert (stratified.standard_error[:3] <= ses[100] * 1.1).all()
     assert stratified.rows()[1]["point_se"] > 0

@@ -185,3 +185,22 @@ def test_mixed_training_from_polygons_and_points(tmp_path: Path) -> None:
     losses = [r["decode.loss_point_ce"] for r in records if "decode.loss_point_ce" in r]
     assert len(losses) == 2 and all(np.isfinite(losses)) and min(losses) > 0
     assert (work / "iter_2.pth").is_file()
+
+
+def test_cover_point_survey_writes_estimates_with_their_error(tmp_path: Path, capsys) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:40, 10:50] = VALUES["Acropora"]  # 1200 of 4800 pixels: 25 %
+    Image.fromarray(mask).save(masks / "q1.png")
+    out = tmp_path / "cover"
+    args = ["cover", str(masks), "--taxonomy", "families", "--out", str(out), "--no-colonies"]
+    assert main([*args, "--point-survey", "25", "400", "--survey-draws", "100"]) == 0
+    assert "point_survey.csv" in capsys.readouterr().out
+    with (out / "point_survey.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["class"] == "Acropora"]
+    assert [int(r["points"]) for r in rows] == [25, 400]
+    assert {float(r["dense_cover"]) for r in rows} == {25.0}
+    few, many = (float(r["point_se"]) for r in rows)
+    assert 2.5 < few / many < 5.5  # sqrt(400 / 25) = 4
+    assert abs(float(rows[1]["point_cover"]) - 25.0) < 1.5
