@@ -10,8 +10,9 @@ are single-channel 8-bit PNGs with the same stem, in :class:`coral_core.taxonomy
 convention. A photo labelled by points only (no polygons) gets a mask that is 255 (ignore)
 except at its points (:mod:`coral_core.point_labels`), or, with superpixel densification,
 over the superpixels around them (:mod:`coral_core.densify`); a photo with polygons and
-points keeps its dense mask with the points drawn on top. ``dataset_info.py`` is what an MMSeg config imports (``_base_``) to train on the
-folder; ``manifest.json`` records the taxonomy, the source and per-split counts.
+points keeps its dense mask with the points drawn on top. ``dataset_info.py`` is what an
+MMSeg config imports (``_base_``) to train on the folder; ``manifest.json`` records the
+taxonomy, the source and per-split counts (and how point labels were drawn).
 
 The export is atomic: everything is written into a hidden sibling folder that replaces
 ``out_dir`` only once complete, so a failed or interrupted run leaves no half-written

@@ -28,7 +28,9 @@ def slic(
         ``(H, W)`` int32 region index per pixel, ``0 .. gh * gw - 1`` (seed grid cells).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"slic needs an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        raise ValueError(
+            f"slic needs an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}"
+        )
     if segments < 1:
         raise ValueError(f"segments must be 1 or more, got {segments}")
     height, width = image.shape[:2]
@@ -64,7 +66,9 @@ def slic(
                 k = np.broadcast_to(k, (height, width))
                 colour = ((lab - centre_lab[k]) ** 2).sum(axis=2)
                 place = (rows - centre_y[k]) ** 2 + (cols - centre_x[k]) ** 2
-                distance = np.where(np.broadcast_to(valid, k.shape), colour + spatial * place, np.inf)
+                distance = np.where(
+                    np.broadcast_to(valid, k.shape), colour + spatial * place, np.inf
+                )
                 closer = distance < best
                 best[closer] = distance[closer]
                 labels[closer] = k[closer]

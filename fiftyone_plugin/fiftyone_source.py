@@ -65,9 +65,7 @@ def read_export_samples(
         polylines_of = [()] * len(ids)  # a dataset of point surveys only
     else:
         polylines_of = labeled_polylines(dataset_or_view, field_name)
-    points_of = (
-        labeled_points(dataset_or_view, points_field) if points_field else [()] * len(ids)
-    )
+    points_of = labeled_points(dataset_or_view, points_field) if points_field else [()] * len(ids)
     report = SourceReport()
     splits: dict[str, str | None] = {}
     for sample_id, path, sample_tags in zip(ids, paths, tags, strict=True):
@@ -84,9 +82,7 @@ def read_export_samples(
             report.randomly_split[splits[sample_id]] += 1
 
     samples = []
-    for sample_id, path, polylines, points in zip(
-        ids, paths, polylines_of, points_of, strict=True
-    ):
+    for sample_id, path, polylines, points in zip(ids, paths, polylines_of, points_of, strict=True):
         split = splits[sample_id]
         if split is None:
             report.without_split.append(path)

@@ -299,7 +299,7 @@ def _plan(
 
 def _sample(fo, parts: list[_Part], path: Path, tolerance, report):
     polylines, keypoints, point_metadata = [], [], {}
-    for annotations, image in parts:
+    for part_set, image in parts:
         for shape in image.shapes:
             if shape.kind == "points":
                 keypoints.append(_keypoint(fo, shape, image))
@@ -321,7 +321,7 @@ def _sample(fo, parts: list[_Part], path: Path, tolerance, report):
                         **spec.attributes,
                     )
                 )
-        if annotations.format in POINT_FORMATS:
+        if part_set.format in POINT_FORMATS:
             point_metadata.update(image.metadata)
     annotations, image = parts[0]
     tag = normalize_split(image.subset)

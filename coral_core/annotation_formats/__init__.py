@@ -32,11 +32,11 @@ from coral_core.annotation_formats.model import (
 POINT_FORMATS = ("coralnet-csv", "cpce")
 
 __all__ = [
+    "POINT_FORMATS",
     "AnnotatedImage",
     "AnnotationFormatError",
     "AnnotationSet",
     "AnnotationShape",
-    "POINT_FORMATS",
     "fit_to_photo",
     "map_label_codes",
     "parse_coco",

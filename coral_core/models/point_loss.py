@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn
+from torch.nn import functional
 
 from coral_core.taxonomy import IGNORE_INDEX
 
@@ -72,7 +72,7 @@ class PointLabelLoss(nn.Module):
         class_weight = None
         if self.class_weight is not None:
             class_weight = cls_score.new_tensor(self.class_weight)
-        per_pixel = F.cross_entropy(
+        per_pixel = functional.cross_entropy(
             cls_score, label, weight=class_weight, ignore_index=ignore_index, reduction="none"
         )
         labelled = (label != ignore_index).to(per_pixel.dtype)

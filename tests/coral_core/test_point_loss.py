@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from coral_core.models.point_loss import PointLabelLoss
 
@@ -38,15 +38,16 @@ def test_each_photo_weighs_alike_whatever_its_labelled_pixels() -> None:
     logits = torch.randn(2, 4, 12, 16)
     loss = PointLabelLoss(loss_weight=2.0)(logits, labels, ignore_index=255)
     per_photo = [
-        F.cross_entropy(logits[i : i + 1], labels[i : i + 1], ignore_index=255) for i in range(2)
+        functional.cross_entropy(logits[i : i + 1], labels[i : i + 1], ignore_index=255)
+        for i in range(2)
     ]
     torch.testing.assert_close(loss, 2.0 * (per_photo[0] + per_photo[1]) / 2)
     # MMSeg's default divides by every pixel: three points would give a tiny loss.
     points_only = labels[:1]
     ours = PointLabelLoss()(logits[:1], points_only, ignore_index=255)
-    default = F.cross_entropy(logits[:1], points_only, ignore_index=255, reduction="sum") / (
-        points_only.numel()
-    )
+    default = functional.cross_entropy(
+        logits[:1], points_only, ignore_index=255, reduction="sum"
+    ) / (points_only.numel())
     torch.testing.assert_close(ours / default, torch.tensor(12 * 16 / 3.0))
     # A batch with no labelled pixel gives zero, still connected to the graph.
     empty = torch.full_like(labels, 255)

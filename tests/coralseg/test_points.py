@@ -127,9 +127,7 @@ def test_coralnet_points_import_beside_polygons_and_prepare(
 
     spread = tmp_path / "superpixels"
     assert main([*args, "--points", "superpixels", "--out", str(spread)]) == 0
-    q2_spread = next(
-        cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in spread.rglob("q2.png")
-    )
+    q2_spread = next(cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in spread.rglob("q2.png"))
     labelled = q2_spread != 255
     assert labelled.mean() > 0.5  # spread from 3 points over most of the photo
     truth = np.where(np.arange(WIDTH) < WIDTH // 2, 0, VALUES["Porites"])[None].repeat(
