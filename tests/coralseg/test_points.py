@@ -202,3 +202,28 @@ def test_cover_point_survey_writes_estimates_with_their_error(tmp_path: Path, ca
     few, many = (float(r["point_se"]) for r in rows)
     assert 2.5 < few / many < 5.5  # sqrt(400 / 25) = 4
     assert abs(float(rows[1]["point_cover"]) - 25.0) < 1.5
+
+
+def test_pull_cvat_brings_points_shapes_as_keypoints(
+    fiftyone, fake_cvat, monkeypatch, tmp_path: Path, capsys
+) -> None:
+    from tests.fake_cvat import make_frame
+
+    state = fake_cvat.state
+    project = state.add_project("survey-points", ["Porites", "Acropora"])
+    frames = [make_frame("p0.jpg", 40, 20)]
+    task = state.add_task(project, "t", frames, subset="Train", completed=True)
+    state.add_shape(task, 0, "Porites", "points", [10, 5, 30, 15])
+    state.add_shape(task, 0, "Acropora", "polygon", [1, 1, 8, 1, 4, 6])
+    monkeypatch.setenv("FIFTYONE_CVAT_URL", fake_cvat.url)
+    monkeypatch.setenv("FIFTYONE_CVAT_USERNAME", "alice")
+    monkeypatch.setenv("FIFTYONE_CVAT_PASSWORD", "secret")
+    monkeypatch.delenv("CVAT_ACCESS_TOKEN", raising=False)
+    name = f"pull-points-{uuid.uuid4().hex[:6]}"
+    media = ["--media-dir", str(tmp_path / "media")]
+    assert main(["pull-cvat", "survey-points", "--dataset", name, *media]) == 0
+    assert "point labels imported: Porites 2" in capsys.readouterr().out
+    sample = fiftyone.load_dataset(name).first()
+    (keypoint,) = sample.gt_points.keypoints
+    assert keypoint.label == "Porites" and keypoint.points == [[0.25, 0.25], [0.75, 0.75]]
+    assert [p.label for p in sample.gt_polylines.polylines] == ["Acropora"]
