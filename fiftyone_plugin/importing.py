@@ -48,7 +48,7 @@ from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import photo_sizes
 from coral_core.splits import normalize_split
-from coral_core.taxonomy import Taxonomy
+from coral_core.taxonomy import BACKGROUND_NAME, Taxonomy
 
 POLYLINES_FIELD = "gt_polylines"
 POINTS_FIELD = "gt_points"
@@ -191,11 +191,16 @@ def import_annotations(
 
 
 def check_labels(sets: Sequence[AnnotationSet], taxonomy: Taxonomy) -> None:
-    """Raise a :class:`CoralsegError` listing the drawn labels ``taxonomy`` does not know."""
+    """Raise a :class:`CoralsegError` listing the drawn labels ``taxonomy`` does not know
+    (``background``, which survey points on sand or rock map to, is known to every one)."""
     counts: Counter = Counter()
     for annotation_set in sets:
         counts.update(annotation_set.label_counts())
-    unknown = {label: n for label, n in counts.items() if taxonomy.resolve(label) is None}
+    unknown = {
+        label: n
+        for label, n in counts.items()
+        if taxonomy.resolve(label) is None and label != BACKGROUND_NAME
+    }
     if unknown:
         listed = ", ".join(f"{label!r} ({n})" for label, n in sorted(unknown.items()))
         raise CoralsegError(

@@ -107,8 +107,26 @@ def test_coralnet_points_import_beside_polygons_and_prepare(
     assert q2.point_metadata == {"Date": "2024-03-02", "Aux1": "South"}
     assert q2.gt_points.keypoints[1].machine_suggestion_1 == "ACR"
 
+    # CPCe: positions in CPCe units (here 15 to a pixel), scaled to the photo at import.
+    cpc = tmp_path / "q3.cpc"
+    cpc_lines = [
+        f'"C:\\codes.txt","D:\\survey\\q3.jpg",{WIDTH * 15},{HEIGHT * 15},{WIDTH},{HEIGHT}',
+        *["0,0"] * 4,
+        "1",
+        f"{30 * 15},{12 * 15}",
+        '"1","Porit","Notes",""',
+    ]
+    cpc.write_text("\r\n".join(cpc_lines) + "\r\n")
+    cpce_name = f"{name}-cpce"
+    cpce_args = ["import", str(cpc), "--images", str(images), "--dataset", cpce_name]
+    assert main([*cpce_args, "--label-codes", str(codes), "--subset", "val"]) == 0
+    (keypoint,) = fo.load_dataset(cpce_name).first().gt_points.keypoints
+    assert keypoint.label == "Porites" and keypoint.label_code == "Porit"
+    np.testing.assert_allclose(keypoint.points, [[30 / WIDTH, 12 / HEIGHT]])
+    capsys.readouterr()
+
     sparse = tmp_path / "sparse"
-    args = ["prepare", name, "--taxonomy", "families", "--split", "0.7,0.3,0", "--seed", "1"]
+    args = ["prepare", name, "--taxonomy", "families"]
     assert main([*args, "--point-radius", "0", "--out", str(sparse)]) == 0
     assert "point labels: train with the point-label loss" in capsys.readouterr().out
     manifest = json.loads((sparse / "manifest.json").read_text())
