@@ -97,7 +97,7 @@ def train_and_evaluate(setting: str, folder: Path, out: Path, iters: int, seed: 
         f"train_cfg.val_interval={iters}",
         f"param_scheduler.0.end={iters}",
         f"default_hooks.checkpoint.interval={iters}",
-        "default_hooks.logger.interval=20",
+        "default_hooks.logger.interval=10",
         "train_dataloader.num_workers=0",
         "val_dataloader.num_workers=0",
         "test_dataloader.num_workers=0",

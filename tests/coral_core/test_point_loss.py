@@ -55,3 +55,50 @@ def test_each_photo_weighs_alike_whatever_its_labelled_pixels() -> None:
     zero = PointLabelLoss()(zero_in, empty, ignore_index=255)
     zero.backward()
     assert zero.item() == 0.0 and torch.all(zero_in.grad == 0)
+
+
+def test_points_config_trains_a_mixed_batch_through_the_real_model() -> None:
+    """The points config's model: one densely labelled photo and one with three points in a
+    batch, through MMSeg's own loss path (decode head, logits resized to the labels)."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from coral_core.models import build_segmentor
+
+    config = (
+        Path(__file__).resolve().parents[2]
+        / "configs"
+        / ("dinov2-vits14-segformer_tiny-cpu_eilat-points-224x224.py")
+    )
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.decode_head.loss_decode == {"type": "PointLabelLoss", "loss_weight": 1.0}
+    model = build_segmentor(cfg.model).train()
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 3, 56, 56)
+    labels = torch.full((2, 56, 56), 255, dtype=torch.long)
+    labels[0, :, :28], labels[0, :, 28:] = 1, 3
+    labels[1, 10, 10], labels[1, 40, 20], labels[1, 30, 50] = 2, 2, 5
+    samples = []
+    for label in labels:
+        sample = SegDataSample(metainfo={"img_shape": (56, 56), "pad_shape": (56, 56)})
+        sample.gt_sem_seg = PixelData(data=label[None])
+        samples.append(sample)
+    losses = model.loss(inputs, samples)
+    loss = losses["decode.loss_point_ce"]
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    head = model.decode_head.conv_seg.weight
+    assert head.grad is not None and head.grad.abs().sum() > 0
+    # Unlabel the three points: the photo drops out and the loss is the dense photo's alone.
+    labels_dense_only = [s.gt_sem_seg.data.clone() for s in samples]
+    labels_dense_only[1][:] = 255
+    for sample, label in zip(samples, labels_dense_only, strict=True):
+        sample.gt_sem_seg = PixelData(data=label)
+    with torch.no_grad():
+        model.eval()
+        dense_alone = model.loss(inputs[:1], samples[:1])["decode.loss_point_ce"]
+        both = model.loss(inputs, samples)["decode.loss_point_ce"]
+    torch.testing.assert_close(both, dense_alone)
