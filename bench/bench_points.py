@@ -10,7 +10,7 @@ pooled over the held-out photos' labelled pixels.
 
 Run from the repository root (random-weight backbone: no pretrained weights here)::
 
-    .venv/bin/python bench/bench_points.py --iters 120 --out work_dirs/points_eilat
+    .venv/bin/python bench/bench_points.py --iters 40 --out work_dirs/points_eilat
 
 It appends one JSON line per finished run to <out>/results.jsonl (a rerun skips finished
 runs) and prints the table in Markdown at the end.
@@ -126,7 +126,7 @@ def train_and_evaluate(setting: str, folder: Path, out: Path, iters: int, seed: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=120)
+    parser.add_argument("--iters", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--counts", type=int, nargs="+", default=[10, 25, 50, 100])
     parser.add_argument("--out", type=Path, default=REPO / "work_dirs" / "points_eilat")
