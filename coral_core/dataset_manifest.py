@@ -6,7 +6,12 @@ The file (JSON object, format tag :data:`DATASET_FORMAT`)::
      "source": {...free-form...}, "encoding": MaskEncoding.to_dict(),
      "long_side": 1024 | null,
      "splits": {"train": {"samples": 12, "pixels": {"background": 9000, ...}}, ...},
-     "dropped_shapes": {"reason": count}, "skipped_unknown_labels": {"label": count}}
+     "dropped_shapes": {"reason": count}, "skipped_unknown_labels": {"label": count},
+     "point_labels": {"mode": "sparse" | "superpixels", "radius": 2,
+                      "samples": {"train": 8, ...}}}
+
+``point_labels`` is present only where some images were labelled by points
+(:mod:`coral_core.point_labels`).
 
 :func:`write_dataset_manifest` writes it and :func:`read_dataset_manifest` reads exactly
 that back, refusing anything else with a sentence.
@@ -42,6 +47,7 @@ _KEYS = frozenset(
         "skipped_unknown_labels",
     }
 )
+_OPTIONAL_KEYS = frozenset({"point_labels"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,16 @@ class SplitCounts:
 
     samples: int
     pixels: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class PointLabelCounts:
+    """How the images labelled by points became masks: ``mode`` ("sparse" or "superpixels"),
+    the stamped disc's ``radius`` in pixels, and images per split labelled by points."""
+
+    mode: str
+    radius: int
+    samples: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -62,11 +78,12 @@ class DatasetManifest:
     source: Mapping[str, Any] = field(default_factory=dict)
     dropped_shapes: Mapping[str, int] = field(default_factory=dict)
     skipped_unknown_labels: Mapping[str, int] = field(default_factory=dict)
+    point_labels: PointLabelCounts | None = None
     coralseg_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": DATASET_FORMAT,
             "coralseg_version": self.coralseg_version,
             "created": self.created,
@@ -80,6 +97,13 @@ class DatasetManifest:
             "dropped_shapes": dict(self.dropped_shapes),
             "skipped_unknown_labels": dict(self.skipped_unknown_labels),
         }
+        if self.point_labels is not None:
+            data["point_labels"] = {
+                "mode": self.point_labels.mode,
+                "radius": self.point_labels.radius,
+                "samples": dict(self.point_labels.samples),
+            }
+        return data
 
 
 def write_dataset_manifest(folder: str | Path, manifest: DatasetManifest) -> Path:
@@ -99,7 +123,7 @@ def read_dataset_manifest(folder: str | Path) -> DatasetManifest:
     path = Path(folder) / MANIFEST_FILE
     redo = "prepare the data folder again"
     absent = f"{folder} is not a prepared data folder (no {MANIFEST_FILE})"
-    data = read_tagged_json(path, DATASET_FORMAT, _KEYS, redo, absent)
+    data = read_tagged_json(path, DATASET_FORMAT, _KEYS, redo, absent, optional=_OPTIONAL_KEYS)
     try:
         encoding = MaskEncoding.from_dict(data["encoding"])
         long_side = data["long_side"]
@@ -124,11 +148,22 @@ def read_dataset_manifest(folder: str | Path) -> DatasetManifest:
             skipped_unknown_labels={
                 str(k): _count(v) for k, v in _mapping(data["skipped_unknown_labels"]).items()
             },
+            point_labels=_point_labels(data.get("point_labels")),
             coralseg_version=str(data["coralseg_version"]),
             created=str(data["created"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CoralsegError(f"{path} has a malformed field ({err}); {redo}") from None
+
+
+def _point_labels(value: Any) -> PointLabelCounts | None:
+    if value is None:
+        return None
+    value = _mapping(value)
+    if value.get("mode") not in ("sparse", "superpixels"):
+        raise ValueError(f"point_labels.mode must be sparse or superpixels, got {value!r}")
+    samples = {str(k): _count(v) for k, v in _mapping(value["samples"]).items()}
+    return PointLabelCounts(value["mode"], _count(value["radius"]), samples)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -7,8 +7,12 @@ Layout of ``out_dir``::
 
 Images are JPEG (copied byte for byte when no resizing or EXIF rotation is needed), labels
 are single-channel 8-bit PNGs with the same stem, in :class:`coral_core.taxonomy.MaskEncoding`'s
-convention. ``dataset_info.py`` is what an MMSeg config imports (``_base_``) to train on the
-folder; ``manifest.json`` records the taxonomy, the source and per-split counts.
+convention. A photo labelled by points only (no polygons) gets a mask that is 255 (ignore)
+except at its points (:mod:`coral_core.point_labels`), or, with superpixel densification,
+over the superpixels around them (:mod:`coral_core.densify`); a photo with polygons and
+points keeps its dense mask with the points drawn on top. ``dataset_info.py`` is what an
+MMSeg config imports (``_base_``) to train on the folder; ``manifest.json`` records the
+taxonomy, the source and per-split counts (and how point labels were drawn).
 
 The export is atomic: everything is written into a hidden sibling folder that replaces
 ``out_dir`` only once complete, so a failed or interrupted run leaves no half-written
@@ -33,11 +37,18 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from coral_core.dataset_manifest import DatasetManifest, SplitCounts, write_dataset_manifest
+from coral_core.dataset_manifest import (
+    DatasetManifest,
+    PointLabelCounts,
+    SplitCounts,
+    write_dataset_manifest,
+)
+from coral_core.densify import densify_points, superpixel_levels
 from coral_core.errors import CoralsegError
+from coral_core.point_labels import DEFAULT_POINT_RADIUS, LabeledPoint, stamp_points
 from coral_core.rasterize import LabeledPolyline, RasterizeReport, rasterize_polylines
 from coral_core.splits import SPLITS
-from coral_core.taxonomy import IGNORE_INDEX, MaskEncoding, write_class_files
+from coral_core.taxonomy import BACKGROUND_NAME, IGNORE_INDEX, MaskEncoding, write_class_files
 
 JPEG_QUALITY = 95
 _EXIF_ORIENTATION = 0x0112
@@ -52,12 +63,38 @@ class ExportSample:
         split: ``train``, ``val`` or ``test``.
         polylines: its annotations, normalised coordinates.
         key: unique id used in reports (e.g. the FiftyOne sample id); defaults to the path.
+        points: its point labels; with no polylines, the photo is labelled by points only.
     """
 
     image_path: str
     split: str
     polylines: tuple[LabeledPolyline, ...]
     key: str = ""
+    points: tuple[LabeledPoint, ...] = ()
+
+
+POINT_MODES = ("sparse", "superpixels")
+
+
+@dataclass(frozen=True)
+class PointMasks:
+    """How point labels become mask pixels.
+
+    Attributes:
+        mode: ``sparse`` (each point a disc, the rest ignored) or ``superpixels`` (each
+            point's class spread over the superpixels around it, :mod:`coral_core.densify`;
+            only on photos labelled by points alone).
+        radius: disc radius in pixels of the written mask.
+    """
+
+    mode: str = "sparse"
+    radius: int = DEFAULT_POINT_RADIUS
+
+    def __post_init__(self) -> None:
+        if self.mode not in POINT_MODES:
+            raise CoralsegError(f"unknown point mode {self.mode!r}; use {', '.join(POINT_MODES)}")
+        if self.radius < 0:
+            raise CoralsegError(f"the point radius must be 0 or more pixels, got {self.radius}")
 
 
 @dataclass
@@ -69,6 +106,7 @@ class ExportSummary:
     pixels: dict[str, Counter] = field(default_factory=dict)  # split -> label name -> pixels
     report: RasterizeReport = field(default_factory=RasterizeReport)
     seconds: float = 0.0
+    point_samples: Counter = field(default_factory=Counter)  # split -> images with points
 
 
 @dataclass(frozen=True)
@@ -79,6 +117,7 @@ class _Job:
     values: Mapping[str, int]
     background: int
     size: int | None
+    points: PointMasks
 
 
 @dataclass(frozen=True)
@@ -86,6 +125,7 @@ class _JobResult:
     split: str
     counts: np.ndarray  # (256,) int64 pixel counts per value
     report: RasterizeReport
+    has_points: bool = False
 
 
 def export_mmseg_dataset(
@@ -99,6 +139,7 @@ def export_mmseg_dataset(
     workers: int | None = None,
     source: Mapping[str, Any] | None = None,
     progress: bool = True,
+    points: PointMasks | None = None,
 ) -> ExportSummary:
     """Rasterize every sample's polylines and write the MMSeg dataset folder.
 
@@ -114,6 +155,7 @@ def export_mmseg_dataset(
         workers: processes (default: the CPU count); 1 runs in this process.
         source: free-form description of where the samples came from, for the manifest.
         progress: show a progress bar.
+        points: how point labels are drawn (default: :class:`PointMasks`'s defaults).
 
     Raises:
         CoralsegError: ``out_dir`` exists without ``overwrite``; unknown labels; bad splits;
@@ -134,10 +176,15 @@ def export_mmseg_dataset(
     if bad_splits:
         raise CoralsegError(f"unknown splits {bad_splits}; use {', '.join(SPLITS)}")
 
-    labels = {p.label for s in samples for p in s.polylines}
-    values, missing = encoding.value_lookup(labels)
+    points = points or PointMasks()
+    labels = {p.label for s in samples for p in (*s.polylines, *s.points)}
+    values, missing = encoding.value_lookup(labels - {BACKGROUND_NAME})
+    # A survey's points on sand or rock are labelled background (coralnet.map_label_codes).
+    values[BACKGROUND_NAME] = encoding.background_value
     if missing and unknown == "error":
-        counts = Counter(p.label for s in samples for p in s.polylines if p.label in missing)
+        counts = Counter(
+            p.label for s in samples for p in (*s.polylines, *s.points) if p.label in missing
+        )
         listed = ", ".join(f"{label!r} ({n})" for label, n in counts.most_common())
         raise CoralsegError(
             f"labels not in taxonomy {encoding.taxonomy.name!r}: {listed}. Map them to a class "
@@ -150,7 +197,7 @@ def export_mmseg_dataset(
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        jobs = _plan_jobs(samples, staging, values, encoding.background_value, size)
+        jobs = _plan_jobs(samples, staging, values, encoding.background_value, size, points)
         results, failures = _run_jobs(jobs, workers, progress)
         if failures:
             listed = "\n  ".join(f"{path}: {reason}" for path, reason in failures[:20])
@@ -162,7 +209,7 @@ def export_mmseg_dataset(
         summary = _summarize(results, encoding, out)
         write_class_files(encoding, staging)
         (staging / "dataset_info.py").write_text(dataset_info_source(out, encoding, summary))
-        write_dataset_manifest(staging, _manifest(encoding, summary, source or {}, size))
+        write_dataset_manifest(staging, _manifest(encoding, summary, source or {}, size, points))
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -177,6 +224,7 @@ def _plan_jobs(
     values: Mapping[str, int],
     background: int,
     size: int | None,
+    points: PointMasks,
 ) -> list[_Job]:
     used: dict[str, set[str]] = {split: set() for split in SPLITS}
     jobs = []
@@ -191,6 +239,7 @@ def _plan_jobs(
                 values=values,
                 background=background,
                 size=size,
+                points=points,
             )
         )
     for split in SPLITS:
@@ -261,6 +310,8 @@ def _export_one(job: _Job) -> _JobResult | str:
         )
     except ValueError as err:
         return f"cannot rasterize its annotations ({err})"
+    if job.sample.points:
+        mask = _draw_points(job, image, (out_w, out_h) != (width, height), mask)
     if (out_w, out_h) == (width, height) and source_format == "JPEG" and not was_rotated:
         shutil.copyfile(job.sample.image_path, job.image_out)
     else:
@@ -270,7 +321,20 @@ def _export_one(job: _Job) -> _JobResult | str:
     if not cv2.imwrite(job.label_out, mask):
         return f"cannot write {job.label_out}"
     counts = np.bincount(mask.ravel(), minlength=256).astype(np.int64)
-    return _JobResult(job.sample.split, counts, report)
+    return _JobResult(job.sample.split, counts, report, bool(job.sample.points))
+
+
+def _draw_points(job: _Job, image: Image.Image, resize: bool, mask: np.ndarray) -> np.ndarray:
+    """``mask`` with the sample's points drawn (see the module docstring)."""
+    points = [p for p in job.sample.points if p.label in job.values]
+    sparse = stamp_points(np.full_like(mask, IGNORE_INDEX), points, job.values, job.points.radius)
+    if job.sample.polylines:
+        return np.where(sparse != IGNORE_INDEX, sparse, mask)
+    if job.points.mode == "superpixels":
+        height, width = mask.shape
+        photo = image.resize((width, height), Image.Resampling.LANCZOS) if resize else image
+        return densify_points(sparse, superpixel_levels(np.asarray(photo)))
+    return sparse
 
 
 def long_side_size(height: int, width: int, long_side: int | None) -> tuple[int, int]:
@@ -292,6 +356,7 @@ def _summarize(results: Iterable[_JobResult], encoding: MaskEncoding, out: Path)
     totals: dict[str, np.ndarray] = {}
     for result in results:
         summary.samples[result.split] += 1
+        summary.point_samples[result.split] += result.has_points
         totals[result.split] = totals.get(result.split, 0) + result.counts
         summary.report = summary.report + result.report
     names = encoding.label_names
@@ -309,7 +374,9 @@ def _manifest(
     summary: ExportSummary,
     source: Mapping[str, Any],
     long_side: int | None,
+    points: PointMasks,
 ) -> DatasetManifest:
+    point_samples = {split: n for split, n in summary.point_samples.items() if n}
     return DatasetManifest(
         encoding=encoding,
         long_side=long_side,
@@ -321,6 +388,9 @@ def _manifest(
         source=source,
         dropped_shapes=dict(summary.report.dropped),
         skipped_unknown_labels=dict(summary.report.unknown_labels),
+        point_labels=(
+            PointLabelCounts(points.mode, points.radius, point_samples) if point_samples else None
+        ),
     )
 
 

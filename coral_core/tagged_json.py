@@ -17,12 +17,19 @@ from coral_core.errors import CoralsegError
 
 
 def read_tagged_json(
-    path: str | Path, tag: str, keys: Set[str], redo: str, absent: str | None = None
+    path: str | Path,
+    tag: str,
+    keys: Set[str],
+    redo: str,
+    absent: str | None = None,
+    optional: Set[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The top-level object of the ``tag`` file at ``path``, with exactly ``keys``.
+    """The top-level object of the ``tag`` file at ``path``, with exactly ``keys`` (and
+    any of ``optional``).
 
     Args:
-        keys: the fields the writer writes, ``format`` included.
+        keys: the fields the writer always writes, ``format`` included.
+        optional: the fields the writer writes only in some cases.
         redo: how to write the file again, ending every sentence (e.g. "export the model
             to ONNX again").
         absent: the sentence for a missing file (default: "<path> does not exist; <redo>").
@@ -41,7 +48,7 @@ def read_tagged_json(
     found = data.get("format") if isinstance(data, dict) else None
     if found != tag:
         raise CoralsegError(f"{path} is not a {tag!r} file (format {found!r}); {redo}")
-    missing, unknown = sorted(keys - data.keys()), sorted(data.keys() - keys)
+    missing, unknown = sorted(keys - data.keys()), sorted(data.keys() - keys - optional)
     if missing:
         raise CoralsegError(f"{path} lacks the fields {', '.join(missing)}; {redo}")
     if unknown:

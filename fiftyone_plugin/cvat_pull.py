@@ -9,8 +9,10 @@ One sample per CVAT frame, its image downloaded once in original quality to
   ``label`` is the CVAT label name;
 * each polyline keeps ``cvat_shape_id``, ``z_order``, ``occluded`` and ``cvat_shape_type``
   (``polygon``, ``polyline`` or ``mask``); all parts of one mask share its shape id;
-* rectangles are not colonies: they are skipped and counted, as are points, ellipses,
-  cuboids, skeletons and tracks.
+* ``points`` shapes are point labels (docs/points.md): they go to ``gt_points``
+  (``fo.Keypoints``, one keypoint per shape, normalised, keeping ``cvat_shape_id``);
+* rectangles are not colonies: they are skipped and counted, as are ellipses, cuboids,
+  skeletons and tracks.
 
 Samples carry ``cvat_task_id``, ``cvat_task_name``, ``cvat_subset`` and ``cvat_frame``, and
 the tag ``train``, ``val`` or ``test`` when the task subset names a split
@@ -43,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import urllib3
 from cvat_sdk.api_client import exceptions as api_exceptions
 from cvat_sdk.core.client import AccessTokenCredentials, Client
@@ -53,6 +56,7 @@ from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, shape_to_polylines
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import photo_sizes
 from coral_core.splits import normalize_split
+from fiftyone_plugin.importing import POINTS_FIELD
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -252,6 +256,7 @@ class PullReport:
     images_downloaded: int = 0
     images_reused: int = 0
     polylines: Counter = field(default_factory=Counter)  # label -> count
+    points: Counter = field(default_factory=Counter)  # label -> point labels
     skipped_shapes: Counter = field(default_factory=Counter)  # reason -> count
     unsplit_subsets: Counter = field(default_factory=Counter)  # subset -> samples
 
@@ -275,6 +280,8 @@ class PullReport:
             f"  images: {self.images_downloaded} downloaded, {self.images_reused} already there",
             "  polylines imported: " + (_counts(self.polylines) or "none"),
         ]
+        if self.points:
+            lines.append("  point labels imported: " + _counts(self.points))
         if self.skipped_shapes:
             lines.append(
                 "  skipped shapes: "
@@ -540,7 +547,10 @@ def _task_samples(
     frames = meta.frames or []
     deleted = set(meta.deleted_frames or [])
     annotations = task.get_annotations()
-    polylines = _polylines_by_frame(annotations, frames, deleted, labels, tolerance, report)
+    keypoints: dict[int, list[fo.Keypoint]] = {}
+    polylines = _polylines_by_frame(
+        annotations, frames, deleted, labels, tolerance, report, keypoints
+    )
     tag = split_tag(task.subset)
     samples = []
     for number, frame in enumerate(frames):
@@ -565,6 +575,11 @@ def _task_samples(
                 cvat_subset=task.subset,
                 cvat_frame=number,
                 **{POLYLINES_FIELD: fo.Polylines(polylines=polylines.get(number, []))},
+                **(
+                    {POINTS_FIELD: fo.Keypoints(keypoints=keypoints[number])}
+                    if number in keypoints
+                    else {}
+                ),
             )
         )
         if tag is None:
@@ -579,13 +594,20 @@ def _polylines_by_frame(
     labels: Mapping[int, str],
     tolerance: float,
     report: PullReport,
+    keypoints: dict[int, list[fo.Keypoint]],
 ) -> dict[int, list[fo.Polyline]]:
-    """A task's colony shapes as ``fo.Polyline`` objects, by frame; the rest counted."""
+    """A task's colony shapes as ``fo.Polyline`` objects, by frame; its ``points`` shapes
+    into ``keypoints`` by frame; the rest counted."""
     import fiftyone as fo
 
     by_frame: dict[int, list[fo.Polyline]] = {}
     for shape in annotations.shapes:
         shape_type = str(shape.type)
+        if shape_type == "points" and 0 <= shape.frame < len(frames):
+            if shape.frame not in deleted:
+                keypoint = _keypoint(shape, labels, frames[shape.frame], report)
+                keypoints.setdefault(shape.frame, []).append(keypoint)
+            continue
         if shape_type not in COLONY_SHAPES:
             report.skipped_shapes[shape_type] += 1
             continue
@@ -612,6 +634,17 @@ def _polylines_by_frame(
     if annotations.tracks:
         report.skipped_shapes["track"] += len(annotations.tracks)
     return by_frame
+
+
+def _keypoint(shape: Any, labels: Mapping[int, str], frame: Any, report: PullReport):
+    """A CVAT ``points`` shape (flat ``x1, y1, x2, y2, ...`` in pixels) as an ``fo.Keypoint``."""
+    import fiftyone as fo
+
+    label = labels.get(shape.label_id, f"label {shape.label_id}")
+    xy = np.asarray(shape.points, dtype=np.float64).reshape(-1, 2)
+    points = [[x / frame.width, y / frame.height] for x, y in xy.tolist()]
+    report.points[label] += len(points)
+    return fo.Keypoint(label=label, points=points, cvat_shape_id=shape.id)
 
 
 def _ensure_image(

@@ -8,6 +8,13 @@ open, points normalised by the image size, each polyline keeping ``cvat_shape_id
 ``train``/``val``/``test`` tag when it names a split. Samples also carry
 ``annotation_file`` and, where the file has them, ``cvat_task_id`` and ``cvat_frame``.
 
+Point labels (CoralNet's annotation CSV, CPCe ``.cpc`` files) go to ``gt_points``
+(``fo.Keypoints``: one keypoint per point, labelled with its class, keeping the survey's
+``label_code`` and per-point columns as attributes); the survey's other per-image fields
+go to ``point_metadata``. A photo in a polygon file and in a point file becomes one
+sample with both fields. Label codes are mapped to classes first
+(:func:`coral_core.annotation_formats.map_label_codes`).
+
 Images are looked for under the images folder by their recorded name, then by that name
 under a subset folder (``images/<subset>/...`` as CVAT's dataset exports lay them out),
 then by file name anywhere below it. Every check (missing images, sizes that differ from
@@ -24,13 +31,16 @@ import mimetypes
 import os
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from coral_core.annotation_formats import (
+    POINT_FORMATS,
     AnnotatedImage,
     AnnotationSet,
+    fit_to_photo,
+    map_label_codes,
     read_annotations,
     shape_polylines,
 )
@@ -38,9 +48,11 @@ from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import photo_sizes
 from coral_core.splits import normalize_split
-from coral_core.taxonomy import Taxonomy
+from coral_core.taxonomy import BACKGROUND_NAME, Taxonomy
 
 POLYLINES_FIELD = "gt_polylines"
+POINTS_FIELD = "gt_points"
+POINT_METADATA_FIELD = "point_metadata"
 INFO_KEY = "coralseg_import"
 _LISTED = 5  # how many names an error message lists
 
@@ -54,6 +66,7 @@ class ImportReport:
     samples: int = 0
     splits: Counter = field(default_factory=Counter)  # split tag (or "untagged") -> samples
     polylines: Counter = field(default_factory=Counter)  # label -> polylines
+    points: Counter = field(default_factory=Counter)  # label -> points
     skipped_shapes: Counter = field(default_factory=Counter)  # kind -> count
     missing_images: list[str] = field(default_factory=list)
 
@@ -64,6 +77,8 @@ class ImportReport:
             "  splits: " + (_counts(self.splits) or "none"),
             "  polylines: " + (_counts(self.polylines) or "none"),
         ]
+        if self.points:
+            lines.append("  points: " + _counts(self.points))
         if self.skipped_shapes:
             lines.append(
                 "  skipped shapes: "
@@ -99,6 +114,7 @@ def import_annotations(
     overwrite: bool = False,
     tolerance: float = DEFAULT_MASK_TOLERANCE,
     progress: bool | None = None,
+    label_codes: Mapping[str, str] | None = None,
 ) -> ImportReport:
     """Import annotation files and their images into a new persistent FiftyOne dataset.
 
@@ -112,6 +128,8 @@ def import_annotations(
         overwrite: replace an existing dataset of that name.
         tolerance: mask outline simplification in pixels (0.25 or less keeps masks exact).
         progress: show a progress bar; None shows it on terminals only.
+        label_codes: point-survey label code -> class (CoralNet CSV, CPCe); codes that are
+            class names need no entry.
 
     Raises:
         CoralsegError: the dataset exists (without ``overwrite``), a file is malformed,
@@ -132,6 +150,10 @@ def import_annotations(
     if not images_root.is_dir():
         raise CoralsegError(f"the images folder {images_root} does not exist")
     sets = [read_annotations(path, subset) for path in annotation_files]
+    sets = [
+        map_label_codes(s, label_codes or {}, taxonomy) if s.format in POINT_FORMATS else s
+        for s in sets
+    ]
     report = ImportReport(dataset_name, files=[s.source for s in sets])
     if taxonomy is not None:
         check_labels(sets, taxonomy)
@@ -140,13 +162,13 @@ def import_annotations(
     staging = fo.Dataset(f"{dataset_name}.importing-{os.getpid()}-{secrets.token_hex(3)}")
     try:
         samples = []
-        for annotations, image, path in tqdm(
+        for parts, path in tqdm(
             planned,
             desc=f"importing {dataset_name}",
             unit="image",
             disable=(None if progress is None else not progress),
         ):
-            samples.append(_sample(fo, annotations, image, path, tolerance, report))
+            samples.append(_sample(fo, parts, path, tolerance, report))
         staging.add_samples(samples, progress=False)
         staging.info[INFO_KEY] = {
             "files": report.files,
@@ -169,11 +191,16 @@ def import_annotations(
 
 
 def check_labels(sets: Sequence[AnnotationSet], taxonomy: Taxonomy) -> None:
-    """Raise a :class:`CoralsegError` listing the drawn labels ``taxonomy`` does not know."""
+    """Raise a :class:`CoralsegError` listing the drawn labels ``taxonomy`` does not know
+    (``background``, which survey points on sand or rock map to, is known to every one)."""
     counts: Counter = Counter()
     for annotation_set in sets:
         counts.update(annotation_set.label_counts())
-    unknown = {label: n for label, n in counts.items() if taxonomy.resolve(label) is None}
+    unknown = {
+        label: n
+        for label, n in counts.items()
+        if taxonomy.resolve(label) is None and label != BACKGROUND_NAME
+    }
     if unknown:
         listed = ", ".join(f"{label!r} ({n})" for label, n in sorted(unknown.items()))
         raise CoralsegError(
@@ -213,33 +240,45 @@ class _ImageFinder:
         return found[0] if len(found) == 1 else None
 
 
+_Part = tuple[AnnotationSet, AnnotatedImage]
+
+
 def _plan(
     sets: Sequence[AnnotationSet], finder: _ImageFinder, skip_missing: bool, report: ImportReport
-) -> list[tuple[AnnotationSet, AnnotatedImage, Path]]:
-    planned, missing, wrong_size = [], [], []
-    seen: dict[Path, str] = {}
+) -> list[tuple[list[_Part], Path]]:
+    """Each found image with its parts: one annotation file's record, or a polygon file's
+    and a point file's (a photo labelled both ways)."""
+    planned: dict[Path, list[_Part]] = {}
+    missing, wrong_size = [], []
     for annotation_set in sets:
+        is_points = annotation_set.format in POINT_FORMATS
         for image in annotation_set.images:
             path = finder.find(image.name, image.subset)
             if path is None:
                 missing.append(image.name)
                 continue
             path = path.resolve()
-            if path in seen:
+            earlier = planned.get(path, [])
+            if any((s.format in POINT_FORMATS) == is_points for s, _ in earlier):
                 raise CoralsegError(
-                    f"image {image.name!r} is listed twice ({seen[path]} and "
-                    f"{annotation_set.source}); import each image once"
+                    f"image {image.name!r} is listed twice ({earlier[0][0].source} and "
+                    f"{annotation_set.source}); import each image once (a photo may have "
+                    "one polygon file and one point file)"
                 )
-            seen[path] = annotation_set.source
             size = photo_sizes(path)
             if size is None:
                 raise CoralsegError(f"{path} is not an image that can be read")
-            if (image.width, image.height) not in size:
+            if is_points:
+                try:
+                    image = fit_to_photo(image, *size[1])
+                except ValueError as err:
+                    raise CoralsegError(f"{annotation_set.source}: {err}") from None
+            elif (image.width, image.height) not in size:
                 wrong_size.append(
                     f"{image.name} is {size[1][0]}x{size[1][1]} but the annotations say "
                     f"{image.width}x{image.height}"
                 )
-            planned.append((annotation_set, image, path))
+            planned.setdefault(path, []).append((annotation_set, image))
     if missing and not skip_missing:
         raise CoralsegError(
             f"{len(missing)} of the annotated images are not in {finder.root} (e.g. "
@@ -256,35 +295,53 @@ def _plan(
     if not planned:
         raise CoralsegError("the annotation files list no image that was found; nothing to import")
     report.missing_images = missing
-    return planned
+    # Polygon files first: their record gives the sample's subset, file and CVAT ids.
+    return [
+        (sorted(parts, key=lambda part: part[0].format in POINT_FORMATS), path)
+        for path, parts in planned.items()
+    ]
 
 
-def _sample(fo, annotations: AnnotationSet, image: AnnotatedImage, path: Path, tolerance, report):
-    polylines = []
-    for shape in image.shapes:
-        try:
-            specs = shape_polylines(shape, image.width, image.height, tolerance)
-        except ValueError:
-            report.skipped_shapes[f"invalid {shape.kind}"] += 1
-            continue
-        for spec in specs:
-            report.polylines[spec.label] += 1
-            polylines.append(
-                fo.Polyline(
-                    label=spec.label,
-                    points=spec.points,
-                    closed=spec.closed,
-                    filled=spec.filled,
-                    **spec.attributes,
+def _sample(fo, parts: list[_Part], path: Path, tolerance, report):
+    polylines, keypoints, point_metadata = [], [], {}
+    for part_set, image in parts:
+        for shape in image.shapes:
+            if shape.kind == "points":
+                keypoints.append(_keypoint(fo, shape, image))
+                report.points[shape.label] += len(shape.path)
+                continue
+            try:
+                specs = shape_polylines(shape, image.width, image.height, tolerance)
+            except ValueError:
+                report.skipped_shapes[f"invalid {shape.kind}"] += 1
+                continue
+            for spec in specs:
+                report.polylines[spec.label] += 1
+                polylines.append(
+                    fo.Polyline(
+                        label=spec.label,
+                        points=spec.points,
+                        closed=spec.closed,
+                        filled=spec.filled,
+                        **spec.attributes,
+                    )
                 )
-            )
+        if part_set.format in POINT_FORMATS:
+            point_metadata.update(image.metadata)
+    annotations, image = parts[0]
     tag = normalize_split(image.subset)
     report.splits[tag or "untagged"] += 1
     fields = {
         "cvat_subset": image.subset,
         "annotation_file": annotations.source,
-        POLYLINES_FIELD: fo.Polylines(polylines=polylines),
     }
+    if any(a.format not in POINT_FORMATS for a, _ in parts):
+        fields[POLYLINES_FIELD] = fo.Polylines(polylines=polylines)
+    if keypoints:
+        fields[POINTS_FIELD] = fo.Keypoints(keypoints=keypoints)
+        fields["point_file"] = next(a.source for a, _ in parts if a.format in POINT_FORMATS)
+    if point_metadata:
+        fields[POINT_METADATA_FIELD] = point_metadata
     if image.task_id is not None:
         fields["cvat_task_id"] = image.task_id
     if annotations.format == "cvat-xml" and image.image_id is not None:
@@ -300,3 +357,25 @@ def _sample(fo, annotations: AnnotationSet, image: AnnotatedImage, path: Path, t
         ),
         **fields,
     )
+
+
+def _keypoint(fo, shape, image: AnnotatedImage):
+    """One ``fo.Keypoint`` of a points shape, normalised by the image size."""
+    scale = (float(image.width), float(image.height))
+    points = [[float(x) / scale[0], float(y) / scale[1]] for x, y in shape.path]
+    attributes = {_attribute_name(name): value for name, value in shape.attributes.items()}
+    if shape.shape_id is not None:
+        attributes["point_id"] = shape.shape_id
+    return fo.Keypoint(label=shape.label, points=points, **attributes)
+
+
+def _attribute_name(name: str) -> str:
+    """A survey column name as a FiftyOne attribute name (``Machine suggestion 1`` ->
+    ``machine_suggestion_1``)."""
+    cleaned = "".join(c if c.isalnum() else "_" for c in name.strip().lower()).strip("_")
+    if not cleaned or cleaned[0].isdigit() or cleaned in _KEYPOINT_FIELDS:
+        return f"survey_{cleaned}"
+    return cleaned
+
+
+_KEYPOINT_FIELDS = {"id", "label", "points", "confidence", "index", "tags", "attributes"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coral_core.errors import CoralsegError
-from coral_core.mmseg_export import ExportSummary, export_mmseg_dataset
+from coral_core.mmseg_export import ExportSummary, PointMasks, export_mmseg_dataset
 from coral_core.taxonomy import MaskEncoding, Taxonomy
 
 from .fiftyone_source import SourceReport, read_export_samples
@@ -30,6 +30,11 @@ class MaskExport:
         summary = self.summary
         out = [f"wrote {summary.out_dir} in {summary.seconds:.1f}s"]
         out += [f"  {split:<5} {count} images" for split, count in summary.samples.items()]
+        if self.source.points:
+            with_points = ", ".join(
+                f"{split} {n}" for split, n in summary.point_samples.items() if n
+            )
+            out.append(f"  {self.source.points} point labels on images: {with_points}")
         if summary.report.dropped:
             dropped = ", ".join(f"{n} {reason}" for reason, n in summary.report.dropped.items())
             out.append(f"  dropped shapes: {dropped}")
@@ -60,6 +65,8 @@ def export_masks(
     skip_unknown: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    points_field: str | None = None,
+    points: PointMasks | None = None,
 ) -> MaskExport:
     """Rasterize the polylines of ``samples`` into ``out`` (the MMSeg layout).
 
@@ -75,12 +82,15 @@ def export_masks(
         skip_unknown: drop labels the taxonomy does not know instead of stopping.
         workers: processes (default: all CPUs).
         progress: show a terminal progress bar.
+        points_field: an ``fo.Keypoints`` field of point labels to draw as well (photos
+            with points and no polylines are labelled by their points only).
+        points: how points are drawn (sparse discs or superpixel densification).
 
     Raises:
         CoralsegError: no sample has a split, unknown labels, an existing folder, ...
     """
     encoding = MaskEncoding(taxonomy, background_is_ignore=background_is_ignore)
-    samples_out, source = read_export_samples(samples, field, split_ratios, seed)
+    samples_out, source = read_export_samples(samples, field, split_ratios, seed, points_field)
     if not samples_out:
         raise CoralsegError(
             "no sample has a split tag (train/val/test); tag them or give split ratios "
@@ -99,7 +109,9 @@ def export_masks(
             "field": field,
             "samples_without_split": len(source.without_split),
             "randomly_split": dict(source.randomly_split),
+            **({"points_field": points_field} if points_field else {}),
         },
         progress=progress,
+        points=points,
     )
     return MaskExport(summary, source)

@@ -7,7 +7,7 @@ Coordinates are CVAT/COCO pixel coordinates as in :mod:`coral_core.polygons`: pi
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -16,7 +16,7 @@ from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, PolylineSpec
 from coral_core.errors import CoralsegError
 from coral_core.polygons import Polygon, mask_to_polygons, normalized_rings
 
-ShapeKind = Literal["polygon", "polyline", "mask"]
+ShapeKind = Literal["polygon", "polyline", "mask", "points"]
 
 
 class AnnotationFormatError(CoralsegError):
@@ -33,11 +33,14 @@ class AnnotationShape:
       one; a COCO annotation may have several, which together are one object);
     * ``"polyline"``: ``path`` is the open line, a ``(K, 2)`` float64 array, ``K >= 2``;
     * ``"mask"``: ``mask`` is a ``(h, w)`` bool array covering the pixels
-      ``[top : top + h, left : left + w]`` of the image (``offset = (left, top)``).
+      ``[top : top + h, left : left + w]`` of the image (``offset = (left, top)``);
+    * ``"points"``: ``path`` holds point labels, a ``(K, 2)`` float64 array of ``(x, y)``,
+      ``K >= 1``, every point of the shape's class (a point survey's row is one point; a CVAT
+      ``points`` shape may hold several).
 
     Attributes:
         label: the label name as drawn.
-        kind: ``polygon``, ``polyline`` or ``mask``.
+        kind: ``polygon``, ``polyline``, ``mask`` or ``points``.
         shape_id: the file's id of the shape (COCO annotation id), or None (CVAT XML has none).
         z_order: CVAT's drawing order (0 when the file has none).
         occluded: CVAT's occluded flag.
@@ -72,11 +75,17 @@ class AnnotatedImage:
 
     Attributes:
         name: the image's file name as the file records it (may hold sub-folders).
-        width, height: the image size in pixels the coordinates refer to.
+        width, height: the image size in pixels the coordinates refer to; 0 when the file
+            does not record it (CoralNet's CSV: coordinates are pixels of the photo).
         shapes: its polygons, polylines and masks, in file order.
         subset: the CVAT subset (``Train``, ``Validation``, ...) or None.
         image_id: the file's id of the image (CVAT frame number, COCO image id), or None.
         task_id: the CVAT task the image belongs to (project exports), or None.
+        metadata: the file's other fields for the image (a CoralNet CSV's date, aux
+            fields, ...), as strings.
+        in_photo_pixels: False when ``width``, ``height`` and the coordinates are in a unit
+            proportional to the photo's pixels (CPCe's, 15 to a pixel at 96 DPI):
+            :func:`fit_to_photo` scales them to the photo.
     """
 
     name: str
@@ -86,6 +95,8 @@ class AnnotatedImage:
     subset: str | None = None
     image_id: int | str | None = None
     task_id: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)
+    in_photo_pixels: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,3 +164,37 @@ def shape_polylines(
         )
         for polygon in polygons
     ]
+
+
+def fit_to_photo(image: AnnotatedImage, width: int, height: int) -> AnnotatedImage:
+    """``image`` in the pixels of its ``width`` x ``height`` photo, for point-label files.
+
+    Fills in the size a file does not record (0), scales the points of a file in other units
+    (``in_photo_pixels=False``) and checks that every point lies on the photo.
+
+    Raises:
+        ValueError: a point outside the photo, or a scaled image with shapes other than points.
+    """
+    if image.in_photo_pixels and image.width and image.height:
+        return image
+    if image.in_photo_pixels:
+        scale = np.array([1.0, 1.0])
+    else:
+        if any(shape.kind != "points" for shape in image.shapes):
+            raise ValueError(f"{image.name}: only point labels can be scaled to the photo")
+        scale = np.array([width / image.width, height / image.height])
+    shapes = []
+    for shape in image.shapes:
+        if shape.kind != "points":
+            shapes.append(shape)
+            continue
+        path = np.asarray(shape.path, dtype=np.float64) * scale
+        outside = (path < 0).any(axis=1) | (path[:, 0] >= width) | (path[:, 1] >= height)
+        if outside.any():
+            x, y = path[outside][0]
+            raise ValueError(
+                f"{image.name}: a {shape.label!r} point at column {x:.0f}, row {y:.0f} lies "
+                f"outside the {width}x{height} photo; check that the file belongs to this photo"
+            )
+        shapes.append(replace(shape, path=path))
+    return replace(image, width=width, height=height, shapes=tuple(shapes), in_photo_pixels=True)

@@ -4,11 +4,12 @@ Importing this package registers them; MMSeg configs do so with
 ``custom_imports = dict(imports=['coral_core.models'], allow_failed_imports=False)``.
 
 * ``dinov2``: the DINOv2 ViT backbone (timm implementation, Meta's checkpoints);
-* ``metric``: the IoU metric that also keeps the confusion matrix.
+* ``metric``: the IoU metric that also keeps the confusion matrix;
+* ``point_loss``: the loss for masks made from point labels (labelled pixels only).
 """
 
 from coral_core import checkpoint  # noqa: F401  (allows MMEngine checkpoint types)
-from coral_core.models import dinov2, hooks, metric  # noqa: F401  (registration)
+from coral_core.models import dinov2, hooks, metric, point_loss  # noqa: F401  (registration)
 
 
 def build_segmentor(model_cfg: dict):

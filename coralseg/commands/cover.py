@@ -164,6 +164,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predictions of the same images (e.g. a 'coralseg infer' output): cover error, "
         "and colony PQ, count error and size KS against the annotated colonies",
     )
+    survey = parser.add_argument_group("point-count emulation (see docs/points.md)")
+    survey.add_argument(
+        "--point-survey",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="also estimate each image's cover as a survey of N points would (several N "
+        "allowed), with its standard error over repeated draws: point_survey.csv",
+    )
+    survey.add_argument(
+        "--survey-method",
+        choices=("random", "stratified"),
+        default="random",
+        help="points uniform over the photo, or one in each cell of a grid (default: random)",
+    )
+    survey.add_argument(
+        "--survey-draws",
+        type=int,
+        default=200,
+        metavar="R",
+        help="surveys drawn per image and N, for the standard error (default: 200)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -185,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     from coralseg.cover_report import SKIPPED_CSV, format_summary, measure, write_report
 
     out = Path(args.out)
+    if args.point_survey and (min(args.point_survey) < 1 or args.survey_draws < 2):
+        raise CoralsegError("--point-survey needs 1 or more points and --survey-draws 2 or more")
     if out.exists() and not out.is_dir():
         raise CoralsegError(f"--out {out} is a file; give a folder")
     located = dict(
@@ -238,6 +262,15 @@ def run(args: argparse.Namespace) -> int:
         if prediction_source is not None:
             predicted = measure(prediction_source, settings, False, description="predictions")
         report = write_report(out, measured, fields, field_names, group_by, predicted)
+        surveyed = []
+        if args.point_survey:
+            from coralseg.cover_point_survey import write_point_survey
+
+            surveyed.append(
+                write_point_survey(
+                    out, source, settings, args.point_survey, args.survey_method, args.survey_draws
+                )
+            )
 
     for line in format_summary(measured):
         print(line)
@@ -267,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
             "note: colonies.geojson mixes map and pixel coordinates (some images lack a "
             "geotransform)"
         )
-    written = [*report.written] + ([geojson_path] if writer is not None else [])
+    written = [*report.written, *surveyed] + ([geojson_path] if writer is not None else [])
     print(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
     skipped = len(measured.skipped) + (len(predicted.skipped) if predicted is not None else 0)
     if skipped:

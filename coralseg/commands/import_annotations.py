@@ -1,4 +1,5 @@
-"""``coralseg import``: a CVAT XML or COCO export plus its images -> a FiftyOne dataset."""
+"""``coralseg import``: a CVAT XML, COCO, CoralNet CSV or CPCe export plus its images -> a
+FiftyOne dataset."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ a train/val/test tag.
 Formats: 'CVAT for images 1.1' (annotations.xml: polygons, polylines, masks) and 'COCO 1.0'
 (instances_<subset>.json: polygons and RLE masks). Rectangles, points, ellipses, tags and
 tracks are not colonies: they are counted and left out.
+
+Point surveys: CoralNet's annotation CSV (Name, Row, Column, Label; other columns are kept)
+and CPCe .cpc files become the 'gt_points' field (fo.Keypoints with the class). Their label
+codes map to classes through --label-codes (a CSV 'code,class' or YAML 'code: class' file;
+codes that are class names need no line). A photo in a polygon file and a point file gets
+both. See docs/points.md.
 """
 
 EPILOG = """\
@@ -22,6 +29,8 @@ examples:
   coralseg import annotations/instances_Train.json annotations/instances_Validation.json \\
       --images images/ --dataset moorea --taxonomy finegrained
   coralseg import export.json --images photos/ --dataset quadrats --subset train --overwrite
+  coralseg import annotations.csv --images photos/ --dataset survey --taxonomy eilat \\
+      --label-codes codes.csv --subset train
 
 Nothing is half-made: every check runs first, and the dataset appears only when complete.
 """
@@ -39,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "annotations",
         nargs="+",
         metavar="FILE",
-        help="annotation files: CVAT for images 1.1 (.xml) or COCO (.json)",
+        help="annotation files: CVAT for images 1.1 (.xml), COCO (.json), CoralNet "
+        "annotation CSV (.csv) or CPCe (.cpc)",
     )
     parser.add_argument(
         "--images", required=True, metavar="DIR", help="the folder holding the images"
@@ -67,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to 'coralseg prepare')",
     )
     parser.add_argument(
+        "--label-codes",
+        metavar="FILE",
+        help="point surveys: a file mapping label codes to classes (CSV 'code,class' rows or "
+        "YAML 'code: class'); codes that are class names need none",
+    )
+    parser.add_argument(
         "--skip-missing",
         action="store_true",
         help="leave out annotated images that are not in --images instead of stopping",
@@ -84,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from coral_core.annotation_formats import read_label_codes
     from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE
     from coral_core.errors import CoralsegError
     from coral_core.taxonomy import get_taxonomy, parse_label_map, with_label_map
@@ -106,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         skip_missing=args.skip_missing,
         overwrite=args.overwrite,
         tolerance=tolerance,
+        label_codes=read_label_codes(args.label_codes) if args.label_codes else None,
     )
     print(report.summary())
     print(f"next: coralseg prepare {_quoted(args.dataset)} --taxonomy TAXONOMY --out data/NAME")

@@ -15,6 +15,14 @@ Splits come from sample tags (train, val/validation, test). Where colonies overl
 smaller stays on top; holes are kept; parts outside the image are clipped; degenerate
 polygons are dropped and counted. Label masks: 0 = background, 1..N = classes, 255 = ignore
 (with --background ignore: 0..N-1 = classes, 255 = background).
+
+Point labels (a CoralNet CSV or CPCe files brought in by 'coralseg import', in the
+'gt_points' field) are used when the dataset has them: a photo labelled by points only
+gets a mask that is 255 except at its points (--points sparse) or over the superpixels
+around them (--points superpixels); a photo with polygons and points keeps its polygons'
+mask with the points on top. Train such folders with the point-label loss (the
+configs/_base_/losses/point_labels.py layer, e.g.
+configs/dinov2-vits14-segformer_tiny-cpu_eilat-points-224x224.py).
 """
 
 EPILOG = """\
@@ -91,6 +99,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --split (default: 0)")
     parser.add_argument(
+        "--points",
+        choices=("sparse", "superpixels", "none"),
+        default="sparse",
+        help="how point labels become masks: sparse (labels only at the points), "
+        "superpixels (each point's class spread over similar pixels around it), or none "
+        "(leave them out) (default: sparse)",
+    )
+    parser.add_argument(
+        "--points-field",
+        default="gt_points",
+        metavar="FIELD",
+        help="fo.Keypoints field of point labels, used when the dataset has it "
+        "(default: gt_points)",
+    )
+    parser.add_argument(
+        "--point-radius",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="radius in pixels of the disc each point labels in the written mask (default: 2)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace the output folder if it exists"
     )
     parser.add_argument(
@@ -110,9 +140,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from coral_core.errors import CoralsegError
+    from coral_core.mmseg_export import PointMasks
+    from coral_core.point_labels import DEFAULT_POINT_RADIUS
     from coral_core.splits import parse_ratios
     from coral_core.taxonomy import get_taxonomy, parse_label_map, with_label_map
-    from fiftyone_plugin.fiftyone_source import load_dataset
+    from fiftyone_plugin.fiftyone_source import keypoints_fields, load_dataset
     from fiftyone_plugin.mask_export import export_masks
 
     if not args.dataset:
@@ -120,8 +152,24 @@ def run(args: argparse.Namespace) -> int:
     taxonomy = with_label_map(get_taxonomy(args.taxonomy), parse_label_map(args.label_map))
     ratios = parse_ratios(args.split) if args.split else None
     out = Path(args.out or f"data/{args.dataset}-{taxonomy.name}")
+    dataset = load_dataset(args.dataset)
+    points_field = None
+    asked_for_points = (
+        args.points == "superpixels"
+        or args.point_radius is not None
+        or args.points_field != "gt_points"
+    )
+    if args.points != "none" and args.points_field in keypoints_fields(dataset):
+        points_field = args.points_field
+    elif args.points != "none" and asked_for_points:
+        raise CoralsegError(
+            f"the dataset has no point labels in {args.points_field!r}; import them with "
+            "'coralseg import' (a CoralNet CSV or CPCe files), or drop the point options"
+        )
+    radius = DEFAULT_POINT_RADIUS if args.point_radius is None else args.point_radius
+    point_masks = PointMasks("sparse" if args.points == "none" else args.points, radius)
     result = export_masks(
-        load_dataset(args.dataset),
+        dataset,
         out,
         taxonomy,
         field=args.field,
@@ -133,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         skip_unknown=args.skip_unknown,
         workers=args.workers,
         progress=True,
+        points_field=points_field,
+        points=point_masks,
     )
     if result.source.without_split:
         print(
@@ -142,4 +192,10 @@ def run(args: argparse.Namespace) -> int:
         )
     print("\n".join(line for line in result.lines() if "without a train/val/test" not in line))
     print(f"train with: _base_ = ['{result.summary.out_dir / 'dataset_info.py'}']")
+    if sum(result.summary.point_samples.values()):
+        print(
+            "  point labels: train with the point-label loss, e.g. coralseg train "
+            "configs/dinov2-vits14-segformer_tiny-cpu_eilat-points-224x224.py --data "
+            f"{result.summary.out_dir}"
+        )
     return 0

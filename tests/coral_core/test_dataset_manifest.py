@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from coral_core.dataset_manifest import (
     DATASET_FORMAT,
     DatasetManifest,
+    PointLabelCounts,
     SplitCounts,
     read_dataset_manifest,
     write_dataset_manifest,
@@ -30,7 +32,17 @@ MANIFEST = DatasetManifest(
 def test_a_written_manifest_reads_back_equal(tmp_path: Path) -> None:
     path = write_dataset_manifest(tmp_path, MANIFEST)
     assert json.loads(path.read_text())["format"] == DATASET_FORMAT
+    assert "point_labels" not in json.loads(path.read_text())
     assert read_dataset_manifest(tmp_path) == MANIFEST
+
+
+def test_point_labels_read_back_equal(tmp_path: Path) -> None:
+    with_points = dataclasses.replace(
+        MANIFEST, point_labels=PointLabelCounts("superpixels", 2, {"train": 2})
+    )
+    path = write_dataset_manifest(tmp_path, with_points)
+    assert json.loads(path.read_text())["point_labels"]["mode"] == "superpixels"
+    assert read_dataset_manifest(tmp_path) == with_points
 
 
 @pytest.mark.parametrize(
@@ -45,6 +57,10 @@ def test_a_written_manifest_reads_back_equal(tmp_path: Path) -> None:
         (lambda d: d.update(long_side="1024"), "long_side must be an integer"),
         (lambda d: d["splits"].update(train={"samples": -1, "pixels": {}}), "a count"),
         (lambda d: d["splits"].update(holdout={"samples": 1, "pixels": {}}), "splits must be"),
+        (
+            lambda d: d.update(point_labels={"mode": "dense", "radius": 2, "samples": {}}),
+            "point_labels.mode must be",
+        ),
     ],
 )
 def test_anything_else_is_refused_with_a_sentence(tmp_path: Path, change, message) -> None:
