@@ -86,9 +86,9 @@ def _colonies(source: CoverSource, item: MaskItem, mask: np.ndarray, settings: T
             )
         colony_values = set(legend.colony_values)
         return [
-            TrackedColony(label, value, np.asarray(box, bool), x, y)
-            for label, value, box, x, y, _ in read_instances(item, source.encoding)
-            if value in colony_values and np.count_nonzero(box) >= settings.min_area
+            TrackedColony(c.label, c.value, np.asarray(c.mask, bool), c.bbox[0], c.bbox[1])
+            for c in read_instances(item)
+            if c.value in colony_values and c.area >= settings.min_area
         ]
     names = {value: legend.name_of(value) for value in legend.colony_values}
     return colonies_from_label_mask(

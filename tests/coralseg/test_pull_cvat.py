@@ -235,8 +235,9 @@ def test_force_reimports_everything_without_downloading_again(
 def test_photos_stored_sideways_are_not_downloaded_again(
     fiftyone, cvat_env, dataset_name, tmp_path: Path, capsys
 ) -> None:
-    """CVAT reports a portrait photo's shown size; the file keeps its stored size and EXIF
-    orientation tag, and is still recognised as already there."""
+    """A portrait photo uploaded with an EXIF rotation: CVAT reports its shown size and serves
+    it with the rotation baked in (its chunks are written upright; see tests/fake_cvat), and
+    the pulled file is recognised as already there on the next pull."""
     state = cvat_env.state
     project = state.add_project("portraits", LABELS)
     frames = [make_frame("p0.jpg", 30, 50, exif_orientation=6), make_frame("p1.jpg", 40, 20)]
@@ -247,7 +248,7 @@ def test_photos_stored_sideways_are_not_downloaded_again(
     assert downloads == 2
     sample = fiftyone.load_dataset(dataset_name).match(fiftyone.ViewField("cvat_frame") == 0)
     stored = Image.open(sample.first().filepath).size
-    assert stored == (50, 30)  # the file is kept as CVAT served it
+    assert stored == (30, 50)  # kept as CVAT served it: upright, at the shown size
 
     code, out, _ = pull(capsys, *args)
     assert code == 0
