@@ -126,6 +126,8 @@ def infer_folder(
     output_dir: Path,
     redo: bool = False,
     cluster: ClusterOptions | None = None,
+    tile_above: int | None = None,
+    tile_size: int | None = None,
 ) -> InferenceSummary:
     """Infer every image of ``input_dir`` into ``output_dir``.
 
@@ -134,7 +136,15 @@ def infer_folder(
             (loaded by each worker: one copy per cluster worker, or one here).
         redo: do images already done again.
         cluster: where to run the units (None: in this process).
+        tile_above: images with a side over this are done tile by tile (None:
+            ``MAX_INSTANCE_SIDE``); ``tile_size``: their tiles' side (None: ``LARGE_TILE``).
     """
+    tiling = (
+        MAX_INSTANCE_SIDE if tile_above is None else tile_above,
+        LARGE_TILE if tile_size is None else tile_size,
+    )
+    if min(tiling) < 1:
+        raise CoralsegError(f"--tile-above and --tile-size must be positive, got {tiling}")
     images = find_images(input_dir)
     start = time.perf_counter()
     summary = InferenceSummary(output_dir)
@@ -153,7 +163,7 @@ def infer_folder(
         make_worker = functools.partial(UnitWorker, predictor, output_dir, version)
     for name in ("visualizations", "masks", "semantic", "semantic_raw", RECORDS):
         (output_dir / name).mkdir(parents=True, exist_ok=True)
-    plan = _plan(images, input_dir, output_dir, version, redo)
+    plan = _plan(images, input_dir, output_dir, version, redo, tiling)
     summary.skipped, summary.tiles_skipped = plan.skipped, plan.tiles_skipped
     write_class_files(encoding, output_dir)
     # classes.txt names the values; encoding.json also says which are cover-only classes
@@ -222,7 +232,15 @@ def _assemble(output_dir, unit, encoding, version, summary, log) -> None:
     )
 
 
-def _plan(images: list[Path], input_dir: Path, output_dir: Path, version: str, redo: bool) -> _Plan:
+def _plan(
+    images: list[Path],
+    input_dir: Path,
+    output_dir: Path,
+    version: str,
+    redo: bool,
+    tiling: tuple[int, int],
+) -> _Plan:
+    tile_above, tile_size = tiling
     plan = _Plan()
     foreign: list[str] = []  # results another model made
     names = output_names(images, input_dir)
@@ -237,14 +255,14 @@ def _plan(images: list[Path], input_dir: Path, output_dir: Path, version: str, r
                 shutil.rmtree(output_dir / "tiles" / stem, ignore_errors=True)
             continue
         size = _image_size(path)
-        if size is None or max(size) <= MAX_INSTANCE_SIDE:
+        if size is None or max(size) <= tile_above:
             plan.units.append(PhotoUnit(path, stem, name))
             continue
         if redo:
             shutil.rmtree(output_dir / "tiles" / stem, ignore_errors=True)
-        rows, columns = tile_count(*size, LARGE_TILE)
+        rows, columns = tile_count(*size, tile_size)
         tiles = [
-            TileUnit(path, stem, name, row, column, LARGE_TILE)
+            TileUnit(path, stem, name, row, column, tile_size)
             for row in range(rows)
             for column in range(columns)
         ]

@@ -19,6 +19,7 @@ Written atomically: the file exists whole or not at all, so its presence marks t
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from coral_core.errors import CoralsegError
 from coral_core.inference.tiled import Piece, Window
 
 FORMAT = "coralseg-tile-result/1"
+_DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # what a cut or bad file raises
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def read_tile_result(path: Path) -> TileResult:
             raw, refined, bits = data["semantic_raw"], data["semantic"], data["masks"]
         except KeyError as err:
             raise _bad(path, f"it has no {err} array") from None
+        except _DAMAGED as err:
+            raise _bad(path, err) from None
     x0, y0, x1, y1 = core = tuple(int(v) for v in meta["core"])
     if raw.shape != (y1 - y0, x1 - x0) or refined.shape != raw.shape:
         raise _bad(path, f"its maps are {raw.shape} and {refined.shape}, its core {core}")
@@ -116,14 +120,14 @@ def _open(path: Path):
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise _bad(path, "it does not exist") from None
-    except (OSError, ValueError) as err:
+    except _DAMAGED as err:
         raise _bad(path, err) from None
 
 
 def _meta(path: Path, data) -> dict:
     try:
         meta = json.loads(str(data["meta"]))
-    except (KeyError, ValueError) as err:
+    except (KeyError, *_DAMAGED) as err:
         raise _bad(path, f"its meta is unreadable ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, f"it is not a {FORMAT} file")

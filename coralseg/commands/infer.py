@@ -93,6 +93,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the config's test setting, about 3-4x slower on large images)",
     )
     parser.add_argument("--redo", action="store_true", help="process images already done again")
+    parser.add_argument(
+        "--tile-above",
+        type=int,
+        help="images with a side over this many pixels are processed tile by tile at native "
+        "resolution (default 8192)",
+    )
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        help="side of those tiles in pixels (default 2048); each is refined with a margin of "
+        "context, and colonies cut by tile borders are joined again",
+    )
     cluster = parser.add_argument_group("running on a Ray cluster")
     cluster.add_argument(
         "--cluster",
@@ -145,7 +157,13 @@ def run(args: argparse.Namespace) -> int:
     )
     cluster = _cluster_options(args)
     summary = infer_folder(
-        spec, Path(args.input_dir), Path(args.output_dir), redo=args.redo, cluster=cluster
+        spec,
+        Path(args.input_dir),
+        Path(args.output_dir),
+        redo=args.redo,
+        cluster=cluster,
+        tile_above=args.tile_above,
+        tile_size=args.tile_size,
     )
     print(summary.describe())
     if summary.failed:
