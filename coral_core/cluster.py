@@ -26,7 +26,7 @@ import collections
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -107,8 +107,9 @@ def run_units(
     units: Sequence[Unit],
     make_worker: Callable[[], Callable[[Unit], Any]],
     cluster: ClusterOptions | None = None,
-) -> Iterator[UnitOutcome[Unit]]:
-    """Do every unit; yield their outcomes as they finish (see the module docstring).
+) -> Generator[UnitOutcome[Unit], None, None]:
+    """Do every unit; yield their outcomes as they finish (see the module docstring). Close
+    the generator to stop early: a cluster's workers are stopped then.
 
     Raises:
         CoralsegError: ``ray`` is not installed, or the cluster cannot be reached.
@@ -120,7 +121,7 @@ def run_units(
 
 def _run_here(
     units: Sequence[Unit], make_worker: Callable[[], Callable[[Unit], Any]]
-) -> Iterator[UnitOutcome[Unit]]:
+) -> Generator[UnitOutcome[Unit], None, None]:
     if not units:
         return
     work = make_worker()
@@ -185,12 +186,12 @@ def connect(address: str, ray=None) -> bool:
     ray = ray or _import_ray()
     if ray.is_initialized():
         return False
+    # Workers' own output (library warnings) would break the progress line; failures come
+    # back with their units.
     settings: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     try:
         if address == LOCAL:
             ray.init(include_dashboard=False, **settings)
-        elif address.startswith(CLIENT_PREFIX):
-            ray.init(address=address, logging_level=logging.WARNING)
         else:
             ray.init(address=address, **settings)
     except Exception as err:  # Ray raises ConnectionError, RuntimeError, ... by cause
@@ -238,7 +239,7 @@ def _run_on_cluster(
     units: Sequence[Unit],
     make_worker: Callable[[], Callable[[Unit], Any]],
     options: ClusterOptions,
-) -> Iterator[UnitOutcome[Unit]]:
+) -> Generator[UnitOutcome[Unit], None, None]:
     if not units:
         return
     ray = _import_ray()

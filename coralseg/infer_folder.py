@@ -193,10 +193,13 @@ def _run(plan, make_worker, cluster, summary, log) -> dict[str, list[tuple[str, 
     the failed tiles of each large image."""
     failed_tiles: dict[str, list[tuple[str, str]]] = defaultdict(list)
     outcomes = run_units(plan.units, make_worker, cluster)
-    with tqdm(total=len(plan.units), desc="inferring", unit="unit") as progress:
-        for outcome in outcomes:
-            _record(outcome, summary, failed_tiles, log, progress)
-            progress.update()
+    try:
+        with tqdm(total=len(plan.units), desc="inferring", unit="unit") as progress:
+            for outcome in outcomes:
+                _record(outcome, summary, failed_tiles, log, progress)
+                progress.update()
+    finally:
+        outcomes.close()  # on Ctrl-C too: the cluster's workers stop now
     return failed_tiles
 
 

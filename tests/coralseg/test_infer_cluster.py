@@ -82,6 +82,9 @@ def _run_scenario(inputs: dict, output: Path, scenario: str, **extra) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", RAY_TMPDIR=str(work))
     # Token authentication guards a cluster reachable from a network; this one is not.
     env["RAY_AUTH_MODE"] = "disabled"
+    # Ray Client's server process per driver must answer within this (default 30 s, too
+    # short on 2 cores busy with other work).
+    env["RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S"] = "300"
     script = f"ip link set lo up && {sys.executable} {SCENARIO} {work / 'spec.json'}"
     try:
         result = subprocess.run(
