@@ -267,6 +267,7 @@ class _Pool:
             max_restarts=0,  # a dead worker's unit is retried here, on a live worker
             max_task_retries=0,
         )
+        self.wanted = 0
         self.started = 0
         self.replacements = 0
         self.starting: dict[Any, Any] = {}  # ready() reference -> actor
@@ -275,6 +276,7 @@ class _Pool:
         self.last_start_error = ""
 
     def start(self, count: int) -> None:
+        self.wanted = count
         for _ in range(count):
             self._start_one()
 
@@ -284,8 +286,8 @@ class _Pool:
         self.starting[actor.ready.remote()] = actor
 
     def _replace(self) -> None:
-        # Every worker may die once or so (a node lost); beyond that, stop replacing them.
-        if self.replacements < self.started * self.options.max_attempts:
+        # Each worker may be lost a few times (nodes lost); beyond that, stop replacing them.
+        if self.replacements < self.wanted * self.options.max_attempts:
             self.replacements += 1
             self._start_one()
 
