@@ -89,7 +89,10 @@ def wait_for_units(process: subprocess.Popen, output: Path, count: int, limit: f
         if done >= count:
             return done
         time.sleep(0.2)
-    raise RuntimeError(f"the run did not reach {count} done units (exit {process.poll()})")
+    if process.poll() is None:
+        process.kill()
+    said = process.communicate()[0][-3000:]
+    raise RuntimeError(f"the run did not reach {count} done units in {limit:g}s:\n{said}")
 
 
 def main() -> int:
@@ -112,13 +115,13 @@ def main() -> int:
     began = time.monotonic()
     run = infer(spec, env)
     if spec["scenario"] == "kill_node":
-        report["done_before_kill"] = wait_for_units(run, output, spec["after"], 300)
+        report["done_before_kill"] = wait_for_units(run, output, spec["after"], 600)
         victims = second_node_processes()
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         report["killed"] = len(victims)
     elif spec["scenario"] == "interrupt":
-        wait_for_units(run, output, spec["after"], 300)
+        wait_for_units(run, output, spec["after"], 600)
         run.send_signal(signal.SIGINT)
         first, _ = run.communicate(timeout=300)
         report["interrupted_rc"] = run.returncode
