@@ -89,7 +89,7 @@ def _run_scenario(inputs: dict, output: Path, scenario: str, **extra) -> dict:
     try:
         result = subprocess.run(
             ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
-            env=env, capture_output=True, text=True, timeout=900, cwd=work,
+            env=env, capture_output=True, text=True, timeout=1800, cwd=work,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
         report = json.loads(result.stdout.strip().splitlines()[-1])
