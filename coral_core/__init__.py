@@ -28,6 +28,7 @@ One module owns each concept:
 * ``sam_models``: SAM / CoralSCoP checkpoints; ``raster_io``: images, (Big)TIFF/GeoTIFF;
 * ``coco`` / ``overlay`` / ``ensemble``: COCO predictions, readable overlays, merging models;
 * ``atomic``: files written whole or not at all;
+* ``cluster``: units of work run here or over a Ray cluster's workers (Ray imported there only);
 * ``errors``: the exception type for user mistakes.
 """
 

@@ -1,33 +1,45 @@
-"""File side of ``coralseg infer``: find images, run the predictor, write every output.
+"""File side of ``coralseg infer``: find images, cut the work into units, run them here or on a
+cluster, assemble large images, write the run's summary outputs.
 
-A bad image (unreadable, corrupt, odd format) is logged and skipped; the run goes on. Each
-image's instances are kept in ``instances/<image>.json``, so a rerun skips finished images
-and ``predictions.json`` is rebuilt from all of them at the end.
+Units of work (:mod:`coralseg.infer_units`) are photos and the tiles of large images; they run
+in this process or on the workers of a Ray cluster (:mod:`coral_core.cluster`), with the same
+outputs either way. A bad image (unreadable, corrupt, odd format) is reported and the rest
+completes. Each unit's outputs record the model version that made them, so a rerun skips what
+is done (a result of another model is refused unless ``--redo``) and ``predictions.json`` is
+rebuilt from every image's record at the end.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
+from coral_core.cluster import ClusterOptions, UnitOutcome, run_units
 from coral_core.coco import ImageInstances, write_coco_predictions
 from coral_core.errors import CoralsegError
-from coral_core.inference.instance_records import (
-    InstanceRecord,
-    read_instance_record,
-    write_instance_record,
-)
+from coral_core.inference.instance_records import read_instance_record, read_model_version
 from coral_core.inference.pipeline import TwoStagePredictor
-from coral_core.overlay import render_overlay
-from coral_core.raster_io import LabelRasterWriter, open_image
-from coral_core.taxonomy import write_class_files, write_encoding_file
+from coral_core.raster_io import open_image, photo_sizes
+from coral_core.taxonomy import MaskEncoding, write_class_files, write_encoding_file
+from coralseg.infer_units import (
+    RECORDS,
+    ModelSpec,
+    PhotoUnit,
+    TileUnit,
+    UnitWorker,
+    assemble_large_image,
+    predictor_version,
+    record_path,
+    tile_count,
+)
+from coralseg.tile_results import read_tile_version, tile_result_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # Larger images (orthomosaics) are processed tile by tile at their native resolution: their
@@ -35,6 +47,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # (coral_core.inference.tiled); no per-colony PNG or overlay is drawn at that size.
 MAX_INSTANCE_SIDE = 8192
 LARGE_TILE = 2048
+_TIFF_SUFFIXES = {".tif", ".tiff"}
 
 
 @dataclass
@@ -43,17 +56,40 @@ class InferenceSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    tiles_done: int = 0
+    tiles_skipped: int = 0
     instances: int = 0
     seconds: float = 0.0
+
+    @property
+    def images(self) -> int:
+        return len(self.done) + len(self.skipped) + len(self.failed)
 
     def describe(self) -> str:
         lines = [
             f"{len(self.done)} image(s) processed, {len(self.skipped)} already done, "
             f"{len(self.failed)} failed; {self.instances} colonies; {self.seconds:.1f}s",
-            f"results in {self.output_dir}",
         ]
+        if self.tiles_done or self.tiles_skipped:
+            lines.append(
+                f"{self.tiles_done} tile(s) of large images refined, "
+                f"{self.tiles_skipped} already done"
+            )
+        lines.append(f"results in {self.output_dir}")
         lines += [f"  failed: {name}: {reason}" for name, reason in self.failed]
         return "\n".join(lines)
+
+
+@dataclass
+class _Plan:
+    """What is left to do: units, images already done, and the large images to assemble
+    (one of their tile units each, which names the image and its tiling, and their number
+    of tiles)."""
+
+    units: list[PhotoUnit | TileUnit] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    tiles_skipped: int = 0
+    large: dict[str, tuple[TileUnit, int]] = field(default_factory=dict)
 
 
 def find_images(input_dir: Path) -> list[Path]:
@@ -83,117 +119,198 @@ def output_names(images: list[Path], input_dir: Path) -> dict[Path, str]:
 
 
 def infer_folder(
-    predictor: TwoStagePredictor, input_dir: Path, output_dir: Path, redo: bool = False
+    predictor: TwoStagePredictor | ModelSpec,
+    input_dir: Path,
+    output_dir: Path,
+    redo: bool = False,
+    cluster: ClusterOptions | None = None,
+    tile_above: int | None = None,
+    tile_size: int | None = None,
 ) -> InferenceSummary:
+    """Infer every image of ``input_dir`` into ``output_dir``.
+
+    Args:
+        predictor: a loaded predictor (runs in this process), or the files of a model
+            (loaded by each worker: one copy per cluster worker, or one here).
+        redo: do images already done again.
+        cluster: where to run the units (None: in this process).
+        tile_above: images with a side over this are done tile by tile (None:
+            ``MAX_INSTANCE_SIDE``); ``tile_size``: their tiles' side (None: ``LARGE_TILE``).
+    """
+    tiling = (
+        MAX_INSTANCE_SIDE if tile_above is None else tile_above,
+        LARGE_TILE if tile_size is None else tile_size,
+    )
+    if min(tiling) < 1:
+        raise CoralsegError(f"--tile-above and --tile-size must be positive, got {tiling}")
     images = find_images(input_dir)
     start = time.perf_counter()
     summary = InferenceSummary(output_dir)
-    folders = ("visualizations", "masks", "semantic", "semantic_raw", "instances")
-    for name in folders:
+    if isinstance(predictor, ModelSpec):
+        encoding, version = predictor.encoding(), predictor.version()
+        threads = None
+        if cluster is not None and predictor.device == "cpu":
+            threads = max(1, int(cluster.cpus_per_worker))
+        make_worker = functools.partial(
+            UnitWorker.from_spec, predictor, output_dir, version, threads
+        )
+    else:
+        if cluster is not None:
+            raise ValueError("a loaded predictor runs here only: give a ModelSpec for a cluster")
+        encoding, version = predictor.encoding, predictor_version(predictor)
+        make_worker = functools.partial(UnitWorker, predictor, output_dir, version)
+    for name in ("visualizations", "masks", "semantic", "semantic_raw", RECORDS):
         (output_dir / name).mkdir(parents=True, exist_ok=True)
-    write_class_files(predictor.encoding, output_dir)
+    plan = _plan(images, input_dir, output_dir, version, redo, tiling)
+    summary.skipped, summary.tiles_skipped = plan.skipped, plan.tiles_skipped
+    write_class_files(encoding, output_dir)
     # classes.txt names the values; encoding.json also says which are cover-only classes
-    write_encoding_file(predictor.encoding, output_dir)
-    log = (output_dir / "inference_log.txt").open("a", encoding="utf-8")
-    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in {input_dir}\n")
-    names = output_names(images, input_dir)
-    try:
-        for path in tqdm(images, desc="inferring", unit="img"):
-            stem = names[path]
-            record = output_dir / "instances" / f"{stem}.json"
-            if record.exists() and not redo:
-                summary.skipped.append(stem)
+    write_encoding_file(encoding, output_dir)
+    with (output_dir / "inference_log.txt").open("a", encoding="utf-8") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in ")
+        log.write(f"{input_dir}, model version {version}, {_where(cluster)}\n")
+        failed_tiles = _run(plan, make_worker, cluster, summary, log)
+        for stem, (unit, tiles) in plan.large.items():
+            failures = failed_tiles.get(stem)
+            if failures:
+                reason = f"{len(failures)} of {tiles} tiles failed (first: {failures[0][1]})"
+                summary.failed.append((unit.name, f"{reason}; rerun to retry them"))
                 continue
-            began = time.perf_counter()
-            try:
-                with open_image(path) as source:
-                    if max(source.height, source.width) > MAX_INSTANCE_SIDE:
-                        count = _tiled(output_dir, stem, source, predictor)
-                        summary.done.append(stem)
-                        log.write(
-                            f"ok {path}: {source.width}x{source.height}, tiled, {count} "
-                            f"colonies in {time.perf_counter() - began:.1f}s\n"
-                        )
-                        continue
-                    image = source.read()
-                result = predictor(image)
-            except CoralsegError as err:
-                summary.failed.append((str(path.relative_to(input_dir)), str(err)))
-                log.write(f"FAILED {path}: {err}\n")
-                continue
-            _write_outputs(output_dir, stem, path, image, result, predictor)
-            count = len(result.instances.instances)
-            summary.done.append(stem)
-            log.write(f"ok {path}: {count} colonies in {time.perf_counter() - began:.2f}s\n")
-            log.flush()
-    finally:
-        log.close()
-    summary.instances = _write_predictions(output_dir, predictor)
+            _assemble(output_dir, unit, encoding, version, summary, log)
+    summary.instances = _write_predictions(output_dir, encoding)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _write_outputs(output_dir, stem, path, image, result, predictor) -> None:
-    instances = result.instances.instances
-    encoding = predictor.encoding
-    cv2.imwrite(str(output_dir / "semantic" / f"{stem}.png"), result.instances.semantic)
-    cv2.imwrite(str(output_dir / "semantic_raw" / f"{stem}.png"), result.semantic_raw)
-    overlay = render_overlay(image, result.instances.semantic, encoding, instances)
-    cv2.imwrite(
-        str(output_dir / "visualizations" / f"{stem}.jpg"),
-        cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR),
-        [cv2.IMWRITE_JPEG_QUALITY, 90],
+def _where(cluster: ClusterOptions | None) -> str:
+    return "in one process" if cluster is None else f"on cluster {cluster.address}"
+
+
+def _run(plan, make_worker, cluster, summary, log) -> dict[str, list[tuple[str, str]]]:
+    """Run the plan's units with a progress bar (done / total, rate, time left); returns
+    the failed tiles of each large image."""
+    failed_tiles: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    outcomes = run_units(plan.units, make_worker, cluster)
+    try:
+        with tqdm(total=len(plan.units), desc="inferring", unit="unit") as progress:
+            for outcome in outcomes:
+                _record(outcome, summary, failed_tiles, log, progress)
+                progress.update()
+    finally:
+        outcomes.close()  # on Ctrl-C too: the cluster's workers stop now
+    return failed_tiles
+
+
+def _record(outcome: UnitOutcome, summary, failed_tiles, log, progress) -> None:
+    unit = outcome.unit
+    if outcome.ok:
+        log.write(f"ok {unit.label}: {outcome.result} colonies ({outcome.worker})\n")
+        if isinstance(unit, TileUnit):
+            summary.tiles_done += 1
+        else:
+            summary.done.append(unit.stem)
+    else:
+        log.write(f"FAILED {unit.label}: {outcome.error} ({outcome.worker})\n")
+        progress.write(f"failed: {unit.label}: {outcome.error} ({outcome.worker})")
+        if isinstance(unit, TileUnit):
+            failed_tiles[unit.stem].append((unit.label, outcome.error))
+        else:
+            summary.failed.append((unit.name, outcome.error))
+    log.flush()
+
+
+def _assemble(output_dir, unit, encoding, version, summary, log) -> None:
+    began = time.perf_counter()
+    try:
+        count = assemble_large_image(output_dir, unit, encoding, version)
+    except CoralsegError as err:
+        summary.failed.append((unit.name, str(err)))
+        log.write(f"FAILED {unit.name}: {err}\n")
+        return
+    summary.done.append(unit.stem)
+    log.write(
+        f"ok {unit.name}: tiled, {count} colonies merged in {time.perf_counter() - began:.1f}s\n"
     )
-    mask_dir = output_dir / "masks" / stem
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    for old in mask_dir.glob("instance_*.png"):
-        old.unlink()
-    height, width = image.shape[:2]
-    for index, instance in enumerate(instances, start=1):
-        mask = instance.full_mask(height, width).astype(np.uint8) * 255
-        cv2.imwrite(str(mask_dir / f"instance_{index:03d}.png"), mask)
-    record = InstanceRecord(str(path), width, height, tuple(instances))
-    # written last: its presence marks the image as done
-    write_instance_record(output_dir / "instances" / f"{stem}.json", record)
 
 
-def _tiled(output_dir: Path, stem: str, source, predictor: TwoStagePredictor) -> int:
-    """Colonies of a large image tile by tile, with its raw and refined semantic maps as
-    tiled GeoTIFFs carrying its geotransform; memory is bounded by the tile."""
-    encoding = predictor.encoding
-    palette = dict(enumerate(encoding.palette))
-    raw_path = output_dir / "semantic_raw" / f"{stem}.tif"
-    refined_path = output_dir / "semantic" / f"{stem}.tif"
-    size = (source.height, source.width)
-    tiles = -(-source.height // LARGE_TILE) * -(-source.width // LARGE_TILE)
-    with (
-        LabelRasterWriter(raw_path, *size, source.geo, palette) as raw,
-        LabelRasterWriter(refined_path, *size, source.geo, palette) as refined,
-        tqdm(total=tiles, desc=f"{stem} tiles", unit="tile", leave=False) as bar,
-    ):
+def _plan(
+    images: list[Path],
+    input_dir: Path,
+    output_dir: Path,
+    version: str,
+    redo: bool,
+    tiling: tuple[int, int],
+) -> _Plan:
+    tile_above, tile_size = tiling
+    plan = _Plan()
+    foreign: list[str] = []  # results another model made
+    names = output_names(images, input_dir)
+    for path in images:
+        stem, name = names[path], str(path.relative_to(input_dir))
+        record = record_path(output_dir, stem)
+        if record.exists() and not redo:
+            if read_model_version(record) != version:
+                foreign.append(name)
+            else:
+                plan.skipped.append(stem)
+                shutil.rmtree(output_dir / "tiles" / stem, ignore_errors=True)
+            continue
+        size = _image_size(path)
+        if size is None or max(size) <= tile_above:
+            plan.units.append(PhotoUnit(path, stem, name))
+            continue
+        if redo:
+            shutil.rmtree(output_dir / "tiles" / stem, ignore_errors=True)
+        rows, columns = tile_count(*size, tile_size)
+        tiles = [
+            TileUnit(path, stem, name, row, column, tile_size)
+            for row in range(rows)
+            for column in range(columns)
+        ]
+        plan.large[stem] = (tiles[0], len(tiles))
+        for tile in tiles:
+            done = tile_result_path(output_dir, stem, tile.row, tile.column)
+            if not done.exists():
+                plan.units.append(tile)
+            elif _tile_version(done) == version:
+                plan.tiles_skipped += 1
+            else:
+                foreign.append(tile.label)
+    if foreign:
+        raise CoralsegError(
+            f"{len(foreign)} result(s) in {output_dir} were made by another model or version "
+            f"(e.g. {foreign[0]}): rerun with --redo to replace them, or give another "
+            "--output-dir"
+        )
+    return plan
 
-        def write_core(core, region, result) -> None:
-            x0, y0, x1, y1 = core
-            inside = (slice(y0 - region[1], y1 - region[1]), slice(x0 - region[0], x1 - region[0]))
-            raw.write(core, result.semantic_raw[inside])
-            refined.write(core, result.instances.semantic[inside])
-            bar.update()
 
-        instances = list(predictor.colonies_of_raster(source, LARGE_TILE, write_core))
-    instances.sort(key=lambda instance: -instance.score)
-    record = InstanceRecord(
-        str(source.path), source.width, source.height, tuple(instances), tiled=True
-    )
-    write_instance_record(output_dir / "instances" / f"{stem}.json", record)
-    return len(instances)
+def _tile_version(path: Path) -> str | None:
+    try:
+        return read_tile_version(path)
+    except CoralsegError:
+        return None
 
 
-def _write_predictions(output_dir: Path, predictor: TwoStagePredictor) -> int:
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image as shown, from its header; None if unreadable (its
+    unit then says why)."""
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        try:
+            with open_image(path) as source:  # GDAL reads the header only
+                return source.height, source.width
+        except CoralsegError:
+            return None
+    sizes = photo_sizes(path)
+    return None if sizes is None else (sizes[1][1], sizes[1][0])
+
+
+def _write_predictions(output_dir: Path, encoding: MaskEncoding) -> int:
     """``predictions.json`` from every image's record, one record in memory at a time."""
 
     def images():
-        for record_path in sorted((output_dir / "instances").glob("*.json")):
-            record = read_instance_record(record_path)
+        for path in sorted((output_dir / RECORDS).glob("*.json")):
+            record = read_instance_record(path)
             yield ImageInstances(record.file_name, record.width, record.height, record.instances)
 
-    return write_coco_predictions(output_dir / "predictions.json", images(), predictor.encoding)
+    return write_coco_predictions(output_dir / "predictions.json", images(), encoding)

@@ -36,7 +36,14 @@ GUIDE = [
     "inference.md",
 ]
 # Written alongside by other parts of the project; linked from the guide.
-LINKED = ["fiftyone-app.md", "cvat-functions.md", "cvat-bridge.md", "ecology.md", "points.md"]
+LINKED = [
+    "fiftyone-app.md",
+    "cvat-functions.md",
+    "cvat-bridge.md",
+    "ecology.md",
+    "points.md",
+    "scale-out.md",
+]
 # The pages whose runnable blocks run, in this order (ecology.md works on the guide's sample).
 RUN = [*GUIDE, "ecology.md"]
 SHELLS = {"bash", "sh", "shell", "console"}

@@ -86,6 +86,22 @@ print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
     assert loaded_roots.isdisjoint(FRAMEWORKS + ADAPTERS), sorted(
         loaded_roots & set(FRAMEWORKS + ADAPTERS)
     )
+    assert "ray" not in loaded_roots  # imported inside coral_core.cluster's functions only
+
+
+# Ray, an optional dependency (coralseg[ray]), is imported by the one cluster runner that the
+# CLI and the adapters share; nothing else may depend on it.
+RAY_RUNNER = "coral_core/cluster.py"
+
+
+def test_only_the_cluster_runner_imports_ray() -> None:
+    importers = sorted(
+        str(path.relative_to(REPO_ROOT))
+        for package in ("coral_core", *ADAPTERS)
+        for path in (REPO_ROOT / package).rglob("*.py")
+        if "ray" in _imported_roots(path)
+    )
+    assert importers == [RAY_RUNNER]
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 The file (JSON object)::
 
     {"file_name": "/path/to/image.jpg", "width": 4000, "height": 3000,
+     "model_version": "3f2a...",            # the model that made it (coralseg infer)
      "instances": [{"label": "Acropora", "value": 2, "score": 0.93,
                     "bbox": [x, y, w, h], "area": 5120,
                     "box_rle": {"size": [h, w], "counts": "..."}}, ...],
@@ -28,6 +29,7 @@ from coral_core.inference.instances import CoralInstance
 from coral_core.rle import coco_rle_to_mask, mask_to_coco_rle
 
 _RECORD_KEYS = frozenset({"file_name", "width", "height", "instances"})
+_OPTIONAL_KEYS = frozenset({"tiled", "model_version"})
 _INSTANCE_KEYS = frozenset({"label", "value", "score", "bbox", "area", "box_rle"})
 
 
@@ -40,6 +42,7 @@ class InstanceRecord:
     height: int
     instances: tuple[CoralInstance, ...]
     tiled: bool = False
+    model_version: str | None = None
 
 
 def write_instance_record(path: str | Path, record: InstanceRecord) -> None:
@@ -48,8 +51,10 @@ def write_instance_record(path: str | Path, record: InstanceRecord) -> None:
         "file_name": record.file_name,
         "width": record.width,
         "height": record.height,
-        "instances": [_instance_json(instance) for instance in record.instances],
     }
+    if record.model_version is not None:
+        data["model_version"] = record.model_version
+    data["instances"] = [_instance_json(instance) for instance in record.instances]
     if record.tiled:
         data["tiled"] = True
     write_json_atomically(path, data)
@@ -72,7 +77,7 @@ def read_instance_record(path: str | Path) -> InstanceRecord:
         raise CoralsegError(
             f"{path} is not an instance record (it needs {', '.join(sorted(_RECORD_KEYS))}); {redo}"
         )
-    unknown = sorted(data.keys() - _RECORD_KEYS - {"tiled"})
+    unknown = sorted(data.keys() - _RECORD_KEYS - _OPTIONAL_KEYS)
     if unknown:
         raise CoralsegError(f"{path} has fields an instance record does not define: {unknown}")
     width, height = data["width"], data["height"]
@@ -80,6 +85,9 @@ def read_instance_record(path: str | Path) -> InstanceRecord:
         raise CoralsegError(f"{path}: width and height must be positive integers; {redo}")
     if not isinstance(data["instances"], list) or data.get("tiled", True) is not True:
         raise CoralsegError(f"{path}: 'instances' must be a list and 'tiled' true; {redo}")
+    model_version = data.get("model_version")
+    if model_version is not None and not isinstance(model_version, str):
+        raise CoralsegError(f"{path}: 'model_version' must be text; {redo}")
     instances = []
     for number, item in enumerate(data["instances"], start=1):
         try:
@@ -89,8 +97,24 @@ def read_instance_record(path: str | Path) -> InstanceRecord:
                 f"instance {number} of {path} is malformed ({err}); {redo}"
             ) from None
     return InstanceRecord(
-        str(data["file_name"]), width, height, tuple(instances), bool(data.get("tiled", False))
+        str(data["file_name"]),
+        width,
+        height,
+        tuple(instances),
+        bool(data.get("tiled", False)),
+        model_version,
     )
+
+
+def read_model_version(path: str | Path) -> str | None:
+    """The model version a record names, read without decoding its colonies (None: a record
+    from before versions were recorded, or an unreadable one, which is then made again)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    version = data.get("model_version") if isinstance(data, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def _instance_json(instance: CoralInstance) -> dict[str, Any]:

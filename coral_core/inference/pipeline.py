@@ -9,14 +9,12 @@ defaults (sliding windows overlapping by :data:`DEFAULT_OVERLAP`, :class:`Refine
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from coral_core.inference.instances import (
-    CoralInstance,
     RefineSettings,
     TwoStageResult,
     refine,
@@ -27,7 +25,7 @@ from coral_core.inference.semantic import (
     predict,
     with_overlap,
 )
-from coral_core.inference.tiled import TileGrid, Window, iter_tiled_colonies
+from coral_core.inference.tiled import TileGrid
 from coral_core.taxonomy import MaskEncoding
 
 # Overlap of the sliding windows by default: 0 sees each pixel once, 3-4x less compute on
@@ -100,24 +98,17 @@ class TwoStagePredictor:
         """Run both stages on an ``(H, W, 3)`` uint8 RGB photo (at the model's scale)."""
         return self._run(self.semantic, image)
 
-    def colonies_of_raster(
-        self,
-        source,
-        tile: int = 2048,
-        on_tile: Callable[[Window, Window, TwoStageResult], None] | None = None,
-    ) -> Iterator[CoralInstance]:
-        """Colonies of an image of any size, tile by tile (see :mod:`.tiled`).
+    def tile_grid(self, height: int, width: int, tile: int = 2048) -> TileGrid:
+        """The tiling of a ``height x width`` image of any size (see :mod:`.tiled`): cores of
+        ``tile`` pixels, each refined with a margin of context of at least one window."""
+        return TileGrid(height, width, tile, margin=max(self.semantic.window, 256))
 
-        Args:
-            source: an opened :class:`coral_core.raster_io.ImageSource`.
-            tile: side of the tiles' cores; each is refined with a margin of context.
-            on_tile: called with ``(core, region, result)`` after each tile.
-        """
+    def refine_tile(self, source, grid: TileGrid, row: int, column: int) -> TwoStageResult:
+        """Both stages on the region of tile ``(row, column)`` of an opened
+        :class:`coral_core.raster_io.ImageSource`, at the image's own pixel size; the result
+        is in the region's coordinates (:func:`.tiled.tile_pieces` clips it to the core)."""
         native = replace(self.semantic, resize=None, long_side=None)  # their own pixel size
-        grid = TileGrid(source.height, source.width, tile, margin=max(native.window, 256))
-        return iter_tiled_colonies(
-            grid, lambda region: self._run(native, source.read(region)), on_tile
-        )
+        return self._run(native, source.read(grid.region(row, column)))
 
     def _run(self, semantic: SemanticModel, image: np.ndarray) -> TwoStageResult:
         prediction = predict(semantic, image, self.batch_size)

@@ -13,12 +13,18 @@ touches the bottom of the row just done, so memory holds one row of tiles and th
 still open, never the image. Orthomosaics are processed at their native resolution (their
 pixel size is a ground distance, unlike photo-quadrats, which are seen at the model's
 training scale).
+
+The work splits in two so that tiles can be refined anywhere (one process, or the workers of a
+cluster, :mod:`coral_core.cluster`) and merged in one place: :func:`tile_pieces` turns one
+tile's result into its :class:`Piece` s, and :func:`merge_tile_pieces` joins the pieces of all
+tiles in row-major order. Given the same pieces, the merge gives the same colonies in the same
+order, wherever the pieces were made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,17 +66,21 @@ class TileGrid:
         return max(0, x0 - m), max(0, y0 - m), min(self.width, x1 + m), min(self.height, y1 + m)
 
 
-@dataclass(eq=False)
-class _Piece:
-    """A colony clipped to one core: its mask inside its box, in image coordinates."""
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """A colony clipped to one core.
+
+    Attributes:
+        value / label / score: the colony's class (encoding value and name) and score.
+        box: ``(x0, y0, x1, y1)`` of the piece in image coordinates, ends exclusive.
+        mask: ``(y1 - y0, x1 - x0)`` bool, the piece inside its box.
+    """
 
     value: int
     label: str
     score: float
     box: Window
     mask: np.ndarray
-    row: int
-    group: int = field(default=-1)
 
     @property
     def area(self) -> int:
@@ -110,7 +120,7 @@ def _touch(a: tuple[int, np.ndarray] | None, b: tuple[int, np.ndarray] | None) -
     return bool((line_a & grown).any())
 
 
-def _clip_to_core(instance: CoralInstance, region: Window, core: Window, row: int) -> _Piece | None:
+def _clip_to_core(instance: CoralInstance, region: Window, core: Window) -> Piece | None:
     """The part of a colony (found in ``region``'s coordinates) inside ``core``."""
     rx0, ry0 = region[:2]
     x, y, w, h = instance.bbox
@@ -126,38 +136,50 @@ def _clip_to_core(instance: CoralInstance, region: Window, core: Window, row: in
     left, top, right, bottom = tight
     box = (ix0 + left, iy0 + top, ix0 + right, iy0 + bottom)
     piece_mask = np.ascontiguousarray(mask[top:bottom, left:right])
-    return _Piece(instance.value, instance.label, instance.score, box, piece_mask, row)
+    return Piece(instance.value, instance.label, instance.score, box, piece_mask)
+
+
+def tile_pieces(grid: TileGrid, row: int, column: int, result: TwoStageResult) -> list[Piece]:
+    """The colonies a tile's ``result`` (refined over ``grid.region(row, column)``, in that
+    region's coordinates) has inside the tile's core, in the result's order."""
+    core, region = grid.core(row, column), grid.region(row, column)
+    return [
+        piece
+        for instance in result.instances.instances
+        if (piece := _clip_to_core(instance, region, core)) is not None
+    ]
 
 
 class _Groups:
-    """Union-find over pieces."""
+    """Union-find over pieces, which are numbered in the order they are added."""
 
     def __init__(self) -> None:
         self.parent: list[int] = []
-        self.pieces: dict[int, list[_Piece]] = {}
+        self.pieces: dict[int, list[Piece]] = {}
 
-    def add(self, piece: _Piece) -> None:
-        piece.group = len(self.parent)
-        self.parent.append(piece.group)
-        self.pieces[piece.group] = [piece]
+    def add(self, piece: Piece) -> int:
+        number = len(self.parent)
+        self.parent.append(number)
+        self.pieces[number] = [piece]
+        return number
 
-    def find(self, group: int) -> int:
-        while self.parent[group] != group:
-            self.parent[group] = self.parent[self.parent[group]]
-            group = self.parent[group]
-        return group
+    def find(self, number: int) -> int:
+        while self.parent[number] != number:
+            self.parent[number] = self.parent[self.parent[number]]
+            number = self.parent[number]
+        return number
 
-    def union(self, a: _Piece, b: _Piece) -> None:
-        ra, rb = self.find(a.group), self.find(b.group)
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
             self.pieces[ra].extend(self.pieces.pop(rb))
 
-    def pop(self, root: int) -> list[_Piece]:
+    def pop(self, root: int) -> list[Piece]:
         return self.pieces.pop(root)
 
 
-def _merged(pieces: list[_Piece]) -> CoralInstance:
+def _merged(pieces: list[Piece]) -> CoralInstance:
     x0 = min(p.box[0] for p in pieces)
     y0 = min(p.box[1] for p in pieces)
     x1 = max(p.box[2] for p in pieces)
@@ -174,12 +196,62 @@ def _merged(pieces: list[_Piece]) -> CoralInstance:
                          mask, area)  # fmt: skip
 
 
+def merge_tile_pieces(
+    grid: TileGrid, pieces_of: Callable[[int, int], list[Piece]]
+) -> Iterator[CoralInstance]:
+    """Colonies of the whole image from its tiles' pieces, yielded as soon as they are complete.
+
+    Args:
+        grid: the tiling (its margin plays no part here).
+        pieces_of: the pieces of tile ``(row, column)`` (:func:`tile_pieces`); called once per
+            tile, in row-major order.
+
+    Yields:
+        :class:`CoralInstance` in image coordinates, in an order fixed by the pieces; colonies
+        crossing seams appear once, merged.
+    """
+    groups = _Groups()
+    above: list[tuple[int, Piece, int]] = []  # (number, piece, column) of the previous row
+    for row in range(grid.rows):
+        current: list[tuple[int, Piece, int]] = []
+        left: list[tuple[int, Piece, int]] = []
+        for column in range(grid.columns):
+            core = grid.core(row, column)
+            numbered = [(groups.add(piece), piece, column) for piece in pieces_of(row, column)]
+            for number, piece, _ in numbered:
+                for other, other_piece, _ in left:
+                    if other_piece.value == piece.value and _touch(
+                        other_piece.edge("right", grid.core(row, column - 1)),
+                        piece.edge("left", core),
+                    ):
+                        groups.union(other, number)
+                for other, other_piece, other_column in above:
+                    if other_piece.value == piece.value and _touch(
+                        other_piece.edge("bottom", grid.core(row - 1, other_column)),
+                        piece.edge("top", core),
+                    ):
+                        groups.union(other, number)
+            current.extend(numbered)
+            left = numbered
+        # Groups with a piece on this row's bottom border may continue below.
+        bottom = grid.core(row, 0)[3]
+        open_roots = {
+            groups.find(number)
+            for number, piece, _ in current
+            if row + 1 < grid.rows and piece.box[3] == bottom
+        }
+        for root in list(groups.pieces):
+            if groups.find(root) == root and root not in open_roots:
+                yield _merged(groups.pop(root))
+        above = [entry for entry in current if groups.find(entry[0]) in open_roots]
+
+
 def iter_tiled_colonies(
     grid: TileGrid,
     refine_region: Callable[[Window], TwoStageResult],
     on_tile: Callable[[Window, Window, TwoStageResult], None] | None = None,
 ) -> Iterator[CoralInstance]:
-    """Colonies of the whole image, yielded as soon as they are complete.
+    """Colonies of the whole image, refined and merged tile by tile in this process.
 
     Args:
         grid: the tiling.
@@ -189,50 +261,14 @@ def iter_tiled_colonies(
             core of the refined semantic mask), in row-major order.
 
     Yields:
-        :class:`CoralInstance` in image coordinates, in no particular order; colonies crossing
-        seams appear once, merged.
+        :class:`CoralInstance` as :func:`merge_tile_pieces` yields them.
     """
-    groups = _Groups()
-    above: list[_Piece] = []  # pieces of the previous row of cores
-    for row in range(grid.rows):
-        current: list[_Piece] = []
-        left: list[_Piece] = []
-        for column in range(grid.columns):
-            core, region = grid.core(row, column), grid.region(row, column)
-            result = refine_region(region)
-            if on_tile is not None:
-                on_tile(core, region, result)
-            pieces = [
-                piece
-                for instance in result.instances.instances
-                if (piece := _clip_to_core(instance, region, core, row)) is not None
-            ]
-            for piece in pieces:
-                groups.add(piece)
-                for other in left:
-                    if other.value == piece.value and _touch(
-                        other.edge("right", grid.core(row, column - 1)), piece.edge("left", core)
-                    ):
-                        groups.union(other, piece)
-                for other in above:
-                    if other.value == piece.value and _touch(
-                        other.edge("bottom", grid.core(row - 1, _column_of(other, grid))),
-                        piece.edge("top", core),
-                    ):
-                        groups.union(other, piece)
-            current.extend(pieces)
-            left = pieces
-        # Groups with a piece on this row's bottom border may continue below.
-        open_roots = {
-            groups.find(p.group)
-            for p in current
-            if row + 1 < grid.rows and p.box[3] == grid.core(row, 0)[3]
-        }
-        for root in list(groups.pieces):
-            if groups.find(root) == root and root not in open_roots:
-                yield _merged(groups.pop(root))
-        above = [p for p in current if groups.find(p.group) in open_roots]
 
+    def pieces_of(row: int, column: int) -> list[Piece]:
+        core, region = grid.core(row, column), grid.region(row, column)
+        result = refine_region(region)
+        if on_tile is not None:
+            on_tile(core, region, result)
+        return tile_pieces(grid, row, column, result)
 
-def _column_of(piece: _Piece, grid: TileGrid) -> int:
-    return piece.box[0] // grid.tile
+    return merge_tile_pieces(grid, pieces_of)

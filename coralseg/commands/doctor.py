@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-database",
         action="store_true",
         help="do not start FiftyOne's database (the slowest check)",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="also check that the Ray cluster at ADDRESS answers, as 'coralseg infer "
+        "--cluster ADDRESS' would reach it (auto, HOST:PORT or ray://HOST:PORT)",
     )
     parser.set_defaults(run=run)
 
@@ -82,6 +89,16 @@ def _fiftyone_database() -> str:
     return f"{fo.__version__} (dataset created and deleted)"
 
 
+def _ray_cluster(address: str | None) -> str:
+    if address is None:
+        if importlib.util.find_spec("ray") is None:
+            return "Ray not installed (optional, for --cluster: pip install 'coralseg[ray]')"
+        return f"Ray {_version('ray')} installed; --cluster ADDRESS checks a cluster"
+    from coral_core.cluster import describe_cluster
+
+    return f"reachable: {describe_cluster(address)}"
+
+
 def run(args: argparse.Namespace) -> int:
     checks: list[tuple[str, Callable[[], str]]] = [
         ("torch", _torch),
@@ -99,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     if not args.skip_database:
         checks.append(("fiftyone database", _fiftyone_database))
+    checks.append(("ray cluster", lambda: _ray_cluster(args.cluster)))
     failures = 0
     for label, check in checks:
         start = time.perf_counter()

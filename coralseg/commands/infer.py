@@ -31,11 +31,21 @@ above, it is coral. Images over 8192 px (orthomosaics, BigTIFF) are processed ti
 at native resolution: semantic maps as tiled GeoTIFFs with their geotransform, colonies
 merged across tiles into predictions.json. Images already done are skipped unless --redo.
 
+Photos and the tiles of large images are units of work: with --cluster they are spread over
+the workers of a Ray cluster (one model copy per worker; pip install 'coralseg[ray]'), with
+the same outputs as in one process. The output folder must then be the same folder on every
+node (a shared file system). Each unit's outputs are written whole or not at all and record
+the model version, so a rerun after a crash or Ctrl-C finishes only what is missing; a unit
+whose worker dies is retried on another. The exit status is 1 when any image failed (the
+others are still done), 2 for a usage error.
+
 Example:
   coralseg infer --input-dir photos/ --output-dir predictions/ \\
       --segformer-config configs/dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py \\
       --segformer-weights work_dirs/finegrained/best_mIoU_epoch_140.pth \\
       --sam-checkpoint checkpoints/vit_b_coralscop.pth --device cuda
+  # the same over a Ray cluster's GPUs, two workers per GPU
+  coralseg infer ... --device cuda --cluster ray://head-node:10001 --workers-per-gpu 2
 """
 
 
@@ -83,29 +93,107 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the config's test setting, about 3-4x slower on large images)",
     )
     parser.add_argument("--redo", action="store_true", help="process images already done again")
+    parser.add_argument(
+        "--tile-above",
+        type=int,
+        help="images with a side over this many pixels are processed tile by tile at native "
+        "resolution (default 8192)",
+    )
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        help="side of those tiles in pixels (default 2048); each is refined with a margin of "
+        "context, and colonies cut by tile borders are joined again",
+    )
+    cluster = parser.add_argument_group("running on a Ray cluster")
+    cluster.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="spread the work over a Ray cluster: 'local' (start one on this machine), "
+        "'auto' (the cluster this machine is a node of), HOST:PORT (its head, from a node) or "
+        "ray://HOST:PORT (Ray Client, from outside it). Default: one process, no Ray",
+    )
+    cluster.add_argument(
+        "--workers",
+        type=int,
+        help="workers (model copies) to start (default: as many as the cluster's CPUs, or "
+        "GPUs with --device cuda, hold)",
+    )
+    cluster.add_argument(
+        "--cpus-per-worker",
+        type=int,
+        default=1,
+        help="CPUs (and torch threads, on a CPU) reserved per worker (default 1)",
+    )
+    cluster.add_argument(
+        "--workers-per-gpu",
+        type=int,
+        default=1,
+        help="workers sharing each GPU with --device cuda (default 1)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from coral_core.inference.instances import RefineSettings
-    from coral_core.inference.pipeline import TwoStagePredictor
     from coralseg.infer_folder import infer_folder
+    from coralseg.infer_units import ModelSpec
 
     settings = RefineSettings(
         min_threshold=args.min_threshold,
         unsure_threshold=args.unsure_threshold,
         min_area=args.min_area,
     )
-    predictor = TwoStagePredictor.from_files(
-        args.segformer_config,
-        args.segformer_weights,
-        sam_checkpoint=args.sam_checkpoint,
+    spec = ModelSpec(
+        Path(args.segformer_config),
+        Path(args.segformer_weights),
+        sam_checkpoint=Path(args.sam_checkpoint) if args.sam_checkpoint else None,
         device=args.device,
         settings=settings,
         overlap=args.overlap,
     )
-    summary = infer_folder(predictor, Path(args.input_dir), Path(args.output_dir), redo=args.redo)
+    cluster = _cluster_options(args)
+    summary = infer_folder(
+        spec,
+        Path(args.input_dir),
+        Path(args.output_dir),
+        redo=args.redo,
+        cluster=cluster,
+        tile_above=args.tile_above,
+        tile_size=args.tile_size,
+    )
     print(summary.describe())
+    if summary.failed:
+        names = ", ".join(name for name, _ in summary.failed[:3])
+        more = f" and {len(summary.failed) - 3} more" if len(summary.failed) > 3 else ""
+        print(
+            f"coralseg infer: {len(summary.failed)} of {summary.images} image(s) failed "
+            f"({names}{more}); the others are done",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _cluster_options(args: argparse.Namespace):
+    from coral_core.cluster import ClusterOptions
+    from coral_core.errors import CoralsegError
+
+    if args.cluster is None:
+        if args.workers is not None:
+            raise CoralsegError("--workers needs --cluster (local, auto or an address)")
+        return None
+    if args.workers is not None and args.workers < 1:
+        raise CoralsegError(f"--workers must be at least 1, got {args.workers}")
+    if args.cpus_per_worker < 1 or args.workers_per_gpu < 1:
+        raise CoralsegError("--cpus-per-worker and --workers-per-gpu must be at least 1")
+    on_gpu = args.device.startswith("cuda")
+    return ClusterOptions(
+        address=args.cluster,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=1 / args.workers_per_gpu if on_gpu else 0.0,
+    )

@@ -109,10 +109,13 @@ def test_odd_images_are_handled_and_bad_ones_reported(model_files, tmp_path: Pat
     images.mkdir()
     _odd_images(images)
     out = tmp_path / "out"
-    assert _infer(model_files, images, out) == 0
-    printed = capsys.readouterr().out
+    assert _infer(model_files, images, out) == 1  # an input failed; the others are done
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "6 image(s) processed, 0 already done, 1 failed" in printed
     assert "broken.jpg" in printed
+    summary = captured.err.strip().splitlines()[-1]
+    assert summary == "coralseg infer: 1 of 7 image(s) failed (broken.jpg); the others are done"
     log = (out / "inference_log.txt").read_text()
     assert "FAILED" in log and "broken.jpg" in log
     for stem in ("plain", "gray", "deep16", "alpha", "rotated", "sub__plain"):
@@ -133,10 +136,10 @@ def test_odd_images_are_handled_and_bad_ones_reported(model_files, tmp_path: Pat
         masks = sorted((out / "masks" / str(stem).replace("/", "__")).glob("instance_*.png"))
         assert len(masks) == len(coco.getAnnIds(imgIds=[image["id"]]))
 
-    # a rerun skips what is done; --redo does it again
-    assert _infer(model_files, images, out) == 0
+    # a rerun skips what is done (and tries the failed image again); --redo does all again
+    assert _infer(model_files, images, out) == 1
     assert "0 image(s) processed, 6 already done, 1 failed" in capsys.readouterr().out
-    assert _infer(model_files, images, out, "--redo") == 0
+    assert _infer(model_files, images, out, "--redo") == 1
     assert "6 image(s) processed" in capsys.readouterr().out
 
 
@@ -207,3 +210,22 @@ def test_large_geotiff_gets_colonies_merged_across_tiles(
     # the whole mosaic, 470 x 230 pixels of 1 cm, its outline within a pixel of the edges
     assert (xs.min(), xs.max()) == pytest.approx((500000.0, 500004.7), abs=0.01)
     assert (ys.min(), ys.max()) == pytest.approx((7999997.7, 8000000.0), abs=0.01)
+
+
+def test_results_of_another_model_are_refused(
+    model_files, uniform_model_files, tmp_path: Path, capsys
+) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    rgb = np.random.default_rng(5).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(images / "a.jpg")
+    out = tmp_path / "out"
+    assert _infer(model_files, images, out) == 0
+    record = json.loads((out / "instances" / "a.json").read_text())
+    assert len(record["model_version"]) == 16
+    assert _infer(uniform_model_files, images, out) == 2  # nothing mixed into it
+    assert "made by another model" in capsys.readouterr().err
+    assert json.loads((out / "instances" / "a.json").read_text()) == record
+    assert _infer(uniform_model_files, images, out, "--redo") == 0
+    again = json.loads((out / "instances" / "a.json").read_text())
+    assert again["model_version"] != record["model_version"]

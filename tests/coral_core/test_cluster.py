@@ -1,0 +1,87 @@
+"""The unit runner: in this process, and on a real Ray instance on loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from coral_core.cluster import ClusterOptions, describe_error, run_units
+from coral_core.errors import CoralsegError
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).with_name("ray_runner_scenario.py")
+
+
+def test_units_run_here_one_by_one_and_a_failure_stops_only_its_unit() -> None:
+    made = []
+
+    def make_worker():
+        made.append(1)
+
+        def work(unit: int) -> int:
+            if unit == 2:
+                raise CoralsegError("cannot read image 2.jpg: not an image")
+            if unit == 3:
+                raise KeyError("x")
+            return unit * 10
+
+        return work
+
+    outcomes = list(run_units([1, 2, 3, 4], make_worker))
+    assert made == [1]  # one model copy
+    assert [(o.unit, o.result, o.error) for o in outcomes] == [
+        (1, 10, None),
+        (2, None, "cannot read image 2.jpg: not an image"),
+        (3, None, "KeyError: 'x'"),
+        (4, 40, None),
+    ]
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    assert list(run_units([], make_worker)) == [] and made == [1]  # nothing to do: no model
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        ClusterOptions(workers=0)
+    with pytest.raises(ValueError, match="cpus_per_worker"):
+        ClusterOptions(cpus_per_worker=0)
+    assert describe_error(OSError("disk\n full")) == "OSError: disk full"
+
+
+def test_on_ray_a_dead_worker_costs_only_its_unit(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a private network namespace needs root and unshare")
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'coralseg[ray]')")
+    work = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must be short
+    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_TMPDIR=str(work), RAY_AUTH_MODE="disabled")
+    script = f"ip link set lo up && {sys.executable} {SCENARIO} {tmp_path}"
+    try:
+        result = subprocess.run(
+            ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+            env=env, capture_output=True, text=True, timeout=300, cwd=work,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    run = {item["unit"]: item for item in report["run"]}
+    assert sorted(run) == ["a", "b", "bug", "c", "dies-once", "unreadable.jpg"]
+    assert (tmp_path / "died").exists()  # its first worker was killed under it
+    assert run["dies-once"]["error"] is None and "done in process" in run["dies-once"]["result"]
+    assert run["unreadable.jpg"]["error"] == "cannot read image unreadable.jpg: not an image"
+    assert run["bug"]["error"] == "KeyError: 'no such key'"
+    assert all(run[u]["error"] is None for u in ("a", "b", "c"))
+    assert all(item["worker"].startswith("worker ") for item in report["run"])
+    failed = report["cannot_start"]
+    assert [item["unit"] for item in failed] == ["a", "b"]
+    assert all(
+        "no worker could be started" in item["error"]
+        and "config model.py does not exist" in item["error"]
+        for item in failed
+    )
