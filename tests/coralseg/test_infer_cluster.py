@@ -35,7 +35,8 @@ MOSAIC = "a_reef.tif"
 PHOTOS = 6
 TILES = 6
 
-pytestmark = pytest.mark.slow
+# Cluster runs guard users' data (equal outputs, node loss, resume): CI runs them (data_guard).
+pytestmark = [pytest.mark.slow, pytest.mark.data_guard]
 
 
 @pytest.fixture(scope="module")
