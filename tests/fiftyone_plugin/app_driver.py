@@ -379,6 +379,38 @@ def forms_in_app(url: str, dataset: str, shots: Path, timeout: float = 240) -> d
         driver.quit()
 
 
+def evaluation_in_panel(url: str, dataset: str, eval_key: str, shots: Path) -> dict[str, str]:
+    """Open ``dataset``, add FiftyOne's Model Evaluation panel from the grid's "+" menu and
+    open the evaluation ``eval_key`` from the panel's list. Returns the panel's texts:
+    ``overview`` (the list of evaluations), ``evaluation`` (the evaluation's page) and
+    ``map_row`` (the Summary table's mAP row).
+    Screenshots ``app-evaluation-panel.png`` and ``app-evaluation-summary.png`` go to
+    ``shots``."""
+    driver = chrome()
+    app = App(driver, url)
+    seen: dict[str, str] = {}
+    try:
+        app.open_dataset(dataset)
+        app._retry(lambda: app.wait_for("//*[@data-cy='new-panel-btn']").click())
+        option = "//*[@data-cy='new-panel-option-model_evaluation_panel_builtin']"
+        app._retry(lambda: app.wait_for(option).click())
+        app.wait_for_text("Model Evaluation", timeout=60)
+        app.wait_for_text(eval_key, timeout=60)
+        seen["overview"] = app.body_text()
+        app.screenshot(shots / "app-evaluation-panel.png")
+        app.click_text(eval_key, timeout=20)
+        row = "//tr[./*[normalize-space(.)='mAP']]"  # the Summary table's mAP row
+        seen["map_row"] = app._retry(lambda: app.wait_for(row, timeout=120).text)
+        seen["evaluation"] = app.body_text()
+        app.screenshot(shots / "app-evaluation-summary.png")
+        return seen
+    except Exception:
+        app.screenshot(shots / "failure.png")
+        raise
+    finally:
+        driver.quit()
+
+
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
