@@ -122,7 +122,7 @@ def test_path_inputs_are_fiftyone_file_explorers_and_strings_from_python(
     for path, choose_dir in [*((f, False) for f in files), *((f, True) for f in folders)]:
         assert isinstance(inputs[path].type, types.File), path
         assert isinstance(inputs[path].view, types.FileExplorerView), path
-        assert inputs[path].view.choose_dir is choose_dir, path
+        assert inputs[path].view.to_json()["choose_dir"] is choose_dir, path
     # a typed path from Python stays a string input, so FiftyOne's validation accepts it
     typed = _inputs(name, reef, {path: "some/where" for path in [*files, *folders]})
     assert all(isinstance(typed[path].type, types.String) for path in [*files, *folders])
