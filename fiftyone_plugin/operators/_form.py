@@ -16,6 +16,8 @@ import fiftyone.operators.types as types
 
 from coral_core.errors import CoralsegError
 
+from ..checks import form_path
+
 
 class Form:
     """Inputs of one ``resolve_input`` call, with the sentences of what is wrong."""
@@ -69,6 +71,39 @@ class Form:
             description=description,
         )
         return self._checked(prop, name, self.ctx.params.get(name, default), required, label, check)
+
+    def path(
+        self,
+        name: str,
+        label: str,
+        *,
+        folder: bool = False,
+        required: bool = True,
+        default: str | None = None,
+        description: str | None = None,
+        check: Callable[[str], Any] | None = None,
+    ) -> Any:
+        """A file (or ``folder``) input shown as FiftyOne's file explorer; returns
+        ``check(path)`` (or the path) when valid, else None, with the path made absolute by
+        :func:`path_value`.
+
+        The explorer's value is a dict holding ``absolute_path``. Python callers give a plain
+        string: the input is then declared a string, since FiftyOne validates a file input as
+        an object and would refuse the string.
+        """
+        given = self.ctx.params.get(name)
+        common = dict(label=label, required=required and default is None, description=description)
+        if isinstance(given, str):
+            prop = self.inputs.str(name, default=default, **common)
+        else:
+            explorer = types.FileExplorerView(
+                choose_dir=folder,
+                button_label="Choose a folder..." if folder else "Choose a file...",
+            )
+            chosen = {"absolute_path": default} if default is not None else None
+            prop = self.inputs.file(name, default=chosen, view=explorer, **common)
+        value = path_value(given if given is not None else default)
+        return self._checked(prop, name, value, required, label, check)
 
     def number(
         self,
@@ -159,6 +194,16 @@ class Form:
 
     def note(self, name: str, text: str) -> None:
         self.inputs.view(name, types.Notice(label=text))
+
+
+def path_value(given: Any) -> str | None:
+    """The absolute path an input holds, from the file explorer's ``{"absolute_path": ...}``
+    or a typed string; relative paths start at :data:`fiftyone_plugin.checks.FORM_ROOT`."""
+    if isinstance(given, dict):
+        given = given.get("absolute_path")
+    if given is None or not str(given).strip():
+        return None
+    return form_path(str(given))
 
 
 ERROR_KEY = "error"

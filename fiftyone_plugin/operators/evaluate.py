@@ -8,7 +8,7 @@ import fiftyone.operators.types as types
 
 from coral_core.errors import CoralsegError
 
-from ..checks import FORM_ROOT, evaluation_key, form_path, free_evaluation_key, output_field
+from ..checks import FORM_ROOT, evaluation_key, free_evaluation_key, output_field
 from ..evaluation import (
     DEFAULT_EVAL_KEY,
     DEFAULT_GT_FIELD,
@@ -18,7 +18,7 @@ from ..evaluation import (
 )
 from ..known_models import known_models
 from ..models import check_config, check_model_files, resolve_file
-from ._form import Form, progress_callback, sentence_errors, show_error
+from ._form import Form, path_value, progress_callback, sentence_errors, show_error
 
 OTHER_MODEL = "other: give the files"
 
@@ -46,22 +46,22 @@ def model_inputs(form: Form):
                 encoding = None
             _device_input(form)
             return encoding
-    where = f"a path, or relative to {FORM_ROOT}"
-    config = form.text(
+    typed = f"typed from Python: a path, or relative to {FORM_ROOT}"
+    config = form.path(
         "config",
         "Config",
-        description=f"MMSeg config ({where}), e.g. "
-        "configs/dinov2-vitb14-segformer_150e_eilat-518x518.py",
-        check=lambda v: str(check_config(form_path(v))),
+        description="an MMSeg config such as "
+        f"configs/dinov2-vitb14-segformer_150e_eilat-518x518.py ({typed})",
+        check=lambda v: str(check_config(v)),
     )
-    encoding = form.text(
+    encoding = form.path(
         "checkpoint",
         "Checkpoint",
-        description=f"a .pth written by training ({where})",
+        description=f"a .pth written by training ({typed})",
         # without a usable config only the file itself can be checked
-        check=(lambda v: check_model_files(config, form_path(v)))
+        check=(lambda v: check_model_files(config, v))
         if config
-        else (lambda v: resolve_file(form_path(v), "checkpoint", (".pth", ".pt"))),
+        else (lambda v: resolve_file(v, "checkpoint", (".pth", ".pt"))),
     )
     _device_input(form)
     return encoding if config else None
@@ -78,7 +78,7 @@ def chosen_model(ctx) -> tuple[str, str]:
     choice = ctx.params.get("model")
     if choice in known:
         return known[choice]
-    return form_path(ctx.params["config"]), form_path(ctx.params["checkpoint"])
+    return path_value(ctx.params["config"]), path_value(ctx.params["checkpoint"])
 
 
 def panel_accuracy(dataset, eval_key: str) -> float:

@@ -11,7 +11,7 @@ from coral_core.taxonomy import get_taxonomy
 
 from ..checks import output_folder
 from ..mask_export import export_masks
-from ._form import Form, progress_callback
+from ._form import Form, path_value, progress_callback
 
 TAXONOMIES = ("finegrained", "extended", "families", "agnostic", "eilat")
 
@@ -45,8 +45,12 @@ class ExportMasks(foo.Operator):
             check=get_taxonomy,
         )
         overwrite = form.flag("overwrite", "Replace the folder if it exists")
-        form.text(
-            "out", "Output folder", check=lambda v: output_folder(v, must_be_new=not overwrite)
+        form.path(
+            "out",
+            "Output folder",
+            folder=True,
+            description="a new folder, or tick the box above to replace one",
+            check=lambda v: output_folder(v, must_be_new=not overwrite),
         )
         form.number(
             "size",
@@ -72,7 +76,7 @@ class ExportMasks(foo.Operator):
         report(0.0, "rasterizing")
         result = export_masks(
             ctx.target_view(),
-            params["out"],
+            path_value(params["out"]),
             get_taxonomy(params.get("taxonomy", "finegrained")),
             field=params.get("field", "gt_polylines"),
             background_is_ignore=bool(params.get("background_ignore", False)),

@@ -13,10 +13,10 @@ from coral_core.inference.instances import (
     RefineSettings,
 )
 
-from ..checks import form_path, output_field
+from ..checks import output_field
 from ..models import resolve_file
 from ..prediction import DEFAULT_INSTANCES_FIELD, DEFAULT_SEMANTIC_FIELD, predict_samples
-from ._form import Form, progress_callback, sentence_errors, show_error
+from ._form import Form, path_value, progress_callback, sentence_errors, show_error
 from .evaluate import chosen_model, model_inputs
 
 
@@ -43,12 +43,12 @@ class PredictColonies(foo.Operator):
     def resolve_input(self, ctx):
         form = Form(ctx)
         model_inputs(form)
-        form.text(
+        form.path(
             "sam_checkpoint",
             "SAM / CoralSCoP checkpoint",
             required=False,
             description="empty: colonies are the semantic regions",
-            check=lambda v: resolve_file(form_path(v), "SAM checkpoint", (".pth", ".pt")),
+            check=lambda v: resolve_file(v, "SAM checkpoint", (".pth", ".pt")),
         )
         form.text(
             "instances_field",
@@ -94,7 +94,7 @@ class PredictColonies(foo.Operator):
             ctx.target_view(),
             config,
             checkpoint,
-            form_path(params.get("sam_checkpoint")) or None,
+            path_value(params.get("sam_checkpoint")),
             instances_field=params.get("instances_field", DEFAULT_INSTANCES_FIELD),
             semantic_field=params.get("semantic_field", DEFAULT_SEMANTIC_FIELD),
             settings=_settings(params),

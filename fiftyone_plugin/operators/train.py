@@ -7,11 +7,11 @@ from pathlib import Path
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..checks import FORM_ROOT, form_path, output_folder
+from ..checks import FORM_ROOT, output_folder
 from ..known_models import remember_model
 from ..models import check_config
 from ..training_run import check_prepared_folder, parse_overrides, train_model
-from ._form import Form
+from ._form import Form, path_value
 
 
 def config_choices() -> list[str]:
@@ -44,26 +44,28 @@ class TrainModel(foo.Operator):
     def resolve_input(self, ctx):
         form = Form(ctx, view_target=False)
         choices = config_choices()
-        form.text(
+        form.path(
             "config",
             "Config",
             default=choices[0] if choices else None,
             description="an MMSeg config, e.g. "
             + (Path(choices[0]).name if choices else "configs/....py")
-            + f"; relative paths start at {FORM_ROOT}",
-            check=lambda v: check_config(form_path(v)),
+            + f"; typed from Python, relative paths start at {FORM_ROOT}",
+            check=check_config,
         )
-        form.text(
+        form.path(
             "data",
             "Prepared folder",
+            folder=True,
             description="the export masks output",
-            check=lambda v: check_prepared_folder(form_path(v)),
+            check=check_prepared_folder,
         )
-        form.text(
+        form.path(
             "work_dir",
             "Work folder",
+            folder=True,
             description="checkpoints and logs go here; the App's forms then offer its model",
-            check=lambda v: output_folder(form_path(v)),
+            check=output_folder,
         )
         form.text(
             "overrides",
@@ -80,11 +82,11 @@ class TrainModel(foo.Operator):
         def report(progress) -> None:
             ctx.set_progress(progress=progress.fraction, label=progress.describe())
 
-        config = form_path(params["config"])
+        config = path_value(params["config"])
         outcome = train_model(
             config,
-            check_prepared_folder(form_path(params["data"])),
-            form_path(params["work_dir"]),
+            check_prepared_folder(path_value(params["data"])),
+            path_value(params["work_dir"]),
             parse_overrides(params.get("overrides")),
             progress=report,
         )

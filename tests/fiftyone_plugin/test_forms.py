@@ -12,6 +12,7 @@ import pytest
 
 from fiftyone_plugin.checks import FORM_ROOT, evaluation_key
 from fiftyone_plugin.known_models import remember_model
+from tests.fiftyone_plugin.conftest import uri
 from tests.fiftyone_plugin.test_operators import execute, validation_error
 
 
@@ -88,3 +89,52 @@ def test_annotate_next_ranks_only_unannotated_images_as_its_view_holds_them(
     scored = reef.exists("coralseg_uncertainty")
     assert set(scored.values("id")) == set(fresh.values("id"))
     assert np.all(np.diff([row["uncertainty"] for row in out["top"]]) <= 0)
+
+
+def _inputs(name: str, dataset, params: dict) -> dict:
+    """The inputs of operator ``name``'s form as the App's server resolves them."""
+    import asyncio
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import resolve_type
+
+    request = {"dataset_name": dataset.name, "params": params}
+    resolved = asyncio.run(resolve_type(foo.OperatorRegistry(), uri(name), request))
+    return resolved.type.properties
+
+
+@pytest.mark.parametrize(
+    ("name", "files", "folders"),
+    [
+        ("evaluate_model", ["config", "checkpoint"], []),
+        ("predict_colonies", ["config", "checkpoint", "sam_checkpoint"], []),
+        ("select_to_annotate", ["config", "checkpoint"], []),
+        ("export_masks", [], ["out"]),
+        ("train_model", ["config"], ["data", "work_dir"]),
+    ],
+)
+def test_path_inputs_are_fiftyone_file_explorers_and_strings_from_python(
+    reef, name, files, folders
+) -> None:
+    import fiftyone.operators.types as types
+
+    inputs = _inputs(name, reef, {})
+    for path, choose_dir in [*((f, False) for f in files), *((f, True) for f in folders)]:
+        assert isinstance(inputs[path].type, types.File), path
+        assert isinstance(inputs[path].view, types.FileExplorerView), path
+        assert inputs[path].view.to_json()["choose_dir"] is choose_dir, path
+    # a typed path from Python stays a string input, so FiftyOne's validation accepts it
+    typed = _inputs(name, reef, {path: "some/where" for path in [*files, *folders]})
+    assert all(isinstance(typed[path].type, types.String) for path in [*files, *folders])
+
+
+def test_a_model_chosen_in_the_file_explorer_runs_like_a_typed_one(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    chosen = {"absolute_path": str(checkpoint), "name": checkpoint.name, "type": "file"}
+    relative = {"absolute_path": str(config.relative_to(FORM_ROOT))}  # starts at FORM_ROOT
+    one = reef.limit(1)
+    out = execute(
+        "evaluate_model", reef, {"config": relative, "checkpoint": chosen}, view=one.view()
+    )
+    assert out.result["samples"] == 1
+    assert reef.list_evaluations() == ["coralseg_eval"]

@@ -123,6 +123,12 @@ def test_evaluate_registers_a_fiftyone_evaluation_with_iou_fields(reef, tiny_mod
         ),
         ({"checkpoint": "x.pth"}, "Give the config"),
         ({"config": "{tiny}", "checkpoint": "missing.pth"}, "does not exist"),
+        # the App's file explorer gives {"absolute_path": ...}; the same sentences follow
+        (
+            {"config": {"absolute_path": "{tiny}"}, "checkpoint": {"absolute_path": "x.pth"}},
+            f"the checkpoint {REPO}/x.pth does not exist",
+        ),
+        ({"config": {"absolute_path": "{tiny}"}, "checkpoint": {}}, "Give the checkpoint"),
         ({"config": "{tiny}", "checkpoint": "{ckpt}", "gt_field": "nope"}, "is not one of"),
         ({"config": "{tiny}", "checkpoint": "{ckpt}", "eval_key": "2 bad"}, "must be letters"),
         (
@@ -133,7 +139,13 @@ def test_evaluate_registers_a_fiftyone_evaluation_with_iou_fields(reef, tiny_mod
 )
 def test_evaluate_form_errors_are_sentences(reef, tiny_model, params, sentence) -> None:
     config, checkpoint = tiny_model
-    filled = {k: v.format(tiny=config, ckpt=checkpoint) for k, v in params.items()}
+
+    def fill(value):
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value.format(tiny=config, ckpt=checkpoint)
+
+    filled = {k: fill(v) for k, v in params.items()}
     assert sentence.lower() in validation_error("evaluate_model", reef, filled).lower()
     assert reef.list_evaluations() == []
 
@@ -224,8 +236,11 @@ def test_select_to_annotate_scores_and_saves_a_ranked_view(reef, tiny_model) -> 
 def test_export_masks_of_the_selected_samples(reef, tmp_path) -> None:
     chosen = reef.match_tags("train").values("id")
     out = tmp_path / "prepared"
-    params = {"out": str(out), "taxonomy": "families", "view_target": "SELECTED_SAMPLES"}
+    # the folder chosen in the App's file explorer
+    params = {"out": {"absolute_path": str(out)}, "taxonomy": "families"}
+    params["view_target"] = "SELECTED_SAMPLES"
     result = execute("export_masks", reef, params, selected=chosen).result
+    assert result["out"] == str(out)
     assert result["images"] == len(chosen) == 2
     assert len(list((out / "train" / "labels").glob("*.png"))) == 2
     assert "already exists" in validation_error(
@@ -282,9 +297,8 @@ def test_pull_cvat_project_with_credentials_from_secrets(
 def test_train_is_always_delegated_and_checks_its_folders(reef, tmp_path) -> None:
     from fiftyone.operators.delegated import DelegatedOperationService
 
-    message = validation_error(
-        "train_model", reef, {"data": str(tmp_path), "work_dir": str(tmp_path / "w")}
-    )
+    explored = {"data": {"absolute_path": str(tmp_path)}, "work_dir": str(tmp_path / "w")}
+    message = validation_error("train_model", reef, explored)
     assert "is not a prepared data folder (no manifest.json)" in message
     (tmp_path / "manifest.json").write_text("{}")
     params = {"data": str(tmp_path), "work_dir": str(tmp_path / "w"), "overrides": "max_iters"}
