@@ -11,7 +11,7 @@ A registry file (YAML or JSON; relative paths are relative to the file)::
         version: "2026-05"      # optional; default: a fingerprint of the three files
         min_threshold: 0.05     # optional instance-stage settings (coralseg infer's flags)
         unsure_threshold: 0.2
-        min_area: 64
+        min_area: 500           # model pixels (see RefineSettings)
         score_threshold: 0.0    # shapes below this score are not uploaded
         stages: [annotation]    # optional: job stages to pre-annotate (annotation,
                                 # validation, acceptance); default annotation only

@@ -78,7 +78,7 @@ class PredictColonies(foo.Operator):
         )
         form.number(
             "min_area",
-            "Smallest colony (pixels)",
+            "Smallest colony (pixels at the model's scale)",
             default=DEFAULT_MIN_AREA,
             minimum=1,
             integer=True,
