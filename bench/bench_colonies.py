@@ -11,8 +11,10 @@ the instance stage runs with each rule set on that prediction:
 * ``after``: the default :class:`RefineSettings` on the default windows
   (:data:`coral_core.inference.pipeline.DEFAULT_OVERLAP`), what every path gives now.
 
-It prints colony PQ, count error (mean absolute per image, largest relative) and the
-smallest predicted colony next to the smallest drawn one, per rule set, then per image.
+Sizes are at the model's working scale, converted to each photo's pixels as
+:class:`coral_core.inference.pipeline.TwoStagePredictor` does. It prints colony PQ, count
+error (mean absolute per image, largest relative) and the smallest predicted colony next to
+the smallest drawn one, per rule set, then per image.
 
     .venv/bin/python bench/bench_colonies.py --demo-dir coralseg-demo [--split Test]
 """
@@ -41,14 +43,21 @@ def main() -> None:
     parser.add_argument("--demo-dir", required=True, type=Path)
     parser.add_argument("--split", default="Test", help="CVAT subset of the sample (Test)")
     parser.add_argument("--checkpoint", type=Path, help="default: the demo's last checkpoint")
-    parser.add_argument("--min-area", type=int, help="min_area of every rule set")
-    parser.add_argument("--min-thickness", type=float, help="min_thickness of the new rules")
+    parser.add_argument("--min-area", type=int, help="min_area of every rule set (model pixels)")
+    parser.add_argument(
+        "--min-thickness", type=float, help="min_thickness of the new rules (model pixels)"
+    )
     parser.add_argument("--neck-ratio", type=float, help="neck_ratio of the new rules")
     args = parser.parse_args()
 
     from coral_core.annotation_formats import read_annotations
     from coral_core.inference.pipeline import DEFAULT_OVERLAP
-    from coral_core.inference.semantic import load_semantic_model, predict, with_overlap
+    from coral_core.inference.semantic import (
+        load_semantic_model,
+        photo_pixels_per_model_pixel,
+        predict,
+        with_overlap,
+    )
     from coralseg.cover_colonies import drawn_colonies, read_polygons
 
     sample = args.demo_dir / "sample"
@@ -84,7 +93,10 @@ def main() -> None:
         regions = component_instances(prediction.labels, names)
         scored["regions"].append(ImageColonies(stem, regions, truth))
         for name, (stride, settings) in rule_sets.items():
-            found = refine(by_stride if stride else prediction, encoding, None, settings).instances
+            in_photo = settings.at_photo_scale(
+                photo_pixels_per_model_pixel(model, *pixels.shape[:2])
+            )
+            found = refine(by_stride if stride else prediction, encoding, None, in_photo).instances
             scored[name].append(ImageColonies(stem, found, truth))
     print(f"{len(images)} {args.split} photos of {sample}, model {checkpoint}")
     print(f"smallest drawn colony: {smallest_drawn} px")

@@ -11,7 +11,8 @@ A registry file (YAML or JSON; relative paths are relative to the file)::
         version: "2026-05"      # optional; default: a fingerprint of the three files
         min_threshold: 0.05     # optional instance-stage settings (coralseg infer's flags)
         unsure_threshold: 0.2
-        min_area: 64
+        min_area: 500           # model pixels (see RefineSettings); also min_thickness,
+                                # neck_ratio
         score_threshold: 0.0    # shapes below this score are not uploaded
         stages: [annotation]    # optional: job stages to pre-annotate (annotation,
                                 # validation, acceptance); default annotation only
@@ -188,7 +189,14 @@ def _spec(name: str, entry: Any, base: Path) -> ModelSpec:
 def _refine_settings(name: str, entry: dict) -> RefineSettings:
     """The instance-stage settings of an entry, checked by ``RefineSettings`` itself."""
     values: dict[str, float] = {}
-    for key, kind in (("min_threshold", float), ("unsure_threshold", float), ("min_area", int)):
+    keys = (
+        ("min_threshold", float),
+        ("unsure_threshold", float),
+        ("min_area", int),
+        ("min_thickness", float),
+        ("neck_ratio", float),
+    )
+    for key, kind in keys:
         if key in entry:
             try:
                 values[key] = kind(entry[key])

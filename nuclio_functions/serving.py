@@ -18,7 +18,8 @@ model a 500 with a sentence; the worker always survives to take the next request
 
 Deployers tune the function through environment variables in ``function.yaml``:
 ``CORALSEG_DEVICE`` (``cpu``, ``cuda``), ``CORALSEG_MIN_THRESHOLD``,
-``CORALSEG_UNSURE_THRESHOLD``, ``CORALSEG_MIN_AREA``, ``CORALSEG_OVERLAP`` (sliding-window
+``CORALSEG_UNSURE_THRESHOLD``, ``CORALSEG_MIN_AREA``, ``CORALSEG_MIN_THICKNESS``,
+``CORALSEG_NECK_RATIO``, ``CORALSEG_OVERLAP`` (sliding-window
 overlap, empty for the config's) and ``CORALSEG_MODEL_DIR`` (default: the folder of
 ``main.py``).
 """
@@ -220,6 +221,8 @@ class FunctionSettings:
                     env.get("CORALSEG_UNSURE_THRESHOLD") or defaults.unsure_threshold
                 ),
                 min_area=int(env.get("CORALSEG_MIN_AREA") or defaults.min_area),
+                min_thickness=float(env.get("CORALSEG_MIN_THICKNESS") or defaults.min_thickness),
+                neck_ratio=float(env.get("CORALSEG_NECK_RATIO") or defaults.neck_ratio),
             )
             overlap = env.get("CORALSEG_OVERLAP") or None
             overlap = None if overlap is None else float(overlap)

@@ -64,7 +64,7 @@ proportional to its box, not to the image (bar one ``(H, W)`` int32 ownership ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -77,8 +77,8 @@ from coral_core.taxonomy import MaskEncoding
 
 DEFAULT_MIN_THRESHOLD = 0.05
 DEFAULT_UNSURE_THRESHOLD = 0.2
-DEFAULT_MIN_AREA = 64
-DEFAULT_MIN_THICKNESS = 8
+DEFAULT_MIN_AREA = 500
+DEFAULT_MIN_THICKNESS = 10
 DEFAULT_NECK_RATIO = 0.7
 CORAL_HEAD_THRESHOLD = 0.5
 
@@ -87,8 +87,21 @@ CORAL_HEAD_THRESHOLD = 0.5
 class RefineSettings:
     """Thresholds of the instance stage (see the module docstring for their meaning).
 
-    ``min_area`` and ``min_thickness`` are in pixels of the photo (the semantic stage's
-    probabilities are resized back to it); ``neck_ratio`` 0 never splits touching colonies.
+    ``min_area`` and ``min_thickness`` are in pixels *at the model's working scale*: the size
+    the semantic model sees a photo at (shrunk to the training photos' long side, then by the
+    config's test ``Resize``; see :mod:`coral_core.inference.scaling`). A colony is as many
+    model pixels on a 1000 px photo as on a 6000 px one, while a fixed count of photo pixels
+    would keep specks on the large photo and drop colonies on the small one.
+    :class:`coral_core.inference.pipeline.TwoStagePredictor` converts them to the photo's
+    pixels (:meth:`at_photo_scale`); :func:`refine` itself reads them as pixels of the
+    prediction it is given. ``neck_ratio`` is a ratio (0 never splits touching colonies).
+
+    The defaults (``min_area`` 500, ``min_thickness`` 10 model pixels) were chosen on the
+    Validation photos of ``coralseg demo``'s drawn sample (``bench/bench_colonies.py``: the
+    smallest largest per-photo count error, then mean count error, then colony PQ): there
+    the semantic model's small regions and thin rim bands are artefacts, while the smallest
+    colony a person draws is several times larger (about 2000 px); with the former 64 / 8
+    the demo predicted almost two colonies per drawn one (docs/evaluation.md has the figures).
     """
 
     min_threshold: float = DEFAULT_MIN_THRESHOLD
@@ -121,6 +134,22 @@ class RefineSettings:
                 f"{self.neck_ratio}",
                 settings=["neck_ratio"],
             )
+
+    def at_photo_scale(self, photo_pixels_per_model_pixel: float) -> RefineSettings:
+        """These settings in pixels of a photo of which one model pixel spans
+        ``photo_pixels_per_model_pixel`` pixels a side (see
+        :func:`coral_core.inference.semantic.photo_pixels_per_model_pixel`): lengths scale
+        by it, areas by its square."""
+        if not photo_pixels_per_model_pixel > 0:
+            raise ValueError(
+                f"a photo's scale must be a positive number, got {photo_pixels_per_model_pixel}"
+            )
+        scale = float(photo_pixels_per_model_pixel)
+        return replace(
+            self,
+            min_area=max(1, round(self.min_area * scale * scale)),
+            min_thickness=self.min_thickness * scale,
+        )
 
 
 @dataclass(frozen=True, eq=False)

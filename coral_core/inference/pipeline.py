@@ -22,6 +22,7 @@ from coral_core.inference.instances import (
 from coral_core.inference.semantic import (
     SemanticModel,
     load_semantic_model,
+    photo_pixels_per_model_pixel,
     predict,
     with_overlap,
 )
@@ -39,7 +40,8 @@ class TwoStagePredictor:
     Args:
         semantic: the loaded semantic model.
         sam: a :class:`coral_core.sam_models.SamRunner`, or None for semantic regions only.
-        settings: the instance-stage thresholds.
+        settings: the instance-stage thresholds, sizes at the model's working scale (each
+            photo gets them in its own pixels, :meth:`RefineSettings.at_photo_scale`).
         batch_size: sliding windows per forward pass (None: the model's default, see
             ``SemanticModel.default_batch_size``).
     """
@@ -110,12 +112,19 @@ class TwoStagePredictor:
         native = replace(self.semantic, resize=None, long_side=None)  # their own pixel size
         return self._run(native, source.read(grid.region(row, column)))
 
+    def photo_settings(self, semantic: SemanticModel, image: np.ndarray) -> RefineSettings:
+        """:attr:`settings` (sizes at the model's working scale) in ``image``'s pixels."""
+        scale = photo_pixels_per_model_pixel(semantic, *image.shape[:2])
+        return self.settings.at_photo_scale(scale)
+
     def _run(self, semantic: SemanticModel, image: np.ndarray) -> TwoStageResult:
         prediction = predict(semantic, image, self.batch_size)
         if self.sam is not None:
             self.sam.set_image(image)
         try:
-            result = refine(prediction, self.encoding, self.sam, self.settings)
+            result = refine(
+                prediction, self.encoding, self.sam, self.photo_settings(semantic, image)
+            )
         finally:
             if self.sam is not None:
                 self.sam.reset_image()

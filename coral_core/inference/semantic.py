@@ -31,6 +31,7 @@ from coral_core.inference.scaling import (
     resize_like_prepare,
     upsample_bands,
 )
+from coral_core.mmseg_export import long_side_size
 from coral_core.taxonomy import MaskEncoding, Taxonomy
 
 CPU_BATCH_PIXELS = 8 * 224 * 224  # window pixels per forward pass on a CPU
@@ -305,6 +306,15 @@ def predict(
             for _, probabilities in iter_probability_bands(model, image, batch_size)
         ]
     )
+
+
+def photo_pixels_per_model_pixel(model: SemanticModel, height: int, width: int) -> float:
+    """How many pixels of an ``height x width`` photo one pixel of the model's working scale
+    spans a side: the photo's long side over the long side the model sees it at (resized as
+    :func:`iter_probability_bands` does). 1 for a model run at native resolution."""
+    seen = long_side_size(height, width, model.long_side)
+    size = model.resize.output_size(*seen) if model.resize else seen
+    return max(height, width) / max(size)
 
 
 def with_overlap(model: SemanticModel, overlap: float) -> SemanticModel:

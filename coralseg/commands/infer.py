@@ -6,7 +6,9 @@ import argparse
 
 from coral_core.inference.instances import (
     DEFAULT_MIN_AREA,
+    DEFAULT_MIN_THICKNESS,
     DEFAULT_MIN_THRESHOLD,
+    DEFAULT_NECK_RATIO,
     DEFAULT_UNSURE_THRESHOLD,
 )
 
@@ -83,7 +85,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-area",
         type=int,
         default=DEFAULT_MIN_AREA,
-        help=f"smallest colony in pixels (default {DEFAULT_MIN_AREA})",
+        help=f"smallest colony in pixels at the model's working scale (default {DEFAULT_MIN_AREA})",
+    )
+    parser.add_argument(
+        "--min-thickness",
+        type=float,
+        default=DEFAULT_MIN_THICKNESS,
+        help="thinner regions are slivers, not colonies: pixels at the model's working scale "
+        f"(default {DEFAULT_MIN_THICKNESS})",
+    )
+    parser.add_argument(
+        "--neck-ratio",
+        type=float,
+        default=DEFAULT_NECK_RATIO,
+        help="touching colonies of one genus split where the neck is narrower than this times "
+        f"the thinner lobe, 0 never (default {DEFAULT_NECK_RATIO})",
     )
     parser.add_argument(
         "--overlap",
@@ -146,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         min_threshold=args.min_threshold,
         unsure_threshold=args.unsure_threshold,
         min_area=args.min_area,
+        min_thickness=args.min_thickness,
+        neck_ratio=args.neck_ratio,
     )
     spec = ModelSpec(
         Path(args.segformer_config),

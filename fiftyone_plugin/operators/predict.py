@@ -8,7 +8,9 @@ import fiftyone.operators.types as types
 
 from coral_core.inference.instances import (
     DEFAULT_MIN_AREA,
+    DEFAULT_MIN_THICKNESS,
     DEFAULT_MIN_THRESHOLD,
+    DEFAULT_NECK_RATIO,
     DEFAULT_UNSURE_THRESHOLD,
     RefineSettings,
 )
@@ -25,6 +27,8 @@ def _settings(params) -> RefineSettings:
         min_threshold=params.get("min_threshold", DEFAULT_MIN_THRESHOLD),
         unsure_threshold=params.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD),
         min_area=int(params.get("min_area", DEFAULT_MIN_AREA)),
+        min_thickness=params.get("min_thickness", DEFAULT_MIN_THICKNESS),
+        neck_ratio=params.get("neck_ratio", DEFAULT_NECK_RATIO),
     )
 
 
@@ -78,10 +82,23 @@ class PredictColonies(foo.Operator):
         )
         form.number(
             "min_area",
-            "Smallest colony (pixels)",
+            "Smallest colony (pixels at the model's scale)",
             default=DEFAULT_MIN_AREA,
             minimum=1,
             integer=True,
+        )
+        form.number(
+            "min_thickness",
+            "Thinnest colony (pixels at the model's scale)",
+            default=DEFAULT_MIN_THICKNESS,
+            minimum=0.0,
+        )
+        form.number(
+            "neck_ratio",
+            "Split touching colonies at necks narrower than (x the thinner lobe; 0: never)",
+            default=DEFAULT_NECK_RATIO,
+            minimum=0.0,
+            maximum=0.99,
         )
         form.check("unsure_threshold", lambda: _settings(ctx.params))
         return form.property()

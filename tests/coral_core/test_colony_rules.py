@@ -48,8 +48,11 @@ def test_a_sliver_along_a_colony_is_absorbed_into_it() -> None:
     # A Montipora colony with a 3-pixel Porites band along its rim: 700+ pixels, 1 colony.
     montipora = disc((H, W), 60, 50, 25)
     rim = disc((H, W), 60, 50, 28) & ~montipora
-    assert rim.sum() > 400  # far above min_area: today's rule keeps it as a colony
-    result = refine(summary((montipora, MONTIPORA, 0.9), (rim, PORITES, 0.9)), ENCODING)
+    assert rim.sum() > 400  # far above min_area 64: the area rule alone keeps it as a colony
+    settings = RefineSettings(min_area=64)
+    result = refine(
+        summary((montipora, MONTIPORA, 0.9), (rim, PORITES, 0.9)), ENCODING, settings=settings
+    )
     (colony,) = result.instances
     assert colony.label == "Montipora"
     assert colony.area == int((montipora | rim).sum())
@@ -59,10 +62,14 @@ def test_a_sliver_along_a_colony_is_absorbed_into_it() -> None:
 def test_a_sliver_touching_no_colony_is_dropped() -> None:
     line = np.zeros((H, W), bool)
     line[40:43, 10:150] = True  # 420 pixels, 3 thick
-    result = refine(summary((line, PORITES, 0.9)), ENCODING)
+    result = refine(summary((line, PORITES, 0.9)), ENCODING, settings=RefineSettings(min_area=64))
     assert result.instances == ()
     assert (result.semantic[line] == ENCODING.background_value).all()
-    kept = refine(summary((line, PORITES, 0.9)), ENCODING, settings=RefineSettings(min_thickness=0))
+    kept = refine(
+        summary((line, PORITES, 0.9)),
+        ENCODING,
+        settings=RefineSettings(min_area=64, min_thickness=0),
+    )
     assert len(kept.instances) == 1
 
 

@@ -23,6 +23,9 @@ from coral_core.sam_models import PromptMasks
 from coral_core.taxonomy import BUILTIN_TAXONOMIES, MaskEncoding, Taxonomy
 
 ENCODING = MaskEncoding(Taxonomy("two", ("Acropora", "Porites")))  # 0 bg, 1 Acropora, 2 Porites
+# These scenes' colonies are 80-200 pixels, 8-14 thick: smaller than the default smallest
+# colony; the tests are about other rules, so they keep colonies of that size.
+SMALL_COLONIES = RefineSettings(min_area=64, min_thickness=8)
 H, W = 40, 60
 
 
@@ -99,7 +102,7 @@ def test_zones_follow_the_thresholds(scene) -> None:
 
 
 def test_without_sam_the_instances_are_the_confident_regions(scene) -> None:
-    result = refine(_summary(*scene), ENCODING, sam=None)
+    result = refine(_summary(*scene), ENCODING, sam=None, settings=SMALL_COLONIES)
     assert [(i.label, i.area) for i in result.instances] == [("Acropora", 100), ("Porites", 80)]
     first = result.instances[0]
     assert first.bbox == (10, 10, 10, 10) and first.mask.shape == (10, 10) and first.mask.all()
@@ -112,7 +115,7 @@ def test_coral_pixels_keep_their_genus_where_background_is_the_argmax() -> None:
     probs = np.zeros((3, H, W), np.float32)
     probs[0] = 1.0
     probs[:, 10:20, 10:20] = np.array([0.45, 0.3, 0.25])[:, None, None]  # coral 0.55 > 0.45
-    result = refine(summarize_probabilities(probs, ENCODING), ENCODING)
+    result = refine(summarize_probabilities(probs, ENCODING), ENCODING, settings=SMALL_COLONIES)
     (colony,) = result.instances
     assert colony.label == "Acropora" and colony.area == 100
     assert (result.semantic[10:20, 10:20] == 1).all()
@@ -123,7 +126,7 @@ def test_cover_classes_make_no_colonies_but_keep_their_pixels() -> None:
     probs = np.zeros((3, H, W), np.float32)
     probs[2] = 1.0  # Sand everywhere
     probs[:, 10:20, 10:20] = np.array([0.0, 0.9, 0.1])[:, None, None]
-    result = refine(summarize_probabilities(probs, encoding), encoding)
+    result = refine(summarize_probabilities(probs, encoding), encoding, settings=SMALL_COLONIES)
     assert [(i.label, i.area) for i in result.instances] == [("Acropora", 100)]
     assert (result.semantic == 2).sum() == H * W - 100  # cover stays in the refined mask
 
@@ -141,7 +144,7 @@ def test_every_builtin_encoding(name: str, background_is_ignore: bool) -> None:
         probs[cover[0]] = 1.0
         probs[:, 10:20, 10:20] = 0
         probs[colony_value, 10:20, 10:20] = 1.0
-        result = refine(summarize_probabilities(probs, encoding), encoding)
+        result = refine(summarize_probabilities(probs, encoding), encoding, settings=SMALL_COLONIES)
         (colony,) = result.instances
         assert colony.value == colony_value and colony.area == 100
         return
@@ -201,7 +204,7 @@ def test_refine_with_sam_batches_prompts_and_grows_colonies() -> None:
         coral[y : y + 14, x : x + 14] = 0.1  # unsure halo SAM's box mask reaches into
         coral[y + 2 : y + 12, x + 2 : x + 12] = 0.9
     sam = StandInSam([0.9, 0.9, 0.2, 0.9, 0.9])
-    settings = RefineSettings(prompts_per_batch=2, box_margin=0.2)
+    settings = RefineSettings(min_area=64, min_thickness=8, prompts_per_batch=2, box_margin=0.2)
     result = refine(_summary(coral, value), ENCODING, sam, settings)
     assert sam.batches == [2, 2, 1]
     assert len(result.instances) == 5
@@ -215,7 +218,8 @@ def test_refine_with_sam_batches_prompts_and_grows_colonies() -> None:
 
 
 def test_instances_are_box_local_and_encode_like_whole_masks(scene) -> None:
-    result = refine(_summary(*scene), ENCODING)
+    result = refine(_summary(*scene), ENCODING, settings=SMALL_COLONIES)
+    assert len(result.instances) == 2
     for instance in result.instances:
         full = instance.full_mask(H, W)
         assert full.sum() == instance.area
@@ -223,7 +227,9 @@ def test_instances_are_box_local_and_encode_like_whole_masks(scene) -> None:
 
 
 def test_min_area_and_overlap_resolution(scene) -> None:
-    result = refine(_summary(*scene), ENCODING, settings=RefineSettings(min_area=90))
+    result = refine(
+        _summary(*scene), ENCODING, settings=RefineSettings(min_area=90, min_thickness=8)
+    )
     assert [i.label for i in result.instances] == ["Acropora"]  # Porites has 80 pixels
 
 

@@ -117,9 +117,11 @@ def test_registry_stages_and_instance_settings_have_one_owner(tmp_path: Path, mo
     config, weights = model_files
     entry = f"models:\n  m:\n    config: {config}\n    weights: {weights}\n"
     good = tmp_path / "good.yaml"
-    good.write_text(entry + "    stages: [annotation, validation]\n    min_area: 9\n")
+    settings = "    min_area: 9\n    min_thickness: 4\n    neck_ratio: 0.5\n"
+    good.write_text(entry + "    stages: [annotation, validation]\n" + settings)
     spec = ModelRegistry.from_file(good).spec("m")
     assert spec.stages == ("annotation", "validation") and spec.settings.min_area == 9
+    assert (spec.settings.min_thickness, spec.settings.neck_ratio) == (4, 0.5)
     for bad, words in (
         ("    stages: [review]\n", "stages must be a list of"),
         ("    min_threshold: 0.5\n    unsure_threshold: 0.1\n", "model 'm' in the registry"),

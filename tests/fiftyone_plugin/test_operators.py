@@ -410,3 +410,12 @@ def test_fiftyone_delegated_launch_runs_a_scheduled_evaluation(reef, tiny_model)
     reef.reload()
     assert "launched" in reef.list_evaluations()
     assert len(reef.exists("launched_miou")) == len(reef)
+
+
+def test_predict_colonies_takes_every_instance_setting(fiftyone) -> None:
+    from coral_core.inference.instances import RefineSettings
+    from fiftyone_plugin.operators.predict import _settings
+
+    assert _settings({}) == RefineSettings()
+    chosen = {"min_area": 9, "min_thickness": 4, "neck_ratio": 0.5}
+    assert _settings(chosen) == RefineSettings(min_area=9, min_thickness=4, neck_ratio=0.5)

@@ -229,3 +229,13 @@ def test_a_16_bit_image_decodes_as_everywhere_else(served) -> None:
     answer = call(served, request_body(buffer.getvalue()))
     assert answer["status_code"] == 200
     assert answer["body"] == call(served, request_body(eight.getvalue()))["body"]
+
+
+def test_colony_sizes_come_from_the_function_yaml_environment(tmp_path: Path) -> None:
+    from coral_core.inference.instances import RefineSettings
+    from nuclio_functions.serving import FunctionSettings
+
+    env = {**FUNCTION_ENV, "CORALSEG_MIN_THICKNESS": "4", "CORALSEG_NECK_RATIO": "0.5"}
+    refine = FunctionSettings.from_env(tmp_path, env).refine
+    assert (refine.min_area, refine.min_thickness, refine.neck_ratio) == (16, 4, 0.5)
+    assert FunctionSettings.from_env(tmp_path, {}).refine == RefineSettings()
