@@ -29,8 +29,10 @@ def _name() -> str:
 
 
 def _printed_iou(text: str) -> dict[str, float]:
-    """Class -> IoU from the printed table (rows like ``| Acropora | 12.34 | 56.78 |``)."""
-    rows = re.findall(r"\|\s*([A-Za-z][\w/ .-]*?)\s*\|\s*([0-9.]+|nan)\s*\|", text)
+    """Class -> IoU from the printed per-class IoU table (rows like
+    ``| Acropora | 12.34 | 56.78 |``), not from the colony table printed after it."""
+    section = text.split("Per-class IoU on", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"\|\s*([A-Za-z][\w/ .-]*?)\s*\|\s*([0-9.]+|nan)\s*\|", section)
     return {name: float(value) for name, value in rows if name not in ("Class",)}
 
 
@@ -109,6 +111,18 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
             continue
         assert printed_iou[cls] == pytest.approx(expected, abs=0.01)
         assert stored["iou"][cls] == pytest.approx(expected, abs=0.01)
+
+    # Colonies judged against the drawn polygons: FiftyOne's mask mAP, PQ and count error.
+    assert "coralseg_eval_colonies" in dataset.list_evaluations()
+    colony_line = re.search(
+        r"colony PQ ([0-9.]+|n/a) .*; ([0-9]+) colonies predicted, ([0-9]+) drawn; count error "
+        r"([0-9.]+) colonies per image on average; mask mAP ([0-9.]+|n/a)",
+        printed,
+    )
+    assert colony_line, printed
+    inferred = dataset.exists("coralseg_colonies")
+    drawn = sum(len(polylines or ()) for polylines in inferred.values("gt_polylines.polylines"))
+    assert int(colony_line.group(3)) == drawn > 0
 
     predictions = json.loads((work / "inference" / "predictions.json").read_text())
     found = len(predictions["annotations"])
