@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from coral_core.ecology.cover import value_counts
+from coral_core.ecology.colonies import component_instances
 from coral_core.tracking.alignment import Alignment
 
 
@@ -62,20 +62,14 @@ def colonies_from_label_mask(
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"a label mask must be (H, W), got shape {mask.shape}")
-    present = set(np.flatnonzero(value_counts(mask)).tolist())
-    colonies = []
-    for value in colony_values:
-        if value not in present:
-            continue
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            (mask == value).view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S
-        )
-        for index in range(1, count):
-            x, y, w, h, area = (int(v) for v in stats[index])
-            if area >= min_area:
-                crop = labels[y : y + h, x : x + w] == index
-                colonies.append(TrackedColony(names[value], int(value), crop, x, y))
-    return colonies
+    regions = component_instances(
+        mask, {int(value): names[value] for value in colony_values}, connectivity
+    )
+    return [
+        TrackedColony(r.label, r.value, r.mask, r.bbox[0], r.bbox[1])
+        for r in regions
+        if r.area >= min_area
+    ]
 
 
 def warp_colony(
