@@ -195,7 +195,8 @@ def describe(report, args: argparse.Namespace) -> str:
     ]
     lines += [f"  {name}: {count}" for name, count in sorted(report.colonies.items())]
     if report.colony_lines:
-        lines += ["", *report.colony_lines]
+        heading, *rest = report.colony_lines
+        lines += ["", heading, *("  " + line for line in rest)]
     if report.cover_error is not None:
         lines.append(
             f"Predicted cover differs from the annotated by {report.cover_error:.1f} "
