@@ -190,7 +190,8 @@ class EvaluateModel(foo.Operator):
         table.add_column("acc", label="Acc (%)")
         table.add_column("cover_error", label="Cover error (points)")
         outputs.list("per_class", types.Object(), label="Per class", view=table)
-        _colony_table(outputs)
+        if (getattr(ctx, "results", None) or {}).get("colony_eval_key"):
+            _colony_table(outputs)  # only where colonies were predicted and judged
         return types.Property(outputs, view=types.View(label="coralseg evaluation"))
 
     def __call__(
