@@ -86,25 +86,11 @@ def link_rows(
         }
         before_cm2 = after_cm2 = None
         if link.before is not None:
-            colony = before[link.before]
-            row["class_before"] = colony.label
-            row["area_before_px"] = colony.area
-            row["area_before_common_px"] = round(float(linking.before_common[link.before]), 1)
-            if before_scale:
-                before_cm2 = colony.area / before_scale**2
-            row["centroid_before_x"], row["centroid_before_y"] = (
-                round(v, 2) for v in _centroid(colony)
-            )
+            common = linking.before_common[link.before]
+            before_cm2 = _visit_columns(row, "before", before[link.before], common, before_scale)
         if link.after is not None:
-            colony = after[link.after]
-            row["class_after"] = colony.label
-            row["area_after_px"] = colony.area
-            row["area_after_common_px"] = round(float(linking.after_common[link.after]), 1)
-            if after_scale:
-                after_cm2 = colony.area / after_scale**2
-            row["centroid_after_x"], row["centroid_after_y"] = (
-                round(v, 2) for v in _centroid(colony)
-            )
+            common = linking.after_common[link.after]
+            after_cm2 = _visit_columns(row, "after", after[link.after], common, after_scale)
         row["area_before_cm2"] = "" if before_cm2 is None else round(before_cm2, 4)
         row["area_after_cm2"] = "" if after_cm2 is None else round(after_cm2, 4)
         if link.fate in GROWTH_FATES and link.before is not None and link.after is not None:
@@ -167,3 +153,15 @@ def summary_rows(rows: Sequence[Mapping[str, object]], by: str) -> list[dict[str
         out["mean_growth_cm2"], out["se_growth_cm2"] = _mean_se(areas)
         summary.append(out)
     return summary
+
+
+def _visit_columns(row: dict, visit: str, colony, common: float, scale) -> float | None:
+    """Fill ``row``'s columns of one visit's colony (``visit``: "before" or "after");
+    its area in cm² where the visit has a scale (pixels per cm), else None."""
+    row[f"class_{visit}"] = colony.label
+    row[f"area_{visit}_px"] = colony.area
+    row[f"area_{visit}_common_px"] = round(float(common), 1)
+    row[f"centroid_{visit}_x"], row[f"centroid_{visit}_y"] = (
+        round(v, 2) for v in _centroid(colony)
+    )
+    return colony.area / scale**2 if scale else None
