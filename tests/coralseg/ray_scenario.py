@@ -71,6 +71,13 @@ def done_units(output: Path) -> int:
     return len(records) + len(tiles)
 
 
+def _hear_ctrl_c() -> None:
+    """Undo an inherited "ignore Ctrl-C": a shell starts background jobs (``cmd &``, as CI
+    runners and ``nohup`` do) with SIGINT ignored, and Python then never raises
+    KeyboardInterrupt, so the ``interrupt`` scenario's Ctrl-C would not stop the run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def infer(spec: dict, env: dict) -> subprocess.Popen:
     args = [*spec["infer"], "--cluster", f"ray://127.0.0.1:{CLIENT_PORT}"]
     return subprocess.Popen(
@@ -79,6 +86,7 @@ def infer(spec: dict, env: dict) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_hear_ctrl_c,
     )
 
 

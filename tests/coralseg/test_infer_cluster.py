@@ -162,8 +162,7 @@ def test_a_worker_node_killed_mid_run_costs_only_its_unit(inputs: dict, tmp_path
     _assert_same_outputs(inputs["reference"], output)
 
 
-# Not in CI yet: once (2026-12-07, units of ~0.5 s) the Ctrl-C sent after 4 of 12 units did
-# not stop the run (it finished with status 0), so the scenario's signal timing needs work.
+@pytest.mark.data_guard  # CI runs it: an interrupted run must resume, not redo or lose work
 def test_a_rerun_after_ctrl_c_finishes_only_what_is_missing(inputs: dict, tmp_path: Path) -> None:
     output = tmp_path / "cluster"
     report = _run_scenario(inputs, output, "interrupt", after=4)
