@@ -124,7 +124,7 @@ def test_track_refuses_photos_that_do_not_overlap(survey, tmp_path, capsys) -> N
     [
         ((), "could be paired"),
         (("--pairs", "<year>_x"), "needs a <plot> field"),
-        (("--pairs", "<plot>_<year>", "--min-overlap", "0"), "--min-overlap is a share"),
+        (("--pairs", "<plot>_<year>", "--min-overlap", "0"), "(option --min-overlap)"),
         (("--pairs", "<plot>_<year>", "--align", "geotransform"), "lacks a georeferenced"),
     ],
 )
