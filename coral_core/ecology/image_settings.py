@@ -42,22 +42,14 @@ def parse_scale(text: str, names: Sequence[str]) -> tuple[float | None, dict[str
             f"{SCALE_COLUMN}; {text!r} is neither",
             settings=("pixels_per_cm",),
         )
-    rows, columns = read_metadata_csv(path)
-    if SCALE_COLUMN not in columns:
-        raise CoralsegError(
-            f"the scale CSV {path} needs a column {SCALE_COLUMN!r}; its columns are "
-            f"{', '.join(columns)}"
-        )
-    matched, _ = match_metadata(names, rows)
+    values, _ = _column_by_image(path, names, SCALE_COLUMN, "scale", "")
     scales: dict[str, float] = {}
-    for name, row in matched.items():
-        if not row.get(SCALE_COLUMN):
-            continue
+    for name, value in values.items():
         try:
-            scales[name] = check_scale(float(row[SCALE_COLUMN]))
+            scales[name] = check_scale(float(value))
         except ValueError:
             raise CoralsegError(
-                f"the scale CSV {path} gives {row[SCALE_COLUMN]!r} pixels per cm for {name}; "
+                f"the scale CSV {path} gives {value!r} pixels per cm for {name}; "
                 "use a positive number"
             ) from None
     return None, scales
@@ -70,23 +62,36 @@ def read_roi_csv(path: str | Path, names: Sequence[str]) -> tuple[dict[str, np.n
     Raises:
         CoralsegError: the column is missing or a polygon is malformed.
     """
-    rows, columns = read_metadata_csv(path)
-    if ROI_COLUMN not in columns:
-        raise CoralsegError(
-            f"the region-of-interest CSV {path} needs a column {ROI_COLUMN!r} of pixel "
-            f"corners 'x,y x,y x,y ...'; its columns are {', '.join(columns)}"
-        )
-    matched, missing = match_metadata(names, rows)
+    corners = " of pixel corners 'x,y x,y x,y ...'"
+    values, missing = _column_by_image(path, names, ROI_COLUMN, "region-of-interest", corners)
     polygons = {}
-    for name, row in matched.items():
-        if not row.get(ROI_COLUMN):
-            missing.append(name)
-            continue
+    for name, value in values.items():
         try:
-            polygons[name] = parse_roi_polygon(row[ROI_COLUMN])
+            polygons[name] = parse_roi_polygon(value)
         except CoralsegError:
             raise CoralsegError(
-                f"the region-of-interest CSV {path} gives {row[ROI_COLUMN]!r} for {name}; "
+                f"the region-of-interest CSV {path} gives {value!r} for {name}; "
                 "write at least three pixel corners 'x,y x,y x,y'"
             ) from None
     return polygons, missing
+
+
+def _column_by_image(
+    path: str | Path, names: Sequence[str], column: str, what: str, holding: str
+) -> tuple[dict[str, str], list[str]]:
+    """``column``'s non-empty value for each image of ``names`` the CSV has, and the names
+    without one."""
+    rows, columns = read_metadata_csv(path)
+    if column not in columns:
+        raise CoralsegError(
+            f"the {what} CSV {path} needs a column {column!r}{holding}; its columns are "
+            f"{', '.join(columns)}"
+        )
+    matched, missing = match_metadata(names, rows)
+    values = {}
+    for name, row in matched.items():
+        if row.get(column):
+            values[name] = row[column]
+        else:
+            missing.append(name)
+    return values, missing
