@@ -143,7 +143,8 @@ def test_masks_without_photos_need_an_alignment(survey, tmp_path, capsys) -> Non
     )  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err
-    assert "no photos were found" in err and "(option --before-images, --after-images, --align)" in err
+    assert "no photos were found" in err
+    assert "(option --before-images, --after-images, --align)" in err
 
 
 def test_the_tracking_page_commands_parse_and_its_picture_is_linked() -> None:
