@@ -21,7 +21,7 @@ on a few held-out images: its results are written to disk in ``coralseg infer``'
 colonies, refined masks and the raw semantic maps the evaluation reads. The evaluation then
 predicts only the other held-out images and evaluates them all
 (:func:`fiftyone_plugin.evaluation.evaluate_predictions`).
-Percent cover is :mod:`coralseg.cover_report`'s, as ``coralseg cover`` computes it.
+Percent cover is :mod:`coral_core.ecology.report`'s, as ``coralseg cover`` computes it.
 """
 
 from __future__ import annotations
@@ -539,8 +539,10 @@ def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
 # 7 -----------------------------------------------------------------------------------------
 def measure_cover(run: DemoRun) -> None:
     """Annotated cover of every image and the model's cover error (``coralseg cover``'s)."""
-    from coralseg.cover_inputs import locate
-    from coralseg.cover_report import CoverSettings, format_summary, measure, write_report
+    from coral_core.ecology.image_fields import image_fields
+    from coral_core.ecology.measure import CoverSettings, measure_source
+    from coral_core.ecology.report import summary_lines, write_cover_report
+    from coral_core.ecology.sources import locate_masks
 
     began = run.begin("percent cover: annotated, predicted, and the difference")
     out = run.work / "cover"
@@ -551,16 +553,16 @@ def measure_cover(run: DemoRun) -> None:
     else:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        source = locate(run.work / "data")
-        fields = {item.name: dict(item.fields) for item in source.items if item.fields}
-        field_names = sorted({name for values in fields.values() for name in values})
+        source = locate_masks(run.work / "data")
+        described = image_fields([source], [item.name for item in source.items])
+        fields, field_names = described.fields, described.field_names
         settings = CoverSettings()
-        annotated = measure(source, settings, True, None, fields, field_names, "annotations")
-        predicted = measure(
-            locate(run.work / "inference"), settings, False, description="predictions"
+        annotated = measure_source(source, settings, True, None, fields, field_names, "annotations")
+        predicted = measure_source(
+            locate_masks(run.work / "inference"), settings, False, description="predictions"
         )
-        write_report(out, annotated, fields, field_names, (), predicted)
-        for line in format_summary(annotated):
+        write_cover_report(out, annotated, fields, field_names, (), predicted)
+        for line in summary_lines(annotated):
             run.say("      " + line.strip())
         run.state.record("cover", key)
         run.end("cover", began)
