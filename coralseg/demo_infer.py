@@ -94,7 +94,7 @@ def _one_pass(run: DemoRun, dataset, paths: list[str], checkpoint: Path, out: Pa
     colonies (``coralseg_colonies``) and refined masks (``coralseg_refined``) from it."""
     import fiftyone as fo
 
-    from coralseg.infer_folder import find_images, infer_folder
+    from coral_core.inference.batch_runner import find_images, infer_folder
     from fiftyone_plugin.masks import default_mask_root, set_segmentation_targets, write_mask
     from fiftyone_plugin.prediction import to_detection
 

@@ -180,12 +180,12 @@ def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Pa
 def test_large_geotiff_gets_colonies_merged_across_tiles(
     uniform_model_files, tmp_path: Path, monkeypatch, capsys
 ) -> None:
+    from coral_core.inference import batch_runner
     from coral_core.raster_io import GeoInfo, open_image
-    from coralseg import infer_folder
     from tests.raster_fixtures import write_test_tiff
 
-    monkeypatch.setattr(infer_folder, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
-    monkeypatch.setattr(infer_folder, "LARGE_TILE", 128)  # stands in for 2048 px
+    monkeypatch.setattr(batch_runner, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
+    monkeypatch.setattr(batch_runner, "LARGE_TILE", 128)  # stands in for 2048 px
     images = tmp_path / "ortho"
     images.mkdir()
     geo = GeoInfo((500000.0, 0.01, 0.0, 8000000.0, 0.0, -0.01), "EPSG:32706")
