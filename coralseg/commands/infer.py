@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cluster_options(args: argparse.Namespace):
-    from coral_core.cluster import ClusterOptions
+    from coral_core.cluster import ClusterOptions, check_address
     from coral_core.errors import CoralsegError
 
     if args.cluster is None:
@@ -212,7 +212,7 @@ def _cluster_options(args: argparse.Namespace):
         raise CoralsegError("--cpus-per-worker and --workers-per-gpu must be at least 1")
     on_gpu = args.device.startswith("cuda")
     return ClusterOptions(
-        address=args.cluster,
+        address=check_address(args.cluster),
         workers=args.workers,
         cpus_per_worker=args.cpus_per_worker,
         gpus_per_worker=1 / args.workers_per_gpu if on_gpu else 0.0,
