@@ -152,6 +152,8 @@ def test_bad_arguments_are_one_sentence(model_files, tmp_path: Path, capsys) -> 
     args = ["--min-threshold", "0.5", "--unsure-threshold", "0.1"]
     assert _infer(model_files, tmp_path / "empty", tmp_path / "out", *args) == 2
     assert "(option --min-threshold, --unsure-threshold)" in capsys.readouterr().err
+    assert _infer(model_files, tmp_path / "empty", tmp_path / "out", "--cluster", "head") == 2
+    assert "'head' is not a Ray cluster address: give 'local'" in capsys.readouterr().err
 
 
 @pytest.mark.shared_data
