@@ -47,8 +47,8 @@ def open_test_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
     return RedisStore(request.getfixturevalue("redis_url"))
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture(params=["sqlite", "redis"], name="store")
+def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Both record stores: the embedded SQLite file and a private real Redis."""
     opened = open_test_store(request.param, request, tmp_path)
     yield opened
