@@ -73,6 +73,9 @@ def serve(
     supervisor = Supervisor(worker_command(lazy), workers, state, queue).start()
     try:
         if web:
+            # uvicorn raises the SIGTERM it stopped on again once it has shut down; by
+            # default that kills this process before the workers are asked to stop
+            signal.signal(signal.SIGTERM, _interrupt)
             app = create_app(settings, registry, state, queue, supervisor=supervisor)
             uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
         else:
@@ -85,3 +88,8 @@ def serve(
     finally:
         supervisor.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: :func:`serve` stops its workers and returns 0."""
+    raise KeyboardInterrupt

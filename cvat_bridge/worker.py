@@ -120,6 +120,7 @@ class Worker:
         for run in self.state.open_runs():
             if run["status"] == QUEUED or self.state.requeue_expired(run["run_id"]):
                 self.queue.enqueue(run["run_id"])
+                self.state.mark_enqueued(run["run_id"])  # or recovery sends it once more
                 count += 1
         if count:
             log.info("queued %d open run(s) again", count)

@@ -1,0 +1,73 @@
+"""cvat_bridge.supervisor's restart policy, beside the SIGKILL scenario of
+test_supervisor.py: a worker that exits 0 was asked to stop and stays stopped, one that
+fails is restarted after the backoff that ``report()`` counts down, and ``stop`` kills a
+worker that ignores SIGTERM once its timeout is over -- real child processes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cvat_bridge.kv import SqliteStore
+from cvat_bridge.queue import BridgeQueue
+from cvat_bridge.state import BridgeState
+from cvat_bridge.supervisor import FIRST_BACKOFF, Supervisor
+from tests.cvat_bridge.harness import wait_for
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> tuple[BridgeState, BridgeQueue]:
+    return BridgeState(SqliteStore(tmp_path / "records.sqlite")), BridgeQueue(
+        str(tmp_path / "queue.sqlite")
+    )
+
+
+def python(code: str):
+    return lambda worker_id: [sys.executable, "-c", code, worker_id]
+
+
+def test_a_worker_that_exits_0_is_not_restarted(records) -> None:
+    supervisor = Supervisor(python("pass"), 1, *records, poll_interval=0.05).start()
+    try:
+        wait_for(lambda: supervisor.report()["running"] == 0, 20, "the worker to exit")
+        time.sleep(FIRST_BACKOFF + 0.3)
+        report = supervisor.report()
+        assert (report["wanted"], report["running"], report["restarts"]) == (1, 0, 0)
+        assert report["next_restart_in"] is None and report["pids"] == []
+    finally:
+        supervisor.stop(timeout=5)
+
+
+def test_a_failing_worker_is_restarted_after_its_backoff(records) -> None:
+    state, _ = records
+    code = "import sys, time; time.sleep(0.3); sys.exit(3)"
+    supervisor = Supervisor(python(code), 1, *records, poll_interval=0.05)
+    supervisor.start()
+    try:
+        first_id = supervisor.slots[0].worker_id
+        state.worker_heartbeat(first_id, {"pid": 1, "models": []})
+        waiting = wait_for(
+            lambda: (r := supervisor.report())["next_restart_in"] is not None and r, 20, "exit"
+        )
+        assert waiting["running"] == 0 and 0 <= waiting["next_restart_in"] <= FIRST_BACKOFF
+        assert state.live_workers(60) == []  # the failed worker no longer counts as live
+        restarted = wait_for(lambda: (r := supervisor.report())["restarts"] == 1 and r, 20)
+        assert supervisor.slots[0].worker_id != first_id  # a new id: its own run owner
+        assert restarted["wanted"] == 1
+    finally:
+        supervisor.stop(timeout=5)
+
+
+def test_stop_kills_a_worker_that_ignores_sigterm(records, tmp_path: Path) -> None:
+    ready = tmp_path / "ignoring"
+    code = ("import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"pathlib.Path({str(ready)!r}).touch(); time.sleep(600)")  # fmt: skip
+    supervisor = Supervisor(python(code), 1, *records, poll_interval=0.05).start()
+    process = supervisor.slots[0].process
+    wait_for(ready.exists, 20, "the worker to ignore SIGTERM")
+    started = time.monotonic()
+    supervisor.stop(timeout=0.5)
+    assert process.returncode == -9 and time.monotonic() - started < 5.0
