@@ -7,7 +7,7 @@
   of the masks, which merge touching colonies of one genus and split a colony cut by another.
   Images are matched by name without extension (folders joined by ``__``).
 * ``--compare PRED_DIR``: colony PQ, count error and size KS
-  (:mod:`coral_core.colony_metrics`) of the predicted colonies (a ``coralseg infer`` output's
+  (:mod:`coral_core.evaluation.colony_metrics`) of the predicted colonies (a ``coralseg infer`` output's
   instance records, else the connected regions of its masks) against the annotated ones, and
   the same for colonies taken as the connected regions of the predicted masks (what the
   instance stage buys). Measured over whole images (the region of interest does not apply);
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from coral_core.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
 from coral_core.ecology.colonies import annotated_colonies, component_instances
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
+from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
 from coral_core.inference.instances import CoralInstance
-from coral_core.rasterize import LabeledPolyline, polyline_regions
+from coral_core.labels.rasterize import LabeledPolyline, polyline_regions
 from coralseg.cover_inputs import CoverSource, read_instances, read_mask
 
 
@@ -45,7 +45,7 @@ def read_polygons(path: str | Path) -> dict[str, DrawnImage]:
     Raises:
         CoralsegError: the file is missing or not an annotation file coralseg reads.
     """
-    from coral_core.annotation_formats import read_annotations, shape_polylines
+    from coral_core.formats.annotations import read_annotations, shape_polylines
 
     annotations = read_annotations(path)
     drawn = {}

@@ -28,13 +28,13 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from coral_core.dataset_manifest import MANIFEST_FILE, read_dataset_manifest
 from coral_core.ecology.legend import ClassLegend
 from coral_core.errors import CoralsegError
+from coral_core.formats.dataset_manifest import MANIFEST_FILE, read_dataset_manifest
+from coral_core.formats.raster_io import GeoInfo
 from coral_core.inference.instance_records import read_instance_record
 from coral_core.inference.instances import CoralInstance
-from coral_core.raster_io import GeoInfo
-from coral_core.taxonomy import (
+from coral_core.labels.taxonomy import (
     ENCODING_FILE,
     MaskEncoding,
     Taxonomy,

@@ -36,7 +36,7 @@ from coral_core.ecology.roi import roi_from_margin, roi_from_polygon
 from coral_core.ecology.scale import scale_from_geotransform, scale_from_quadrat
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 from coralseg.cover_colonies import DrawnImage, drawn_colonies
 from coralseg.cover_inputs import CoverSource, read_instances, read_mask, record_geo
 

@@ -1,7 +1,7 @@
 """``coralseg track`` for one plot: read both visits, align them, link the colonies.
 
 Reading goes through :mod:`coralseg.cover_inputs` (masks, instance records, georeference)
-and :mod:`coral_core.raster_io` (photos); the work is :mod:`coral_core.tracking`.
+and :mod:`coral_core.formats.raster_io` (photos); the work is :mod:`coral_core.tracking`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from coral_core.ecology.scale import scale_from_geotransform
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo, open_image
+from coral_core.formats.raster_io import GeoInfo, open_image
 from coral_core.tracking import (
     Alignment,
     ColonyFates,

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from coral_core.errors import CoralsegError
+from coral_core.formats.raster_io import open_image
 from coral_core.inference.instances import CoralInstance, RefineSettings
-from coral_core.raster_io import open_image
 
 from .masks import default_mask_root, set_segmentation_targets, write_mask
 from .models import two_stage_predictor

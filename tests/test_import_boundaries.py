@@ -81,7 +81,7 @@ print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "coral_core.taxonomy" in report["modules"]
+    assert "coral_core.labels.taxonomy" in report["modules"]
     loaded_roots = {name.split(".")[0] for name in report["loaded"]}
     assert loaded_roots.isdisjoint(FRAMEWORKS + ADAPTERS), sorted(
         loaded_roots & set(FRAMEWORKS + ADAPTERS)
@@ -119,15 +119,15 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
 # Encoders and file formats over plain arrays: importing them must not load a deep-learning
 # stack (a CVAT bridge or a COCO tool reads and writes these without torch installed).
 PURE_ENCODERS = (
-    "coral_core.annotation_formats",
-    "coral_core.coco",
-    "coral_core.cvat_polylines",
-    "coral_core.cvat_shapes",
-    "coral_core.dataset_manifest",
+    "coral_core.formats.annotations",
+    "coral_core.formats.coco",
+    "coral_core.formats.cvat_polylines",
+    "coral_core.formats.cvat_shapes",
+    "coral_core.formats.dataset_manifest",
     "coral_core.inference.instance_records",
-    "coral_core.polygons",
-    "coral_core.rle",
-    "coral_core.taxonomy",
+    "coral_core.formats.polygons",
+    "coral_core.formats.rle",
+    "coral_core.labels.taxonomy",
 )
 DEEP_LEARNING = ("torch", "torchvision", "mmengine", "mmcv", "mmseg", "onnxruntime")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 
 def check_scale(pixels_per_cm: float) -> float:
