@@ -16,8 +16,8 @@ What is equal on both sides:
   default), so both visit the same windows (MMSeg's stride is set to coralseg's);
 * precision: the one coralseg runs in on the device (fp32 on a CPU; fp16 on a GPU, where
   the naive semantic stage runs under ``torch.autocast`` to match), and the same float mode:
-  coralseg flushes subnormal floats to zero on a CPU (``coral_core.inference.cpu_math``), a process-wide
-  setting, so the naive path, in the same process, runs with it too;
+  coralseg flushes subnormal floats to zero on a CPU (``coral_core.inference.cpu_math``), a
+  process-wide setting, so the naive path, in the same process, runs with it too;
 * batch: each path's own (MMSeg's slide mode runs one window at a time; coralseg's default
   batch on a CPU is one ViT-B window too);
 * thresholds and minimum colony area: ``coralseg infer``'s defaults, read from its parser;

@@ -2,8 +2,8 @@
 
 Each image of the split (``<data>/<split>/data/``) goes through the same
 :class:`coral_core.inference.pipeline.TwoStagePredictor` as ``coralseg infer``; its colonies
-are judged (:mod:`coral_core.evaluation.colony_metrics`) against the annotated colonies: the polygons
-of ``--annotations`` where given (see :mod:`coralseg.cover_colonies`), else the connected
+are judged (:mod:`coral_core.evaluation.colony_metrics`) against the annotated colonies: the
+polygons of ``--annotations`` where given (see :mod:`coralseg.cover_colonies`), else the connected
 regions of the image's label mask. The connected regions of the raw semantic map are judged
 the same way (what the instance stage buys).
 """

@@ -7,9 +7,9 @@
   of the masks, which merge touching colonies of one genus and split a colony cut by another.
   Images are matched by name without extension (folders joined by ``__``).
 * ``--compare PRED_DIR``: colony PQ, count error and size KS
-  (:mod:`coral_core.evaluation.colony_metrics`) of the predicted colonies (a ``coralseg infer`` output's
-  instance records, else the connected regions of its masks) against the annotated ones, and
-  the same for colonies taken as the connected regions of the predicted masks (what the
+  (:mod:`coral_core.evaluation.colony_metrics`) of the predicted colonies (a ``coralseg infer``
+  output's instance records, else the connected regions of its masks) against the annotated ones,
+  and the same for colonies taken as the connected regions of the predicted masks (what the
   instance stage buys). Measured over whole images (the region of interest does not apply);
   areas in cm² where every image has a scale.
 """

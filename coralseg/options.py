@@ -32,7 +32,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluation(args: argparse.Namespace, **settings):
     """Evaluate ``args.checkpoint`` as the evaluation arguments say; ``settings`` go to
-    :func:`coral_core.evaluation.runner.prepare_test_config` (``tta``, ``show_dir``, ``output_dir``).
+    :func:`coral_core.evaluation.runner.prepare_test_config` (``tta``, ``show_dir``,
+    ``output_dir``).
     """
     import tempfile
 

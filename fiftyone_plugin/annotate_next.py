@@ -1,13 +1,13 @@
 """Choose what to annotate next: score samples by the model's uncertainty.
 
 :func:`score_samples` stores each sample's mean pixel uncertainty
-(:mod:`coral_core.evaluation.uncertainty`: normalised entropy or margin, in [0, 1], higher = less sure)
-in a float field and saves a view of the scored samples sorted by it, most uncertain first,
+(:mod:`coral_core.evaluation.uncertainty`: normalised entropy or margin, in [0, 1], higher = less
+sure) in a float field and saves a view of the scored samples sorted by it, most uncertain first,
 so that a scientist sends the top of that view to CVAT with FiftyOne's own annotate flow.
 
 Samples already annotated (tagged with a split: train, val or test, in any of the spellings
-:mod:`coral_core.training.splits` knows) are not scored: they need no annotating. The ranking returned
-is exactly the saved view's content, in its order.
+:mod:`coral_core.training.splits` knows) are not scored: they need no annotating. The ranking
+returned is exactly the saved view's content, in its order.
 """
 
 from __future__ import annotations

@@ -383,8 +383,8 @@ def evaluate_colonies(
     2. FiftyOne's COCO-style detection evaluation with masks runs on ``pred_field`` (colonies
        as :func:`fiftyone_plugin.prediction.predict_samples` writes them) under
        ``<eval_key>_colonies``, with mAP;
-    3. colony PQ, counts and size KS (:mod:`coral_core.evaluation.colony_metrics`) overall, per class and
-       per image; each sample gets ``<eval_key>_colony_pq`` (percent) and
+    3. colony PQ, counts and size KS (:mod:`coral_core.evaluation.colony_metrics`) overall, per
+       class and per image; each sample gets ``<eval_key>_colony_pq`` (percent) and
        ``<eval_key>_colony_count_error`` (predicted - drawn);
     4. the same metrics for colonies taken as the connected regions of each semantic map of
        ``component_fields`` present on every sample (the ablation).

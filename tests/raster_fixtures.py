@@ -5,7 +5,8 @@
 ``synthetic_rgb`` gives the content of any window of it, so a reader's output can be checked
 pixel by pixel without holding the image.
 
-Windows are ``(x0, y0, x1, y1)`` in pixels, end exclusive, as in :mod:`coral_core.formats.raster_io`.
+Windows are ``(x0, y0, x1, y1)`` in pixels, end exclusive, as in
+:mod:`coral_core.formats.raster_io`.
 """
 
 from __future__ import annotations

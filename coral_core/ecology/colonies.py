@@ -272,8 +272,8 @@ def annotated_colonies(regions: Sequence[Region]) -> list[CoralInstance]:
     Returns:
         One instance per polygon that shows at least one pixel, in painting order: its
         pixels are the polygon's minus those of the polygons painted over it (smaller ones
-        on top, the rule of :mod:`coral_core.labels.rasterize`), so each pixel belongs to at most one
-        colony and the colonies' pixels of a class are exactly that class's pixels in the
+        on top, the rule of :mod:`coral_core.labels.rasterize`), so each pixel belongs to at most
+        one colony and the colonies' pixels of a class are exactly that class's pixels in the
         rasterized mask. Annotations have score 1.
     """
     colonies = []

@@ -3,9 +3,9 @@
 Pixel coordinates are those of :mod:`coral_core.formats.polygons` (x right, y down, pixel
 ``(row i, column j)`` covering ``[j, j + 1) x [i, i + 1)``); load them in QGIS as a layer
 without CRS over the image (y is downward, so flip the axis or view the image the same
-way). Map coordinates come from a raster's geotransform (:class:`coral_core.formats.raster_io.GeoInfo`,
-GDAL's convention: the pixel corner ``(col, row)`` lies at ``x0 + col * a + row * b``,
-``y0 + col * d + row * e``) and carry its CRS.
+way). Map coordinates come from a raster's geotransform
+(:class:`coral_core.formats.raster_io.GeoInfo`, GDAL's convention: the pixel corner ``(col, row)``
+lies at ``x0 + col * a + row * b``, ``y0 + col * d + row * e``) and carry its CRS.
 
 Each colony is one feature: a ``Polygon`` (a ``MultiPolygon`` when it has several parts),
 or a ``Point`` at its centroid when it has no traced outline. Rings are closed (first

@@ -363,8 +363,8 @@ def refine(
     Args:
         prediction: the semantic stage's output for the image.
         encoding: the model's mask encoding.
-        sam: a :class:`coral_core.inference.sam_models.SamRunner` whose image is set to this image, or
-            None to keep the proposals as they are (semantic regions only).
+        sam: a :class:`coral_core.inference.sam_models.SamRunner` whose image is set to this image,
+            or None to keep the proposals as they are (semantic regions only).
         settings: thresholds (default: :class:`RefineSettings` defaults).
 
     Raises:

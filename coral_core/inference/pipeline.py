@@ -39,7 +39,8 @@ class TwoStagePredictor:
 
     Args:
         semantic: the loaded semantic model.
-        sam: a :class:`coral_core.inference.sam_models.SamRunner`, or None for semantic regions only.
+        sam: a :class:`coral_core.inference.sam_models.SamRunner`, or None for semantic
+            regions only.
         settings: the instance-stage thresholds, sizes at the model's working scale (each
             photo gets them in its own pixels, :meth:`RefineSettings.at_photo_scale`).
         batch_size: sliding windows per forward pass (None: the model's default, see

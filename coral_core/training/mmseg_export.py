@@ -6,13 +6,14 @@ Layout of ``out_dir``::
     classes.txt  palette.txt  dataset_info.py  manifest.json
 
 Images are JPEG (copied byte for byte when no resizing or EXIF rotation is needed), labels
-are single-channel 8-bit PNGs with the same stem, in :class:`coral_core.labels.taxonomy.MaskEncoding`'s
-convention. A photo labelled by points only (no polygons) gets a mask that is 255 (ignore)
-except at its points (:mod:`coral_core.labels.point_labels`), or, with superpixel densification,
-over the superpixels around them (:mod:`coral_core.labels.densify`); a photo with polygons and
-points keeps its dense mask with the points drawn on top. ``dataset_info.py`` is what an
-MMSeg config imports (``_base_``) to train on the folder; ``manifest.json`` records the
-taxonomy, the source and per-split counts (and how point labels were drawn).
+are single-channel 8-bit PNGs with the same stem, in
+:class:`coral_core.labels.taxonomy.MaskEncoding`'s convention. A photo labelled by points only (no
+polygons) gets a mask that is 255 (ignore) except at its points
+(:mod:`coral_core.labels.point_labels`), or, with superpixel densification, over the superpixels
+around them (:mod:`coral_core.labels.densify`); a photo with polygons and points keeps its dense
+mask with the points drawn on top. ``dataset_info.py`` is what an MMSeg config imports (``_base_``)
+to train on the folder; ``manifest.json`` records the taxonomy, the source and per-split counts (and
+how point labels were drawn).
 
 The export is atomic: everything is written into a hidden sibling folder that replaces
 ``out_dir`` only once complete, so a failed or interrupted run leaves no half-written

@@ -1,5 +1,5 @@
-"""``coral_core.formats.raster_io.decode_image``: one decoder for the bridge, the Nuclio functions and
-``coralseg infer`` -- the same array for the same file, whether given as bytes or as a path."""
+"""``coral_core.formats.raster_io.decode_image``: one decoder for the bridge, the Nuclio functions
+and ``coralseg infer`` -- the same array for the same file, whether given as bytes or as a path."""
 
 from __future__ import annotations
 

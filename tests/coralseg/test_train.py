@@ -1,7 +1,7 @@
 """Training, resuming, evaluating and hierarchical fine-tuning, for real, on the tiny config.
 
-The core runs on a small synthetic dataset written by ``coral_core.training.mmseg_export`` (no shared
-data needed); the EilatMixx runs use ../shared/data and skip without it.
+The core runs on a small synthetic dataset written by ``coral_core.training.mmseg_export`` (no
+shared data needed); the EilatMixx runs use ../shared/data and skip without it.
 """
 
 from __future__ import annotations
