@@ -1,4 +1,5 @@
-"""What MMSeg configs take from coral_core, so class lists live only in :mod:`taxonomy`.
+"""What MMSeg configs take from coral_core, so class lists live only in the taxonomy
+(:mod:`coral_core.labels.taxonomy`).
 
 Config files import this module (``import coral_core.training.mmseg_config as coral``, after their
 ``_base_`` line) and call :func:`metainfo` / :func:`num_labels`. ``coralseg train --data``
