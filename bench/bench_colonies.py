@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--neck-ratio", type=float, help="neck_ratio of the new rules")
     args = parser.parse_args()
 
+    from coral_core.ecology.drawn_colonies import drawn_colonies, read_drawn_polygons
     from coral_core.formats.annotations import read_annotations
     from coral_core.inference.pipeline import DEFAULT_OVERLAP
     from coral_core.inference.semantic import (
@@ -58,7 +59,6 @@ def main() -> None:
         predict,
         with_overlap,
     )
-    from coralseg.cover_colonies import drawn_colonies, read_polygons
 
     sample = args.demo_dir / "sample"
     checkpoint = args.checkpoint or max(
@@ -69,7 +69,7 @@ def main() -> None:
     encoding = model.encoding
     legend = ClassLegend.from_encoding(encoding)
     names = {v: encoding.label_names[v] for v in encoding.colony_values}
-    polygons = read_polygons(sample / "annotations.xml")
+    polygons = read_drawn_polygons(sample / "annotations.xml")
     images = [i for i in read_annotations(sample / "annotations.xml").images]
     images = [i for i in images if (i.subset or "").lower() == args.split.lower()]
     defaults = RefineSettings()

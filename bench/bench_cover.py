@@ -165,7 +165,7 @@ def main() -> int:
         from coralseg.cli import main as run_coralseg
 
         build_parser()  # imports every command module once, outside the clock
-        importlib.import_module("coralseg.cover_report")  # and the plotting stack it uses
+        importlib.import_module("coral_core.ecology.report")  # and the plotting stack it uses
 
         out = Path(tmp) / "cover"
         command = ["cover", str(folder), "--taxonomy", "eilat", "--background", "ignore"]

@@ -37,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Library settings whose option is not the setting's name with dashes (``min_area``:
 # ``--min-area``).
-_FLAGS = {"data_dir": "--data", "out_dir": "--out", "unknown": "--skip-unknown"}
+_FLAGS = {
+    "data_dir": "--data",
+    "out_dir": "--out",
+    "unknown": "--skip-unknown",
+    "classes_file": "--classes",
+    "pixels_per_cm": "--scale",
+    "quadrat_cm": "--quadrat-size-cm",
+}
 
 
 def _flag(setting: str) -> str:

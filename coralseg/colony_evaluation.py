@@ -3,9 +3,9 @@
 Each image of the split (``<data>/<split>/data/``) goes through the same
 :class:`coral_core.inference.pipeline.TwoStagePredictor` as ``coralseg infer``; its colonies
 are judged (:mod:`coral_core.evaluation.colony_metrics`) against the annotated colonies: the
-polygons of ``--annotations`` where given (see :mod:`coralseg.cover_colonies`), else the connected
-regions of the image's label mask. The connected regions of the raw semantic map are judged
-the same way (what the instance stage buys).
+polygons of ``--annotations`` where given (see :mod:`coral_core.ecology.drawn_colonies`), else the
+connected regions of the image's label mask. The connected regions of the raw semantic map are
+judged the same way (what the instance stage buys).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from coral_core.ecology.colonies import component_instances
+from coral_core.ecology.drawn_colonies import drawn_colonies, read_drawn_polygons
+from coral_core.ecology.label_masks import read_label_mask
+from coral_core.ecology.sources import locate_masks
 from coral_core.errors import CoralsegError
 from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
 from coral_core.formats.raster_io import open_image
-from coralseg.cover_colonies import drawn_colonies, read_polygons
-from coralseg.cover_inputs import locate, read_mask
 
 
 def evaluate_split_colonies(
@@ -36,7 +37,7 @@ def evaluate_split_colonies(
     """
     from coral_core.inference.pipeline import TwoStagePredictor
 
-    source = locate(data_dir)
+    source = locate_masks(data_dir)
     if source.kind != "prepare":
         raise CoralsegError(
             f"--colonies needs a 'coralseg prepare' folder as --data, not {data_dir}"
@@ -44,7 +45,7 @@ def evaluate_split_colonies(
     items = [item for item in source.items if item.fields.get("split") == split]
     if not items:
         raise CoralsegError(f"{data_dir} has no labelled image in its {split} split")
-    polygons = read_polygons(annotations) if annotations else {}
+    polygons = read_drawn_polygons(annotations) if annotations else {}
     predictor = TwoStagePredictor.from_files(
         config, checkpoint, sam_checkpoint=sam_checkpoint, device=device
     )
@@ -57,7 +58,7 @@ def evaluate_split_colonies(
         photos = sorted(images.glob(f"{stem}.*"))
         if not photos:
             raise CoralsegError(f"{item.path} has no image {stem}.* in {images}")
-        truth_mask, _ = read_mask(item.path)
+        truth_mask, _ = read_label_mask(item.path)
         with open_image(photos[0]) as photo:
             pixels = photo.read()
         if pixels.shape[:2] != truth_mask.shape:

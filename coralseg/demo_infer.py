@@ -1,9 +1,11 @@
-"""Step 6 of ``coralseg demo``: one two-stage pass over a few held-out images.
+"""Step 5 of ``coralseg demo``: one two-stage pass over a few held-out images.
 
 Each image goes through the predictor once. :func:`coralseg.infer_folder.infer_folder` writes
 ``coralseg infer``'s files from the results; the same results go onto the samples as
-colonies (``coralseg_colonies``, as the predict-colonies operator writes them) and refined
-genus masks (``coralseg_refined``).
+colonies (``coralseg_colonies``, as the predict-colonies operator writes them), refined
+genus masks (``coralseg_refined``) and the semantic model's own maps (``coralseg_semantic``,
+as the evaluation predicts them: same model and windows), which step 6 evaluates instead of
+predicting them again.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from coral_core.inference.pipeline import TwoStagePredictor, TwoStageResult
 from coralseg.demo_run import (
     COLONIES_FIELD,
     EVAL_KEY,
+    PRED_FIELD,
     REFINED_FIELD,
     TINY_CONFIG,
     DemoRun,
     held_out,
     images_text,
+    inferred_paths,
 )
 
 
@@ -44,7 +48,7 @@ class KeepingPredictor(TwoStagePredictor):
 def infer_colonies(run: DemoRun, dataset, checkpoint: Path) -> None:
     """One two-stage pass over a few held-out images: to disk and onto the samples."""
     view, split = held_out(dataset)
-    paths = sorted(view.values("filepath"))[: run.options.infer_images]
+    paths = inferred_paths(run, view)
     sam = run.options.sam_checkpoint
     stage = f"SAM from {sam.name}" if sam else "semantic regions (no --sam-checkpoint)"
     out = run.work / "inference"
@@ -53,9 +57,10 @@ def infer_colonies(run: DemoRun, dataset, checkpoint: Path) -> None:
     )
     key = {"model": run.state.version("train"), "sam": sam, "images": [Path(p).name for p in paths]}
     chosen = dataset.select_by("filepath", paths)
-    on_samples = dataset.has_sample_field(COLONIES_FIELD) and len(
-        chosen.exists(COLONIES_FIELD)
-    ) == len(paths)
+    on_samples = all(
+        dataset.has_sample_field(name) and len(chosen.exists(name)) == len(paths)
+        for name in (COLONIES_FIELD, REFINED_FIELD, PRED_FIELD)
+    )
     if (
         not run.redo("infer")
         and run.state.matches("infer", key)
@@ -91,11 +96,12 @@ def _judge_colonies(chosen) -> list[str]:
 
 def _one_pass(run: DemoRun, dataset, paths: list[str], checkpoint: Path, out: Path) -> None:
     """Each image through the predictor once; ``coralseg infer``'s files and the samples'
-    colonies (``coralseg_colonies``) and refined masks (``coralseg_refined``) from it."""
+    colonies (``coralseg_colonies``), refined masks (``coralseg_refined``) and raw semantic
+    maps (``coralseg_semantic``) from it."""
     import fiftyone as fo
 
     from coralseg.infer_folder import find_images, infer_folder
-    from fiftyone_plugin.masks import default_mask_root, set_segmentation_targets, write_mask
+    from fiftyone_plugin.evaluation import store_semantic_maps
     from fiftyone_plugin.prediction import to_detection
 
     shutil.rmtree(out, ignore_errors=True)
@@ -121,16 +127,17 @@ def _one_pass(run: DemoRun, dataset, paths: list[str], checkpoint: Path, out: Pa
         raise CoralsegError(
             f"inference gave {len(predictor.results)} results for {len(order)} images in {inputs}"
         )
-    id_of = dict(zip(*dataset.select_by("filepath", paths).values(["filepath", "id"]), strict=True))
-    root = default_mask_root(dataset)
-    colonies, refined = {}, {}
-    for image, result in zip(order, predictor.results, strict=True):
-        sample_id = id_of[source_of[image.name]]
+    chosen = dataset.select_by("filepath", paths)
+    id_of = dict(zip(*chosen.values(["filepath", "id"]), strict=True))
+    ids = [id_of[source_of[image.name]] for image in order]
+    colonies = {}
+    for sample_id, result in zip(ids, predictor.results, strict=True):
         height, width = result.instances.semantic.shape
         found = [to_detection(i, height, width) for i in result.instances.instances]
         colonies[sample_id] = fo.Detections(detections=found)
-        mask_path = write_mask(root / REFINED_FIELD, sample_id, result.instances.semantic)
-        refined[sample_id] = fo.Segmentation(mask_path=mask_path)
     dataset.set_values(COLONIES_FIELD, colonies, key_field="id")
-    dataset.set_values(REFINED_FIELD, refined, key_field="id")
-    set_segmentation_targets(dataset, [REFINED_FIELD], predictor.encoding)
+    refined = ((i, r.instances.semantic) for i, r in zip(ids, predictor.results, strict=True))
+    store_semantic_maps(chosen, refined, predictor.encoding, REFINED_FIELD)
+    # the semantic stage's own maps, unrefined: what the evaluation would predict
+    raw = ((i, r.semantic_raw) for i, r in zip(ids, predictor.results, strict=True))
+    store_semantic_maps(chosen, raw, predictor.encoding, PRED_FIELD)

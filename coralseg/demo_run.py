@@ -15,10 +15,13 @@ embedded MongoDB serves every process of the user whatever its data folder, so t
 records which database the dataset was written to; a rerun that does not find the dataset
 says where it was made and where it looked.
 
-Inference is one pass: each held-out image goes through the two-stage predictor once; the
-results are written to disk in ``coralseg infer``'s layout (:func:`coralseg.infer_folder.
-infer_folder`) and, from the same results, onto the samples as colonies and refined masks.
-Percent cover is :mod:`coralseg.cover_report`'s, as ``coralseg cover`` computes it.
+Each model runs once per image. The two-stage pass (:mod:`coralseg.demo_infer`) comes first,
+on a few held-out images: its results are written to disk in ``coralseg infer``'s layout
+(:func:`coralseg.infer_folder.infer_folder`) and, from the same results, onto the samples as
+colonies, refined masks and the raw semantic maps the evaluation reads. The evaluation then
+predicts only the other held-out images and evaluates them all
+(:func:`fiftyone_plugin.evaluation.evaluate_predictions`).
+Percent cover is :mod:`coral_core.ecology.report`'s, as ``coralseg cover`` computes it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ PRED_FIELD = "coralseg_semantic"
 COLONIES_FIELD = "coralseg_colonies"
 REFINED_FIELD = "coralseg_refined"
 SPLIT_RATIOS = {"train": 0.7, "val": 0.15, "test": 0.15}
-STEPS = ("source", "import", "prepare", "train", "evaluate", "infer", "cover")
+STEPS = ("source", "import", "prepare", "train", "infer", "evaluate", "cover")
 
 Say = Callable[[str], Any]
 
@@ -204,10 +207,10 @@ def run_demo(options: DemoOptions, say: Say = print) -> DemoReport:
     from fiftyone_plugin.known_models import remember_model
 
     remember_model(dataset, DEMO_MODEL, TINY_CONFIG, checkpoint)  # offered by the App's forms
-    evaluate_model(run, dataset, checkpoint)
     from coralseg.demo_infer import infer_colonies  # torch: loaded once a model is there
 
     infer_colonies(run, dataset, checkpoint)
+    evaluate_model(run, dataset, checkpoint)
     measure_cover(run)
     return run.report
 
@@ -471,11 +474,13 @@ def _train_with_progress(cfg, train: Callable, iterations: int) -> None:
         train(cfg, hooks=[ProgressHook(report, every=max(1, iterations // 100))])
 
 
-# 5 -----------------------------------------------------------------------------------------
+# 6 -----------------------------------------------------------------------------------------
 def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
-    """Per-class IoU on the held-out split, onto the samples (the evaluate operator's call)."""
+    """Per-class IoU on the held-out split, onto the samples (the evaluate operator's
+    functions). The images of the two-stage pass keep the semantic maps it stored; only the
+    others go through the semantic model here."""
     from coral_core.evaluation.confusion_plot import save_confusion_matrix
-    from fiftyone_plugin.evaluation import evaluate_samples
+    from fiftyone_plugin.evaluation import evaluate_predictions, predict_semantic
 
     view, split = held_out(dataset)
     out = run.work / "evaluation"
@@ -483,7 +488,12 @@ def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
         f"evaluating on {images_text(len(view))} of the {split} split, per-class IoU onto the "
         "samples"
     )
-    key = {"model": run.state.version("train"), "split": split, "images": _names(view)}
+    key = {
+        "model": run.state.version("train"),
+        "maps": run.state.version("infer"),  # the inferred images' semantic maps
+        "split": split,
+        "images": _names(view),
+    }
     scores_path = out / "scores.json"
     if (
         not run.redo("evaluate")
@@ -494,13 +504,14 @@ def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
         stored = json.loads(scores_path.read_text())
         run.end("evaluate", began, reused=True)
     else:
-        summary = evaluate_samples(
-            view,
-            TINY_CONFIG,
-            checkpoint,
-            pred_field=PRED_FIELD,
-            eval_key=EVAL_KEY,
-            device=run.options.device,
+        others = view.exclude_by("filepath", inferred_paths(run, view))
+        if len(others):
+            predict_semantic(
+                others, TINY_CONFIG, checkpoint, pred_field=PRED_FIELD, device=run.options.device
+            )
+        # the inferred images' colonies are judged by the inference step
+        summary = evaluate_predictions(
+            view, pred_field=PRED_FIELD, eval_key=EVAL_KEY, colonies_field=None
         )
         results = dataset.load_evaluation_results(EVAL_KEY)
         matrix = np.asarray(results.pixel_confusion_matrix, dtype=np.int64)
@@ -528,8 +539,10 @@ def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
 # 7 -----------------------------------------------------------------------------------------
 def measure_cover(run: DemoRun) -> None:
     """Annotated cover of every image and the model's cover error (``coralseg cover``'s)."""
-    from coralseg.cover_inputs import locate
-    from coralseg.cover_report import CoverSettings, format_summary, measure, write_report
+    from coral_core.ecology.image_fields import image_fields
+    from coral_core.ecology.measure import CoverSettings, measure_source
+    from coral_core.ecology.report import summary_lines, write_cover_report
+    from coral_core.ecology.sources import locate_masks
 
     began = run.begin("percent cover: annotated, predicted, and the difference")
     out = run.work / "cover"
@@ -540,16 +553,16 @@ def measure_cover(run: DemoRun) -> None:
     else:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        source = locate(run.work / "data")
-        fields = {item.name: dict(item.fields) for item in source.items if item.fields}
-        field_names = sorted({name for values in fields.values() for name in values})
+        source = locate_masks(run.work / "data")
+        described = image_fields([source], [item.name for item in source.items])
+        fields, field_names = described.fields, described.field_names
         settings = CoverSettings()
-        annotated = measure(source, settings, True, None, fields, field_names, "annotations")
-        predicted = measure(
-            locate(run.work / "inference"), settings, False, description="predictions"
+        annotated = measure_source(source, settings, True, None, fields, field_names, "annotations")
+        predicted = measure_source(
+            locate_masks(run.work / "inference"), settings, False, description="predictions"
         )
-        write_report(out, annotated, fields, field_names, (), predicted)
-        for line in format_summary(annotated):
+        write_cover_report(out, annotated, fields, field_names, (), predicted)
+        for line in summary_lines(annotated):
             run.say("      " + line.strip())
         run.state.record("cover", key)
         run.end("cover", began)
@@ -582,3 +595,8 @@ def held_out(dataset):
         if len(view):
             return view, split
     return dataset.view(), "all"
+
+
+def inferred_paths(run: DemoRun, held_out_view) -> list[str]:
+    """The held-out images the two-stage pass runs on: the first ``--infer-images`` by path."""
+    return sorted(held_out_view.values("filepath"))[: run.options.infer_images]

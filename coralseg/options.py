@@ -50,3 +50,86 @@ def run_evaluation(args: argparse.Namespace, **settings):
             **settings,
         )
         return evaluate(cfg)
+
+
+# --- label masks: what their values mean, their colonies, their scale (cover and track) -----
+
+GEOTRANSFORM = "geotransform"  # --scale geotransform: from each GeoTIFF's pixel size
+
+
+def add_mask_meaning_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--taxonomy, --classes, --background: what the values of label masks mean."""
+    meaning = parser.add_argument_group("what the mask values mean")
+    meaning.add_argument(
+        "--taxonomy",
+        help="finegrained, extended, families, agnostic, eilat, or a taxonomy .yaml/.json "
+        "file (default: from manifest.json or classes.txt)",
+    )
+    meaning.add_argument(
+        "--classes", metavar="FILE", help="a classes.txt: line i names pixel value i"
+    )
+    meaning.add_argument(
+        "--background",
+        choices=("class", "ignore"),
+        default="class",
+        help="with --taxonomy: masks with 0 = background, 1..N = classes (class, the default) "
+        "or 0..N-1 = classes, 255 = background (ignore), as 'coralseg prepare --background'",
+    )
+    return meaning
+
+
+def mask_meaning(args: argparse.Namespace) -> dict[str, object]:
+    """The keyword arguments of :func:`coral_core.ecology.sources.locate_masks` that
+    :func:`add_mask_meaning_arguments` gives."""
+    return {"taxonomy": args.taxonomy, "classes_file": args.classes, "background": args.background}
+
+
+def add_colony_arguments(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """--colonies-from, --min-colony-area, --connectivity: how colonies are found."""
+    colonies = parser.add_argument_group(title)
+    colonies.add_argument(
+        "--colonies-from",
+        choices=("auto", "labels", "instances"),
+        default="auto",
+        help="connected regions of each colony class (labels) or predicted instances "
+        "(default: instances for 'coralseg infer' outputs, labels otherwise)",
+    )
+    colonies.add_argument(
+        "--min-colony-area",
+        type=int,
+        default=1,
+        metavar="PX",
+        help="leave out colonies of fewer pixels (default: 1)",
+    )
+    colonies.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(4, 8),
+        default=8,
+        help="pixels touching at a corner belong to one colony (8, default) or not (4)",
+    )
+    return colonies
+
+
+def add_scale_argument(group: argparse._ArgumentGroup) -> None:
+    """--scale: pixels per cm, a scale CSV, or 'geotransform'."""
+    group.add_argument(
+        "--scale",
+        metavar="PX_PER_CM|CSV|geotransform",
+        help="pixels per cm of every image, a CSV with columns image, pixels_per_cm, or "
+        "'geotransform': from each GeoTIFF mask's (or photo's) pixel size in a metric CRS",
+    )
+
+
+def parse_scale_option(
+    text: str | None, names: list[str]
+) -> tuple[float | None, dict[str, float] | None, bool]:
+    """``--scale`` as ``(pixels per cm, {image name: pixels per cm}, from geotransforms)``."""
+    from coral_core.ecology.image_settings import parse_scale
+
+    if not text:
+        return None, None, False
+    if text.strip().lower() == GEOTRANSFORM:
+        return None, None, True
+    pixels_per_cm, by_image = parse_scale(text, names)
+    return pixels_per_cm, by_image, False

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from coral_core.ecology import ClassLegend, CoverTable, group_cover, group_images, image_cover
+from coral_core.ecology.label_masks import read_label_mask
 from coral_core.errors import CoralsegError
 
-from .masks import field_encoding, read_mask
+from .masks import field_encoding
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ def cover_samples(
     covers, names = [], []
     for sample_id, mask_path in zip(ids, masks, strict=True):
         try:
-            mask = read_mask(mask_path)
-        except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises on a bad file
+            mask, _ = read_label_mask(mask_path)
+        except CoralsegError as err:
             raise CoralsegError(
                 f"the {mask_field} mask of sample {sample_id} cannot be read ({err}); run "
                 "predict colonies on it again"

@@ -1,12 +1,16 @@
 """Evaluate a trained model on FiftyOne samples, as a FiftyOne evaluation with IoU fields.
 
-:func:`evaluate_samples` is what the ``evaluate_model`` operator and ``coralseg demo`` call:
+:func:`evaluate_samples` is what the ``evaluate_model`` operator calls; it is two steps that
+can also run apart, so that maps computed elsewhere (``coralseg demo``'s two-stage pass) are
+evaluated without predicting them again:
 
-1. the model's semantic masks go into ``pred_field`` (``fo.Segmentation``, PNGs on disk,
-   ``mask_targets`` = the checkpoint's taxonomy, colours = its palette);
-2. a ground-truth polylines field is rasterized with the same encoding
-   (:mod:`coral_core.labels.rasterize`) into ``<gt_field>_mask``; a ground-truth
-   ``fo.Segmentation`` field is used as it is;
+1. :func:`predict_semantic`: the model's semantic masks go into ``pred_field``
+   (``fo.Segmentation``, PNGs on disk, ``mask_targets`` = the checkpoint's taxonomy,
+   colours = its palette), written by :func:`store_semantic_maps`, which also stores maps
+   predicted by other means;
+2. :func:`evaluate_predictions`: a ground-truth polylines field is rasterized with the same
+   encoding (:mod:`coral_core.labels.rasterize`) into ``<gt_field>_mask``, the size of each stored
+   map; a ground-truth ``fo.Segmentation`` field is used as it is;
 3. FiftyOne's own segmentation evaluation runs under ``eval_key``, so the App's Model
    Evaluation panel shows it with its confusion matrix;
 4. ``<eval_key>_miou`` and ``<eval_key>_iou_<class>`` per sample (:mod:`.iou_fields`), through
@@ -28,7 +32,7 @@ maps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,7 @@ from coral_core.evaluation.colony_metrics import evaluate_colonies as colony_met
 from coral_core.evaluation.metrics import SegmentationScores, scores_from_confusion
 from coral_core.formats.raster_io import open_image
 from coral_core.labels.rasterize import polyline_regions, rasterize_polylines
-from coral_core.labels.taxonomy import IGNORE_INDEX
+from coral_core.labels.taxonomy import IGNORE_INDEX, MaskEncoding
 
 from .fiftyone_source import labeled_polylines
 from .iou_fields import (
@@ -185,7 +189,8 @@ def evaluate_samples(
     device: str = "cpu",
     progress: Progress | None = None,
 ) -> EvaluationSummary:
-    """Predict, store and evaluate (see the module docstring).
+    """Predict, store and evaluate (see the module docstring): :func:`predict_semantic`, then
+    :func:`evaluate_predictions`.
 
     Args:
         samples: a FiftyOne dataset or view (e.g. ``dataset.match_tags("test")``).
@@ -202,50 +207,143 @@ def evaluate_samples(
         CoralsegError: a bad model file, a missing ground-truth field, labels the model's
             taxonomy does not know, or an unreadable image.
     """
-    import fiftyone as fo
-
     report = progress or (lambda fraction, label: None)
-    dataset = samples._dataset
+    check_gt_field(samples, gt_field)  # before loading the model: the cheap mistake first
+    # refused before any prediction is written; the model is loaded once (models' cache)
+    check_evaluable(samples, gt_field, semantic_model(config, checkpoint, device).encoding)
+    predict_semantic(
+        samples,
+        config,
+        checkpoint,
+        pred_field=pred_field,
+        mask_dir=mask_dir,
+        device=device,
+        progress=lambda fraction, label: report(fraction * 0.8, label),
+    )
+    return evaluate_predictions(
+        samples,
+        gt_field=gt_field,
+        pred_field=pred_field,
+        eval_key=eval_key,
+        mask_dir=mask_dir,
+        progress=lambda fraction, label: report(0.8 + fraction * 0.2, label),
+    )
+
+
+def check_evaluable(samples, gt_field: str, encoding: MaskEncoding) -> str:
+    """The kind of ground truth (:func:`check_gt_field`) when ``samples`` can be evaluated in
+    ``encoding``: some samples, and no polyline label the encoding does not know."""
     gt_kind = check_gt_field(samples, gt_field)
-    model = semantic_model(config, checkpoint, device)
-    encoding = model.encoding
     if gt_kind == "polylines":
         check_gt_labels(samples, gt_field, encoding)
     if len(samples) == 0:
         raise CoralsegError("there are no samples to evaluate")
-    root = Path(mask_dir) if mask_dir else default_mask_root(dataset)
-    gt_mask_field = f"{gt_field}_mask" if gt_kind == "polylines" else gt_field
+    return gt_kind
 
+
+def predict_semantic(
+    samples,
+    config: str | Path,
+    checkpoint: str | Path,
+    *,
+    pred_field: str = DEFAULT_PRED_FIELD,
+    mask_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> MaskEncoding:
+    """The model's semantic map of each sample into ``pred_field`` (:func:`store_semantic_maps`),
+    with the windows ``coralseg infer`` and the predict operator use
+    (:data:`coral_core.inference.pipeline.DEFAULT_OVERLAP`); returns the model's encoding.
+
+    Raises:
+        CoralsegError: a bad model file or an unreadable image.
+    """
     from coral_core.inference.pipeline import DEFAULT_OVERLAP
     from coral_core.inference.semantic import predict, with_overlap
 
-    model = with_overlap(model, DEFAULT_OVERLAP)  # the windows coralseg infer and predict use
+    report = progress or (lambda fraction, label: None)
+    model = with_overlap(semantic_model(config, checkpoint, device), DEFAULT_OVERLAP)
     ids, paths = samples.values(["id", "filepath"])
-    polylines = labeled_polylines(samples, gt_field) if gt_kind == "polylines" else None
-    values, _ = encoding.value_lookup({p.label for sample in polylines or () for p in sample})
-    predictions, ground_truth, cover_errors = [], [], []
-    for index, (sample_id, path) in enumerate(zip(ids, paths, strict=True)):
-        report(index / len(ids), f"predicting image {index + 1}/{len(ids)}")
-        image = open_image(path).read()
-        labels = predict(model, image).labels
-        predictions.append(
-            fo.Segmentation(mask_path=write_mask(root / pred_field, sample_id, labels))
-        )
-        if polylines is not None:
-            height, width = labels.shape
-            gt, _ = rasterize_polylines(
-                polylines[index], height, width, values, encoding.background_value, "skip"
-            )
-            ground_truth.append(
-                fo.Segmentation(mask_path=write_mask(root / gt_mask_field, sample_id, gt))
-            )
-            cover_errors.append(_cover_error(labels, gt, encoding.num_labels))
-    samples.set_values(pred_field, predictions)
-    if polylines is not None:
-        samples.set_values(gt_mask_field, ground_truth)
-    set_segmentation_targets(dataset, [pred_field, gt_mask_field], encoding)
 
-    report(0.9, "FiftyOne segmentation evaluation")
+    def maps():
+        for index, (sample_id, path) in enumerate(zip(ids, paths, strict=True)):
+            report(index / len(ids), f"predicting image {index + 1}/{len(ids)}")
+            yield sample_id, predict(model, open_image(path).read()).labels
+
+    store_semantic_maps(samples, maps(), model.encoding, pred_field, mask_dir)
+    report(1.0, f"predicted {len(ids)} image(s)")
+    return model.encoding
+
+
+def store_semantic_maps(
+    samples,
+    maps: Iterable[tuple[str, np.ndarray]],
+    encoding: MaskEncoding,
+    field: str,
+    mask_dir: str | Path | None = None,
+) -> None:
+    """Each ``(sample id, (H, W) uint8 label map in encoding)`` of ``samples`` as a mask PNG
+    in ``field`` (``fo.Segmentation``, replaced if there), named and coloured by
+    ``encoding``; the maps are written one at a time as they come."""
+    import fiftyone as fo
+
+    dataset = samples._dataset
+    folder = (Path(mask_dir) if mask_dir else default_mask_root(dataset)) / field
+    stored = {
+        sample_id: fo.Segmentation(mask_path=write_mask(folder, sample_id, labels))
+        for sample_id, labels in maps
+    }
+    dataset.set_values(field, stored, key_field="id")
+    set_segmentation_targets(dataset, [field], encoding)
+
+
+def evaluate_predictions(
+    samples,
+    *,
+    gt_field: str = DEFAULT_GT_FIELD,
+    pred_field: str = DEFAULT_PRED_FIELD,
+    eval_key: str = DEFAULT_EVAL_KEY,
+    mask_dir: str | Path | None = None,
+    colonies_field: str | None = DEFAULT_INSTANCES_FIELD,
+    progress: Progress | None = None,
+) -> EvaluationSummary:
+    """Evaluate the semantic maps stored in ``pred_field`` (:func:`predict_semantic`,
+    :func:`store_semantic_maps`) against ``gt_field``: steps 2 to 5 of the module docstring.
+
+    Args:
+        colonies_field: predicted colonies judged as well (:func:`evaluate_colonies`) when
+            every sample has them; None: never.
+        gt_field, pred_field, eval_key, mask_dir, progress: as :func:`evaluate_samples`.
+
+    Raises:
+        CoralsegError: a sample without a stored map, a missing ground-truth field or labels
+            the maps' taxonomy does not know.
+    """
+    report = progress or (lambda fraction, label: None)
+    dataset = samples._dataset
+    encoding = field_encoding(dataset, pred_field)
+    if encoding is None:
+        raise CoralsegError(
+            f"{pred_field!r} holds no semantic maps coralseg predicted; predict them first "
+            "(the evaluate_model operator does both)"
+        )
+    gt_kind = check_evaluable(samples, gt_field, encoding)
+    unpredicted = samples.exists(pred_field, False)
+    if len(unpredicted):
+        raise CoralsegError(
+            f"{len(unpredicted)} of the {len(samples)} samples have no semantic map in "
+            f"{pred_field!r}; predict them first (the evaluate_model operator does both)"
+        )
+    gt_mask_field = gt_field
+    cover_errors: list[np.ndarray | None] = []
+    if gt_kind == "polylines":
+        gt_mask_field = f"{gt_field}_mask"
+        cover_errors = _rasterize_ground_truth(
+            samples, gt_field, pred_field, gt_mask_field, encoding, mask_dir, report
+        )
+    set_segmentation_targets(dataset, [gt_mask_field], encoding)
+
+    report(0.5, "FiftyOne segmentation evaluation")
     if eval_key in dataset.list_evaluations():
         dataset.delete_evaluation(eval_key)
     targets = mask_targets(encoding)
@@ -264,21 +362,48 @@ def evaluate_samples(
     names = [targets[v] for v in sorted(targets)]
     scores = scores_from_confusion(np.asarray(results.pixel_confusion_matrix, np.int64), names)
     colonies = None
-    if polylines is not None and _has_colonies(samples, DEFAULT_INSTANCES_FIELD):
-        report(0.95, "colony evaluation")
-        colonies = evaluate_colonies(samples, gt_field=gt_field, eval_key=eval_key)
+    if gt_kind == "polylines" and colonies_field and _has_colonies(samples, colonies_field):
+        report(0.75, "colony evaluation")
+        colonies = evaluate_colonies(
+            samples, pred_field=colonies_field, gt_field=gt_field, eval_key=eval_key
+        )
     report(1.0, f"mIoU {scores.miou * 100:.2f}")
     return EvaluationSummary(
         eval_key=eval_key,
         pred_field=pred_field,
         gt_field=gt_mask_field,
-        samples=len(ids),
+        samples=len(samples),
         scores=scores,
         miou_field=miou_field(eval_key),
         class_fields={name: class_iou_field(eval_key, name) for name in names},
         cover_error=_mean_cover_error(cover_errors, encoding.label_names),
         colonies=colonies,
     )
+
+
+def _rasterize_ground_truth(
+    samples, gt_field, pred_field, gt_mask_field, encoding, mask_dir, report
+) -> list[np.ndarray | None]:
+    """The polygons of ``gt_field`` as masks in ``gt_mask_field``, each the size of the
+    sample's stored map; returns each image's cover error (:func:`_cover_error`)."""
+    import fiftyone as fo
+
+    ids, predicted = samples.values(["id", f"{pred_field}.mask_path"])
+    polylines = labeled_polylines(samples, gt_field)
+    values, _ = encoding.value_lookup({p.label for sample in polylines for p in sample})
+    folder = (Path(mask_dir) if mask_dir else default_mask_root(samples._dataset)) / gt_mask_field
+    ground_truth, cover_errors = [], []
+    for index, (sample_id, path) in enumerate(zip(ids, predicted, strict=True)):
+        report(0.5 * index / len(ids), f"ground truth of image {index + 1}/{len(ids)}")
+        labels = read_mask(path)
+        height, width = labels.shape
+        gt, _ = rasterize_polylines(
+            polylines[index], height, width, values, encoding.background_value, "skip"
+        )
+        ground_truth.append(fo.Segmentation(mask_path=write_mask(folder, sample_id, gt)))
+        cover_errors.append(_cover_error(labels, gt, encoding.num_labels))
+    samples.set_values(gt_mask_field, ground_truth)
+    return cover_errors
 
 
 def _has_colonies(samples, field: str) -> bool:

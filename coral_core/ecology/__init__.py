@@ -13,6 +13,17 @@ Pure functions over numpy arrays (conventions in each docstring), one concept pe
 * ``agreement``: predicted vs annotated cover, errors in percentage points;
 * ``tables``: tidy CSVs; ``geojson``: colonies as GeoJSON; ``plots``: PNG figures.
 
+Folders of masks, as ``coralseg cover`` measures them (files read through the module that
+owns each format):
+
+* ``label_masks``: one label mask file (PNG or GeoTIFF); ``sources``: the three kinds of
+  mask folder and their images; ``image_fields``: image fields and groups;
+  ``image_settings``: per-image scale and region-of-interest CSVs;
+* ``measure``: cover, colonies and scale of every mask of a source (``CoverSettings``);
+  ``report``: the tables and plots written from it;
+* ``drawn_colonies``: colonies as polygons of an annotation file; ``colony_comparison``:
+  predicted colonies against annotated ones.
+
 Typical use (e.g. from a FiftyOne operator: arrays in, rows out)::
 
     legend = ClassLegend.from_encoding(encoding)

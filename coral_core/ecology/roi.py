@@ -6,6 +6,10 @@ given either as a margin cut from every side of the image or as a polygon (the f
 inside corners), in the pixel coordinates of :mod:`coral_core.formats.polygons`: pixel
 ``(row i, column j)`` covers ``[j, j + 1) x [i, i + 1)``, and is inside a polygon when its
 centre is.
+
+Written forms: :func:`parse_roi_margin` reads ``"40"`` (pixels) or ``"5%"``,
+:func:`parse_roi_polygon` ``"x,y x,y x,y"`` (pixel corners); one polygon per image comes from
+a CSV (:func:`coral_core.ecology.image_settings.read_roi_csv`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from coral_core.errors import CoralsegError
 from coral_core.formats.polygons import Polygon, as_ring, check_image_size, polygons_to_mask
 
 
@@ -88,3 +93,46 @@ def roi_edge(roi: np.ndarray) -> np.ndarray:
         for dx in (0, 1, 2):
             inner &= padded[dy : dy + height, dx : dx + width]
     return roi & ~inner
+
+
+def parse_roi_margin(text: str) -> tuple[float, Literal["px", "fraction"]]:
+    """A margin as written: ``"40"`` -> ``(40, "px")``; ``"5%"`` -> ``(0.05, "fraction")``.
+
+    Raises:
+        CoralsegError: not a number of pixels or a percentage below 50.
+    """
+    raw = text.strip()
+    percent = raw.endswith("%")
+    try:
+        value = float(raw.rstrip("%"))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (percent and value >= 50):
+        raise CoralsegError(
+            f"a region-of-interest margin is pixels (e.g. 40) or a percentage of each side "
+            f"below 50 (e.g. 5%), got {text!r}",
+            settings=("roi_margin",),
+        )
+    return (value / 100.0, "fraction") if percent else (value, "px")
+
+
+def parse_roi_polygon(text: str) -> np.ndarray:
+    """A polygon as written: ``"x,y x,y x,y"`` -> ``(K, 2)`` float64 pixel vertices.
+
+    Raises:
+        CoralsegError: fewer than three finite ``x,y`` pairs.
+    """
+    try:
+        points = np.array(
+            [[float(v) for v in pair.split(",")] for pair in text.replace(";", " ").split()],
+            dtype=np.float64,
+        )
+    except ValueError:
+        points = np.zeros((0, 0))
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3 or not np.isfinite(points).all():
+        raise CoralsegError(
+            f"a region-of-interest polygon is at least three X,Y pixel corners separated by "
+            f"spaces, e.g. '120,80 1800,95 1790,1700 110,1690'; got {text!r}",
+            settings=("roi_polygon",),
+        )
+    return points

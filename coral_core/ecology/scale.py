@@ -6,12 +6,17 @@ frame of known size whose inside is the region of interest (CRIOBE's 1 m x 1 m f
 :func:`scale_from_quadrat`), or from a georeferenced raster's pixel size.
 
 Conversions: ``cm = px / pixels_per_cm``; ``cm^2 = px^2 / pixels_per_cm^2``.
+
+:func:`parse_quadrat_size` reads a frame size as written (``"100"``, ``"100x50"``);
+:func:`georeferenced_scale` takes the unit of a raster's pixel size from its CRS. Scales per
+image come from a CSV (:func:`coral_core.ecology.image_settings.parse_scale`).
 """
 
 from __future__ import annotations
 
 import math
 
+from coral_core.errors import CoralsegError
 from coral_core.formats.raster_io import GeoInfo
 
 
@@ -76,3 +81,61 @@ def scale_from_geotransform(geo: GeoInfo, metres_per_unit: float = 1.0) -> float
             "give the scale explicitly"
         )
     return 1.0 / (width * metres_per_unit * 100.0)
+
+
+def georeferenced_scale(geo: GeoInfo) -> float:
+    """Pixels per cm of a georeferenced raster from its pixel size and its CRS's units.
+
+    Raises:
+        CoralsegError: no CRS, a geographic CRS (degrees), or a rotated or non-square grid.
+    """
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    explicit = ("pixels_per_cm",)
+    if geo.crs is None:
+        raise CoralsegError(
+            "it has a geotransform but no CRS, so its pixel size has no unit; give the scale "
+            "explicitly",
+            settings=explicit,
+        )
+    try:
+        crs = CRS.from_user_input(geo.crs)
+    except CRSError as err:
+        raise CoralsegError(
+            f"cannot read its CRS ({err}); give the scale explicitly", settings=explicit
+        ) from None
+    if crs.is_geographic:
+        raise CoralsegError(
+            f"it is in a geographic CRS ({geo.crs}: degrees); reproject it to a metric CRS "
+            "(e.g. UTM) or give the scale explicitly",
+            settings=explicit,
+        )
+    _, metres_per_unit = crs.linear_units_factor
+    try:
+        return scale_from_geotransform(geo, metres_per_unit)
+    except ValueError as err:
+        raise CoralsegError(str(err), settings=explicit) from None
+
+
+def parse_quadrat_size(text: str) -> tuple[float, float]:
+    """A quadrat frame's inside as written: ``"100"`` -> ``(100, 100)``; ``"100x50"`` ->
+    ``(100, 50)`` centimetres (width, height).
+
+    Raises:
+        CoralsegError: not one or two positive numbers.
+    """
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise CoralsegError(
+            f"a quadrat size is the frame's inside side in cm (e.g. 100) or WxH (e.g. "
+            f"100x50), got {text!r}",
+            settings=("quadrat_cm",),
+        )
+    return values[0], values[1]

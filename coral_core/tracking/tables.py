@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from coral_core.tracking.alignment import Alignment
 from coral_core.tracking.colonies import TrackedColony
 from coral_core.tracking.fates import FATES, ColonyFates
 from coral_core.tracking.linking import Linking
@@ -165,3 +166,24 @@ def _visit_columns(row: dict, visit: str, colony, common: float, scale) -> float
         round(v, 2) for v in _centroid(colony)
     )
     return colony.area / scale**2 if scale else None
+
+
+def alignment_row(
+    plot: str, before_image: str, after_image: str, alignment: Alignment
+) -> dict[str, object]:
+    """One row of ``alignment.csv``: how a plot's two images were aligned."""
+    return {
+        "plot": plot,
+        "before_image": before_image,
+        "after_image": after_image,
+        "method": alignment.method,
+        "inliers": "" if alignment.inliers is None else alignment.inliers,
+        "matches": "" if alignment.matches is None else alignment.matches,
+        "reprojection_error_px": ""
+        if alignment.reprojection_error_px is None
+        else round(alignment.reprojection_error_px, 3),
+        "residual_shift_x": round(alignment.residual_shift[0], 3),
+        "residual_shift_y": round(alignment.residual_shift[1], 3),
+        "overlap": "" if alignment.overlap is None else round(alignment.overlap, 4),
+        "matrix": " ".join(f"{v:.9g}" for v in alignment.matrix.ravel()),
+    }

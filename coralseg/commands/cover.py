@@ -6,6 +6,14 @@ import argparse
 import os
 from pathlib import Path
 
+from coralseg.options import (
+    add_colony_arguments,
+    add_mask_meaning_arguments,
+    add_scale_argument,
+    mask_meaning,
+    parse_scale_option,
+)
+
 DESCRIPTION = """\
 Percent cover per class, colony counts and sizes, per image and per group of images (site,
 year, ...), from label masks: a folder of masks, a 'coralseg prepare' folder or a
@@ -64,22 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder of label masks, a 'coralseg prepare' folder or a 'coralseg infer' output",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
-    meaning = parser.add_argument_group("what the mask values mean")
-    meaning.add_argument(
-        "--taxonomy",
-        help="finegrained, extended, families, agnostic, eilat, or a taxonomy .yaml/.json "
-        "file (default: from manifest.json or classes.txt)",
-    )
-    meaning.add_argument(
-        "--classes", metavar="FILE", help="a classes.txt: line i names pixel value i"
-    )
-    meaning.add_argument(
-        "--background",
-        choices=("class", "ignore"),
-        default="class",
-        help="with --taxonomy: masks with 0 = background, 1..N = classes (class, the default) "
-        "or 0..N-1 = classes, 255 = background (ignore), as 'coralseg prepare --background'",
-    )
+    meaning = add_mask_meaning_arguments(parser)
     meaning.add_argument(
         "--exclude-background",
         action="store_true",
@@ -110,40 +103,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="measure inside this polygon (pixel corners, the same for every image), or a "
         "CSV with columns image, roi_polygon: one polygon per image",
     )
-    area.add_argument(
-        "--scale",
-        metavar="PX_PER_CM|CSV|geotransform",
-        help="pixels per cm of every image, a CSV with columns image, pixels_per_cm, or "
-        "'geotransform': from each GeoTIFF mask's (or photo's) pixel size in a metric CRS",
-    )
+    add_scale_argument(area)
     area.add_argument(
         "--quadrat-size-cm",
         metavar="SIDE|WxH",
         help="the region of interest (or whole image) is a quadrat of this size, e.g. 100 "
         "for CRIOBE's 1 m frame: gives each image's scale",
     )
-    colonies = parser.add_argument_group("colonies")
-    colonies.add_argument(
-        "--colonies-from",
-        choices=("auto", "labels", "instances"),
-        default="auto",
-        help="connected regions of each colony class (labels) or predicted instances "
-        "(default: instances for 'coralseg infer' outputs, labels otherwise)",
-    )
-    colonies.add_argument(
-        "--min-colony-area",
-        type=int,
-        default=1,
-        metavar="PX",
-        help="leave out colonies of fewer pixels (default: 1)",
-    )
-    colonies.add_argument(
-        "--connectivity",
-        type=int,
-        choices=(4, 8),
-        default=8,
-        help="pixels touching at a corner belong to one colony (8, default) or not (4)",
-    )
+    colonies = add_colony_arguments(parser, "colonies")
     colonies.add_argument(
         "--no-geojson", action="store_true", help="skip colonies.geojson (tracing outlines)"
     )
@@ -189,45 +156,89 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _cover_settings(args: argparse.Namespace, names: list[str]):
+    """The measuring settings the options give, and notes to print."""
+    from coral_core.ecology.image_settings import read_roi_csv
+    from coral_core.ecology.measure import CoverSettings
+    from coral_core.ecology.roi import parse_roi_margin, parse_roi_polygon
+    from coral_core.ecology.scale import parse_quadrat_size
+
+    notes = []
+    margin, unit = parse_roi_margin(args.roi_margin) if args.roi_margin else (None, "px")
+    polygon, polygons = None, None
+    if args.roi_polygon and Path(args.roi_polygon).is_file():
+        polygons, missing = read_roi_csv(args.roi_polygon, names)
+        if missing:
+            notes.append(
+                f"{len(missing)} image(s) have no polygon in {args.roi_polygon} and are "
+                f"measured whole, e.g. {missing[0]}"
+            )
+    elif args.roi_polygon:
+        polygon = parse_roi_polygon(args.roi_polygon)
+    pixels_per_cm, by_image, from_geo = parse_scale_option(args.scale, names)
+    settings = CoverSettings(
+        roi_margin=margin,
+        roi_margin_unit=unit,
+        roi_polygon=polygon,
+        roi_polygon_by_image=polygons,
+        pixels_per_cm=pixels_per_cm,
+        scale_by_image=by_image,
+        quadrat_cm=parse_quadrat_size(args.quadrat_size_cm) if args.quadrat_size_cm else None,
+        scale_from_geotransform=from_geo,
+        colonies_from=args.colonies_from,
+        min_colony_area=args.min_colony_area,
+        connectivity=args.connectivity,
+    )
+    return settings, notes
+
+
 def run(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from coral_core.ecology.geojson import GeoJSONWriter
-    from coral_core.errors import CoralsegError
-    from coralseg.cover_colonies import (
+    from coral_core.ecology.colony_comparison import (
         compare_colonies,
-        read_polygons,
-        summary_lines,
-        without_polygons,
+        comparison_lines,
         write_colony_metrics,
     )
-    from coralseg.cover_inputs import locate
-    from coralseg.cover_options import image_fields, parse_settings
-    from coralseg.cover_report import SKIPPED_CSV, format_summary, measure, write_report
+    from coral_core.ecology.drawn_colonies import images_without_polygons, read_drawn_polygons
+    from coral_core.ecology.geojson import GeoJSONWriter
+    from coral_core.ecology.image_fields import image_fields
+    from coral_core.ecology.measure import measure_source
+    from coral_core.ecology.report import (
+        SKIPPED_CSV,
+        summary_lines,
+        write_cover_report,
+        write_point_survey,
+    )
+    from coral_core.ecology.sources import locate_masks
+    from coral_core.errors import CoralsegError
 
     out = Path(args.out)
     if args.point_survey and (min(args.point_survey) < 1 or args.survey_draws < 2):
         raise CoralsegError("--point-survey needs 1 or more points and --survey-draws 2 or more")
     if out.exists() and not out.is_dir():
         raise CoralsegError(f"--out {out} is a file; give a folder")
-    located = dict(
-        taxonomy=args.taxonomy,
-        classes_file=args.classes,
-        background=args.background,
-        exclude_background=args.exclude_background,
-    )
-    source = locate(args.input, **located)
-    prediction_source = locate(args.compare, **located) if args.compare else None
+    located = dict(mask_meaning(args), exclude_background=args.exclude_background)
+    source = locate_masks(args.input, **located)
+    prediction_source = locate_masks(args.compare, **located) if args.compare else None
     names = [item.name for item in source.items]
     if prediction_source is not None:
         seen = set(names)
         names += [i.name for i in prediction_source.items if i.name not in seen]
-    settings, notes = parse_settings(args, names)
-    fields, field_names, group_by, group_notes = image_fields(
-        args, source, prediction_source, names
+    settings, notes = _cover_settings(args, names)
+    group_by = None
+    if args.group_by:
+        group_by = [f.strip() for f in args.group_by.split(",") if f.strip()]
+    described = image_fields(
+        [source] + ([prediction_source] if prediction_source else []),
+        names,
+        args.groups,
+        args.image_column,
+        group_by,
     )
-    for note in notes + group_notes:
+    fields, field_names = described.fields, described.field_names
+    for note in notes + described.notes:
         print(f"note: {note}")
 
     try:
@@ -239,16 +250,16 @@ def run(args: argparse.Namespace) -> int:
     geojson_path = out / "colonies.geojson"
     # The GeoJSON is streamed while measuring and appears only if everything succeeds.
     no_geojson = args.no_geojson or args.no_colonies
-    polygons = read_polygons(args.annotations) if args.annotations else None
+    polygons = read_drawn_polygons(args.annotations) if args.annotations else None
     if polygons is not None:
-        missing = without_polygons(polygons, [item.name for item in source.items])
+        missing = images_without_polygons(polygons, [item.name for item in source.items])
         if missing:
             print(
                 f"note: {len(missing)} image(s) have no polygons in {args.annotations}; their "
                 f"colonies are connected regions of the masks, e.g. {missing[0]}"
             )
     with nullcontext() if no_geojson else GeoJSONWriter(geojson_path) as writer:
-        measured = measure(
+        measured = measure_source(
             source,
             settings,
             not args.no_colonies,
@@ -260,19 +271,21 @@ def run(args: argparse.Namespace) -> int:
         )
         predicted = None
         if prediction_source is not None:
-            predicted = measure(prediction_source, settings, False, description="predictions")
-        report = write_report(out, measured, fields, field_names, group_by, predicted)
+            predicted = measure_source(
+                prediction_source, settings, False, description="predictions"
+            )
+        report = write_cover_report(
+            out, measured, fields, field_names, described.group_by, predicted
+        )
         surveyed = []
         if args.point_survey:
-            from coralseg.cover_point_survey import write_point_survey
-
             surveyed.append(
                 write_point_survey(
                     out, source, settings, args.point_survey, args.survey_method, args.survey_draws
                 )
             )
 
-    for line in format_summary(measured):
+    for line in summary_lines(measured):
         print(line)
     if report.agreement is not None:
         agreement = report.agreement
@@ -293,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         report = replace(
             report, written=(*report.written, *write_colony_metrics(out, colonies, regions))
         )
-        for line in summary_lines(colonies, regions):
+        for line in comparison_lines(colonies, regions):
             print(line)
     if writer is not None and writer.mixed:
         print(

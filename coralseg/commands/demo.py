@@ -16,8 +16,9 @@ CPU, in one command:
   2. import it into a FiftyOne dataset (as 'coralseg import' does);
   3. export training masks (as 'coralseg prepare' does);
   4. train the tiny DINOv2 ViT-S/14 + SegFormer config for a few minutes;
-  5. evaluate on the held-out images and write per-class IoU onto the samples;
-  6. two-stage inference on a few images: colonies, overlays, COCO predictions;
+  5. two-stage inference on a few held-out images: colonies, overlays, COCO predictions;
+  6. evaluate on the held-out images and write per-class IoU onto the samples (the
+     inferred images' semantic maps are reused: each model runs once per image);
   7. percent cover of every image and the model's cover error ('coralseg cover');
 
 then print what was made, where, the numbers, and the command that opens the App.

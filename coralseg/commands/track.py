@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from coralseg.options import (
+    add_colony_arguments,
+    add_mask_meaning_arguments,
+    add_scale_argument,
+    mask_meaning,
+    parse_scale_option,
+)
+
 DESCRIPTION = """\
 What happened to each colony between two visits of the same plots: the two visits' images
 are aligned (photos by matched features, orthomosaics by their geotransforms), their
@@ -53,15 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("before", metavar="BEFORE", help="the first visit's masks or infer output")
     parser.add_argument("after", metavar="AFTER", help="the second visit's, of the same kind")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
-    meaning = parser.add_argument_group("what the mask values mean (as for 'coralseg cover')")
-    meaning.add_argument("--taxonomy", help="a built-in taxonomy name or a taxonomy file")
-    meaning.add_argument("--classes", metavar="FILE", help="a classes.txt: line i names value i")
-    meaning.add_argument(
-        "--background",
-        choices=("class", "ignore"),
-        default="class",
-        help="with --taxonomy: 0 = background (class) or 255 = background (ignore)",
-    )
+    add_mask_meaning_arguments(parser)
     pairing = parser.add_argument_group("pairing and alignment")
     pairing.add_argument(
         "--pairs",
@@ -83,17 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="after aligning, measure and remove a remaining shift (phase correlation)",
     )
-    linking = parser.add_argument_group("colonies and fates")
-    linking.add_argument(
-        "--colonies-from",
-        choices=("auto", "labels", "instances"),
-        default="auto",
-        help="connected regions of the masks (labels) or infer instances (default: auto)",
-    )
-    linking.add_argument("--connectivity", type=int, choices=(4, 8), default=8)
-    linking.add_argument(
-        "--min-colony-area", type=int, default=1, metavar="PX", help="smaller colonies are left out"
-    )
+    linking = add_colony_arguments(parser, "colonies and fates")
     linking.add_argument(
         "--min-overlap",
         type=float,
@@ -108,11 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="F",
         help="a linked colony that lost more than this share of its area: partial mortality",
     )
-    linking.add_argument(
-        "--scale",
-        metavar="PX_PER_CM|CSV|geotransform",
-        help="pixels per cm of every image, a CSV (image, pixels_per_cm), or 'geotransform'",
-    )
+    add_scale_argument(linking)
     parser.add_argument("--no-pictures", action="store_true", help="skip pictures/<plot>.png")
     fiftyone = parser.add_argument_group("FiftyOne: BEFORE and AFTER are saved views")
     fiftyone.add_argument("--dataset", metavar="NAME", help="the FiftyOne dataset of both visits")
@@ -129,31 +115,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coral_core.ecology.geojson import GeoJSONWriter
+    from coral_core.ecology.sources import locate_masks
     from coral_core.ecology.tables import write_csv
     from coral_core.errors import CoralsegError
-    from coral_core.tracking.tables import LINK_COLUMNS, link_rows, summary_rows
-    from coralseg.cover_inputs import locate
-    from coralseg.track_pairs import pair_items
-    from coralseg.track_run import TrackSettings, alignment_row, track_plot
+    from coral_core.tracking.pairs import pair_visits
+    from coral_core.tracking.tables import LINK_COLUMNS, alignment_row, link_rows, summary_rows
+    from coral_core.tracking.visits import TrackSettings, track_plot
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CoralsegError(f"--out {out} is a file; give a folder")
     if args.dataset:
         return _run_on_views(args, out)
-    if not 0 < args.min_overlap <= 1:
-        raise CoralsegError(f"--min-overlap is a share in (0, 1], got {args.min_overlap}")
-    if not 0 < args.partial_mortality < 1:
-        raise CoralsegError(
-            f"--partial-mortality is a share between 0 and 1, got {args.partial_mortality}"
-        )
-    if args.min_colony_area < 1:
-        raise CoralsegError(
-            f"--min-colony-area must be at least 1 pixel, got {args.min_colony_area}"
-        )
-    meaning = dict(taxonomy=args.taxonomy, classes_file=args.classes, background=args.background)
-    sources = (locate(args.before, **meaning), locate(args.after, **meaning))
-    pairs = pair_items(*sources, args.pairs)
+    sources = (locate_masks(args.before, **mask_meaning(args)),
+               locate_masks(args.after, **mask_meaning(args)))  # fmt: skip
+    pairs = pair_visits(*sources, args.pairs)
+    pixels_per_cm, by_image, from_geo = parse_scale_option(
+        args.scale, [i.name for s in sources for i in s.items]
+    )
     settings = TrackSettings(
         align=args.align,
         residual_shift=args.residual_shift,
@@ -161,10 +140,12 @@ def run(args: argparse.Namespace) -> int:
         after_images=args.after_images,
         colonies_from=args.colonies_from,
         connectivity=args.connectivity,
-        min_area=args.min_colony_area,
+        min_colony_area=args.min_colony_area,
         min_overlap=args.min_overlap,
         partial_mortality=args.partial_mortality,
-        **_scale_settings(args.scale, [i.name for s in sources for i in s.items]),
+        scale=pixels_per_cm,
+        scales=by_image,
+        scale_from_geotransform=from_geo,
     )
     print(f"coralseg track: {len(pairs)} plot(s): {sources[0].describe()}; {sources[1].describe()}")
     try:
@@ -185,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
                 result.fates,
                 (result.before.pixels_per_cm, result.after.pixels_per_cm),
             )
-            alignment_rows.append(alignment_row(result))
+            alignment_rows.append(
+                alignment_row(result.plot, result.before.name, result.after.name, result.alignment)
+            )
             _write_features(geojson, result)
             if not args.no_pictures:
                 _write_picture(out, result)
@@ -233,17 +216,6 @@ def _run_on_views(args: argparse.Namespace, out: Path) -> int:
     return 0
 
 
-def _scale_settings(text: str | None, names: list[str]) -> dict[str, object]:
-    from coralseg.cover_options import GEOTRANSFORM, parse_scale
-
-    if text is None:
-        return {}
-    if text.strip().lower() == GEOTRANSFORM:
-        return {"scale_from_geotransform": True}
-    scale, scales = parse_scale(text, names)
-    return {"scale": scale, "scales": scales}
-
-
 def _write_features(geojson, result) -> None:
     from coral_core.tracking.features import visit_features
 
@@ -266,7 +238,7 @@ def _write_picture(out: Path, result) -> None:
 
     from coral_core.atomic import atomic_path
     from coral_core.tracking.picture import pair_picture
-    from coralseg.track_run import background_of, picture_path
+    from coral_core.tracking.visits import background_of
 
     picture = pair_picture(
         background_of(result.before),
@@ -278,3 +250,9 @@ def _write_picture(out: Path, result) -> None:
     )
     with atomic_path(picture_path(out, result.plot)) as partial:
         Image.fromarray(picture).save(partial, format="PNG")
+
+
+def picture_path(out: Path, plot: str) -> Path:
+    """``out/pictures/<plot>.png``, the plot's name made safe as a file name."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in plot)
+    return out / "pictures" / f"{safe}.png"

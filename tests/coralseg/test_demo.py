@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,8 @@ from coral_core.evaluation.metrics import confusion_matrix, scores_from_confusio
 from coralseg.cli import main
 from coralseg.demo_run import REPO
 
-SMALL = ["--sample-images", "5", "--iterations", "4", "--infer-images", "1"]
+# 10 images: 2 held out (test), of which 1 is inferred, so the evaluation predicts the other
+SMALL = ["--sample-images", "10", "--iterations", "4", "--infer-images", "1"]
 
 
 def _name() -> str:
@@ -40,17 +42,22 @@ def _image_key(image: np.ndarray) -> str:
     return hashlib.sha1(image.tobytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def small_demo(fiftyone, tmp_path_factory: pytest.TempPathFactory):
-    """One small demo run: its work dir, dataset name, output, duration, and how often each
-    model ran on each image (``two_stage``: the inference pass; ``semantic``: any pass)."""
+@contextlib.contextmanager
+def counting_model_calls() -> Iterator[dict[str, Counter]]:
+    """How often each model runs on each image (keyed by the image's pixels) while inside:
+    ``two_stage``: the predictor's call; ``semantic``: the semantic model, in any pass;
+    ``instance``: the instance stage (:func:`coral_core.inference.instances.refine`), keyed
+    by the semantic map it refines."""
     import coral_core.inference.pipeline as pipeline
     import coral_core.inference.semantic as semantic
 
-    work = tmp_path_factory.mktemp("demo")
-    name = _name()
-    calls: dict[str, Counter] = {"two_stage": Counter(), "semantic": Counter()}
+    calls: dict[str, Counter] = {
+        "two_stage": Counter(),
+        "semantic": Counter(),
+        "instance": Counter(),
+    }
     original_call, original_predict = pipeline.TwoStagePredictor.__call__, semantic.predict
+    original_refine = pipeline.refine
 
     def two_stage(self, image):
         calls["two_stage"][_image_key(image)] += 1
@@ -60,14 +67,32 @@ def small_demo(fiftyone, tmp_path_factory: pytest.TempPathFactory):
         calls["semantic"][_image_key(image)] += 1
         return original_predict(model, image, batch_size)
 
-    began = time.perf_counter()
-    out = io.StringIO()
+    def refine(prediction, *args, **kwargs):
+        calls["instance"][_image_key(prediction.labels)] += 1
+        return original_refine(prediction, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pipeline.TwoStagePredictor, "__call__", two_stage)
         patch.setattr(pipeline, "predict", predict)
         patch.setattr(semantic, "predict", predict)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-            code = main(["demo", "--work-dir", str(work), "--dataset", name, *SMALL])
+        patch.setattr(pipeline, "refine", refine)
+        yield calls
+
+
+@pytest.fixture(scope="module")
+def small_demo(fiftyone, tmp_path_factory: pytest.TempPathFactory):
+    """One small demo run: its work dir, dataset name, output, duration, and how often each
+    model ran on each image (:func:`counting_model_calls`)."""
+    work = tmp_path_factory.mktemp("demo")
+    name = _name()
+    began = time.perf_counter()
+    out = io.StringIO()
+    with (
+        counting_model_calls() as calls,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(io.StringIO()) as err,
+    ):
+        code = main(["demo", "--work-dir", str(work), "--dataset", name, *SMALL])
     seconds = time.perf_counter() - began
     (work / "demo-output.txt").write_text(out.getvalue())
     assert code == 0, out.getvalue()[-3000:] + err.getvalue()[-3000:]
@@ -89,19 +114,27 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
     assert len(list((work / "inference" / "visualizations").glob("*.jpg"))) == 1
 
     dataset = fo.load_dataset(name)
-    assert dataset.persistent and len(dataset) == 5
-    assert dataset.count_sample_tags() == {"train": 3, "val": 1, "test": 1}
+    assert dataset.persistent and len(dataset) == 10
+    assert dataset.count_sample_tags() == {"train": 6, "val": 2, "test": 2}
     assert "coralseg_eval" in dataset.list_evaluations()
     test = dataset.match_tags("test")
     iou_fields = [f for f in dataset.get_field_schema() if f.startswith("coralseg_eval_iou_")]
-    assert iou_fields and test.count("coralseg_semantic") == 1
+    assert iou_fields and test.count("coralseg_semantic") == 2
 
     # The printed per-class IoU is what the stored masks give (measured, not invented).
-    sample = test.first()
-    pred = cv2.imread(sample.coralseg_semantic.mask_path, cv2.IMREAD_UNCHANGED)
-    gt = cv2.imread(sample.gt_polylines_mask.mask_path, cv2.IMREAD_UNCHANGED)
     classes = (work / "data" / "classes.txt").read_text().split()
-    scores = scores_from_confusion(confusion_matrix(pred, gt, len(classes)), classes)
+    total = sum(
+        confusion_matrix(
+            cv2.imread(pred, cv2.IMREAD_UNCHANGED),
+            cv2.imread(gt, cv2.IMREAD_UNCHANGED),
+            len(classes),
+        )
+        for pred, gt in zip(
+            *test.values(["coralseg_semantic.mask_path", "gt_polylines_mask.mask_path"]),
+            strict=True,
+        )
+    )
+    scores = scores_from_confusion(total, classes)
     printed_iou = _printed_iou(printed)
     stored = json.loads((work / "evaluation" / "scores.json").read_text())
     for index, cls in enumerate(classes):
@@ -127,9 +160,9 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
     predictions = json.loads((work / "inference" / "predictions.json").read_text())
     found = len(predictions["annotations"])
     # The same colonies onto the sample, through the plugin's predict_samples.
-    assert len(sample.coralseg_colonies.detections) == found
+    assert len(inferred.first().coralseg_colonies.detections) == found
     assert f"Colonies found on 1 image: {found} " in printed
-    assert "  coralseg demo --sample-images 5 --work-dir" in printed
+    assert "  coralseg demo --sample-images 10 --work-dir" in printed
     assert printed.rstrip().endswith("--app")
     # what to give the App's forms, and where everything went
     assert f"Checkpoint  {work / 'train' / 'iter_4.pth'}" in printed
@@ -137,25 +170,39 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
     assert f"work folder: {work}\n" in printed
 
 
+def _pixels_of(paths: list[str]) -> Counter:
+    """Each image's key, once: the photos as the models receive them."""
+    from coral_core.formats.raster_io import open_image
+
+    keys = Counter()
+    for path in paths:
+        with open_image(path) as source:
+            keys[_image_key(source.read())] += 1
+    return keys
+
+
 def test_each_model_runs_once_per_image_in_one_inference_pass(small_demo, fiftyone) -> None:
-    """The two-stage model (semantic + instance stage) runs once on each inferred image,
-    its results going both to disk and onto the samples; the evaluation's semantic pass runs
-    once on each held-out image."""
+    """Each held-out image goes through the semantic model exactly once: the inferred one
+    inside the two-stage pass, whose raw map the evaluation reads, the others in the
+    evaluation; the instance stage runs once on each inferred image. The two-stage results
+    go both to disk and onto the samples."""
     work, name, _, _, calls = small_demo
     dataset = fiftyone.load_dataset(name)
     held_out = dataset.match_tags("test")
     inferred = held_out.exists("coralseg_colonies")
-    assert len(inferred) == 1  # --infer-images 1
-    assert sorted(calls["two_stage"].values()) == [1]
-    (inferred_key,) = calls["two_stage"]
-    evaluated = len(held_out)
-    # semantic: once per evaluated image in the evaluation, once more inside the two-stage
-    # call on the inferred image; nothing else
-    assert sum(calls["semantic"].values()) == evaluated + 1
-    assert calls["semantic"][inferred_key] == 2
+    assert len(held_out) == 2 and len(inferred) == 1  # --infer-images 1
+    assert calls["semantic"] == _pixels_of(held_out.values("filepath"))
+    assert calls["two_stage"] == _pixels_of(inferred.values("filepath"))
+    # the instance stage refined the inferred image's semantic map, once
+    sample = inferred.first()
+    stem = Path(sample.filepath).stem
+    raw = cv2.imread(str(work / "inference" / "semantic_raw" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+    assert calls["instance"] == Counter({_image_key(raw): 1})
+    # the evaluation read the two-stage pass's raw semantic map, not a second prediction
+    evaluated_map = cv2.imread(sample.coralseg_semantic.mask_path, cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(evaluated_map, raw)
     # the files and the samples hold the same colonies
     predictions = json.loads((work / "inference" / "predictions.json").read_text())
-    sample = inferred.first()
     boxes = sorted(tuple(a["bbox"]) for a in predictions["annotations"])
     height, width = cv2.imread(sample.filepath).shape[:2]
     stored = sorted(
@@ -182,11 +229,41 @@ def test_a_rerun_reuses_and_a_change_redoes_only_what_follows(small_demo, fiftyo
     work, name, _, first_seconds, _ = small_demo
     args = ["demo", "--work-dir", str(work), "--dataset", name, *SMALL]
     began = time.perf_counter()
-    assert main(args) == 0
+    with counting_model_calls() as calls:
+        assert main(args) == 0
     seconds = time.perf_counter() - began
     printed = capsys.readouterr().out
     assert printed.count("already done, reused") == 7
+    assert not any(calls.values())  # no model ran
     assert seconds < first_seconds / 2
+
+
+def test_a_redone_step_redoes_what_reads_it_with_one_pass_per_image(
+    small_demo, fiftyone, capsys
+) -> None:
+    """--redo evaluate predicts only the held-out image the two-stage pass did not see;
+    --redo infer runs that pass again and so the evaluation and the cover that read it."""
+    work, name, _, _, _ = small_demo
+    args = ["demo", "--work-dir", str(work), "--dataset", name, *SMALL]
+    held_out = fiftyone.load_dataset(name).match_tags("test")
+    inferred = held_out.exists("coralseg_colonies").values("filepath")
+    others = [p for p in held_out.values("filepath") if p not in inferred]
+    scores = (work / "evaluation" / "scores.json").read_text()
+
+    with counting_model_calls() as calls:
+        assert main([*args, "--redo", "evaluate"]) == 0
+    reused = re.findall(r"\(--redo (\w+) redoes it\)", capsys.readouterr().out)
+    assert reused == ["source", "import", "prepare", "train", "infer", "cover"]
+    assert calls["semantic"] == _pixels_of(others) and not calls["two_stage"]
+    assert (work / "evaluation" / "scores.json").read_text() == scores
+
+    with counting_model_calls() as calls:
+        assert main([*args, "--redo", "infer"]) == 0
+    reused = re.findall(r"\(--redo (\w+) redoes it\)", capsys.readouterr().out)
+    assert reused == ["source", "import", "prepare", "train"]
+    assert calls["semantic"] == _pixels_of(held_out.values("filepath"))
+    assert calls["two_stage"] == _pixels_of(inferred)
+    assert (work / "evaluation" / "scores.json").read_text() == scores
 
 
 def test_a_lost_dataset_is_imported_again_and_the_model_kept(small_demo, fiftyone, capsys) -> None:

@@ -1,41 +1,51 @@
-"""``coralseg track`` for one plot: read both visits, align them, link the colonies.
+"""One plot of two visits: read both, align them, link the colonies, give the fates.
 
-Reading goes through :mod:`coralseg.cover_inputs` (masks, instance records, georeference)
-and :mod:`coral_core.formats.raster_io` (photos); the work is :mod:`coral_core.tracking`.
+Reading goes through :mod:`coral_core.ecology.sources` (masks, instance records,
+georeference) and :mod:`coral_core.formats.raster_io` (photos); pairing the plots is
+:mod:`coral_core.tracking.pairs`'.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from coral_core.ecology.scale import scale_from_geotransform
+from coral_core.ecology.label_masks import read_label_mask
+from coral_core.ecology.scale import georeferenced_scale
+from coral_core.ecology.sources import MaskItem, MaskSource, item_geo, item_instances
 from coral_core.errors import CoralsegError
 from coral_core.formats.raster_io import GeoInfo, open_image
-from coral_core.tracking import (
+from coral_core.tracking.alignment import (
     Alignment,
-    ColonyFates,
-    Linking,
-    TrackedColony,
     align_geotransforms,
     align_photos,
-    colonies_from_label_mask,
-    colony_fates,
     identity_alignment,
-    link_colonies,
     refine_shift,
 )
-from coralseg.cover_inputs import CoverSource, MaskItem, read_instances, read_mask, record_geo
-from coralseg.track_pairs import PlotPair, find_photo
+from coral_core.tracking.colonies import TrackedColony, colonies_from_label_mask
+from coral_core.tracking.fates import ColonyFates, colony_fates
+from coral_core.tracking.linking import Linking, link_colonies
+from coral_core.tracking.pairs import PlotPair, find_photo
 
 ALIGN_METHODS = ("auto", "features", "geotransform", "none")
 
 
 @dataclass(frozen=True)
 class TrackSettings:
-    """The command's options that shape each plot's tracking."""
+    """How each plot is tracked.
+
+    Attributes:
+        align: ``"auto"``, ``"features"`` (photos), ``"geotransform"`` or ``"none"``.
+        residual_shift: remove a remaining shift after aligning (phase correlation).
+        before_images, after_images: folders of each visit's photos (found by name).
+        colonies_from: ``"auto"``, ``"labels"`` or ``"instances"``; ``connectivity`` (4 or 8)
+            and ``min_colony_area`` (pixels) for colonies from labels.
+        min_overlap: shared pixels, as a share of the smaller colony, that link two colonies.
+        partial_mortality: a linked colony that lost more than this share of its area.
+        scale, scales, scale_from_geotransform: pixels per cm of every image, per image name,
+            or from each raster's georeference.
+    """
 
     align: str = "auto"
     residual_shift: bool = False
@@ -43,12 +53,35 @@ class TrackSettings:
     after_images: str | None = None
     colonies_from: str = "auto"
     connectivity: int = 8
-    min_area: int = 1
+    min_colony_area: int = 1
     min_overlap: float = 0.3
     partial_mortality: float = 0.3
     scale: float | None = None
     scales: dict[str, float] | None = None
     scale_from_geotransform: bool = False
+
+    def __post_init__(self) -> None:
+        if self.align not in ALIGN_METHODS:
+            raise CoralsegError(
+                f"alignment {self.align!r} is none of {', '.join(ALIGN_METHODS)}",
+                settings=("align",),
+            )
+        if not 0 < self.min_overlap <= 1:
+            raise CoralsegError(
+                f"the minimum overlap is a share in (0, 1], got {self.min_overlap}",
+                settings=("min_overlap",),
+            )
+        if not 0 < self.partial_mortality < 1:
+            raise CoralsegError(
+                "the partial-mortality threshold is a share between 0 and 1, got "
+                f"{self.partial_mortality}",
+                settings=("partial_mortality",),
+            )
+        if self.min_colony_area < 1:
+            raise CoralsegError(
+                f"the minimum colony area must be at least 1 pixel, got {self.min_colony_area}",
+                settings=("min_colony_area",),
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +106,7 @@ class PlotResult:
     fates: ColonyFates
 
 
-def _colonies(source: CoverSource, item: MaskItem, mask: np.ndarray, settings: TrackSettings):
+def _colonies(source: MaskSource, item: MaskItem, mask: np.ndarray, settings: TrackSettings):
     legend = source.legend
     use_instances = settings.colonies_from == "instances" or (
         settings.colonies_from == "auto" and item.record is not None
@@ -81,26 +114,27 @@ def _colonies(source: CoverSource, item: MaskItem, mask: np.ndarray, settings: T
     if use_instances:
         if item.record is None:
             raise CoralsegError(
-                f"{item.name} of {source.root} has no instance record; use --colonies-from "
-                "labels (connected regions of the masks)"
+                f"{item.name} of {source.root} has no instance record; take colonies from "
+                "labels (connected regions of the masks)",
+                settings=("colonies_from",),
             )
         colony_values = set(legend.colony_values)
         return [
             TrackedColony(c.label, c.value, np.asarray(c.mask, bool), c.bbox[0], c.bbox[1])
-            for c in read_instances(item)
-            if c.value in colony_values and c.area >= settings.min_area
+            for c in item_instances(item)
+            if c.value in colony_values and c.area >= settings.min_colony_area
         ]
     names = {value: legend.name_of(value) for value in legend.colony_values}
     return colonies_from_label_mask(
-        mask, legend.colony_values, names, settings.connectivity, settings.min_area
+        mask, legend.colony_values, names, settings.connectivity, settings.min_colony_area
     )
 
 
 def _read_visit(
-    source: CoverSource, item: MaskItem, photo_folder: str | None, settings: TrackSettings
+    source: MaskSource, item: MaskItem, photo_folder: str | None, settings: TrackSettings
 ) -> Visit:
-    mask, geo = read_mask(item.path)
-    geo = geo or record_geo(item)
+    mask, geo = read_label_mask(item.path)
+    geo = geo or item_geo(item)
     photo = None
     photo_path = find_photo(source, item, photo_folder)
     if photo_path is not None and settings.align in ("auto", "features"):
@@ -118,12 +152,14 @@ def _read_visit(
     elif settings.scale_from_geotransform:
         if geo is None:
             raise CoralsegError(
-                f"--scale geotransform: {item.path} has no geotransform; give pixels per cm"
+                f"the scale is to come from geotransforms, but {item.path} has none; give "
+                "pixels per cm",
+                settings=("scale",),
             )
         try:
-            scale = scale_from_geotransform(geo)
-        except ValueError as err:
-            raise CoralsegError(f"{item.path}: {err}") from None
+            scale = georeferenced_scale(geo)
+        except CoralsegError as err:
+            raise CoralsegError(f"{item.path}: {err}", settings=err.settings) from None
     return Visit(item.name, mask, photo, geo, _colonies(source, item, mask, settings), scale)
 
 
@@ -137,30 +173,35 @@ def _align(plot: str, before: Visit, after: Visit, settings: TrackSettings) -> A
         else:
             raise CoralsegError(
                 f"cannot align plot {plot}: its masks have no geotransform and no photos were "
-                "found; give --before-images DIR --after-images DIR, or --align none when the "
-                "two visits' masks share one pixel grid"
+                "found; give the folders of both visits' photos, or align 'none' when the "
+                "two visits' masks share one pixel grid",
+                settings=("before_images", "after_images", "align"),
             )
     try:
         if method == "none":
             if before.mask.shape != after.mask.shape:
                 raise CoralsegError(
-                    f"--align none, but plot {plot}'s masks differ in size "
+                    f"alignment 'none', but plot {plot}'s masks differ in size "
                     f"({before.mask.shape[1]}x{before.mask.shape[0]} and "
-                    f"{after.mask.shape[1]}x{after.mask.shape[0]})"
+                    f"{after.mask.shape[1]}x{after.mask.shape[0]})",
+                    settings=("align",),
                 )
             alignment = identity_alignment()
         elif method == "geotransform":
             if before.geo is None or after.geo is None:
                 raise CoralsegError(
-                    f"--align geotransform, but plot {plot} lacks a georeferenced mask or image"
+                    f"alignment 'geotransform', but plot {plot} lacks a georeferenced mask or "
+                    "image",
+                    settings=("align",),
                 )
             alignment = align_geotransforms(before.geo, after.geo)
         else:
             if before.photo is None or after.photo is None:
                 raise CoralsegError(
-                    f"--align features, but plot {plot} lacks a photo of "
-                    f"{'the first' if before.photo is None else 'the second'} visit; give "
-                    "--before-images and --after-images"
+                    f"alignment 'features', but plot {plot} lacks a photo of "
+                    f"{'the first' if before.photo is None else 'the second'} visit; give the "
+                    "folders of both visits' photos",
+                    settings=("before_images", "after_images"),
                 )
             alignment = align_photos(before.photo, after.photo)
     except CoralsegError:
@@ -185,7 +226,7 @@ def _colony_image(visit: Visit) -> np.ndarray:
 
 
 def track_plot(
-    pair: PlotPair, sources: tuple[CoverSource, CoverSource], settings: TrackSettings
+    pair: PlotPair, sources: tuple[MaskSource, MaskSource], settings: TrackSettings
 ) -> PlotResult:
     """Read, align and link one plot's two visits."""
     before = _read_visit(sources[0], pair.before, settings.before_images, settings)
@@ -208,28 +249,3 @@ def background_of(visit: Visit) -> np.ndarray:
     if visit.photo is not None:
         return visit.photo
     return np.full((*visit.mask.shape, 3), 235, np.uint8)
-
-
-def alignment_row(result: PlotResult) -> dict[str, object]:
-    """One row of ``alignment.csv``."""
-    a = result.alignment
-    return {
-        "plot": result.plot,
-        "before_image": result.before.name,
-        "after_image": result.after.name,
-        "method": a.method,
-        "inliers": "" if a.inliers is None else a.inliers,
-        "matches": "" if a.matches is None else a.matches,
-        "reprojection_error_px": ""
-        if a.reprojection_error_px is None
-        else round(a.reprojection_error_px, 3),
-        "residual_shift_x": round(a.residual_shift[0], 3),
-        "residual_shift_y": round(a.residual_shift[1], 3),
-        "overlap": "" if a.overlap is None else round(a.overlap, 4),
-        "matrix": " ".join(f"{v:.9g}" for v in a.matrix.ravel()),
-    }
-
-
-def picture_path(out: Path, plot: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in plot)
-    return out / "pictures" / f"{safe}.png"

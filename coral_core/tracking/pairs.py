@@ -1,7 +1,7 @@
-"""What ``coralseg track`` reads: which images of two visits show one plot, and their photos.
+"""Which images of two visits show one plot, and their photos.
 
-Both visits are read with :mod:`coralseg.cover_inputs` (label-mask folders, ``coralseg
-prepare`` folders, ``coralseg infer`` outputs). Images are paired
+Both visits are mask sources (:mod:`coral_core.ecology.sources`: label-mask folders,
+``coralseg prepare`` folders, ``coralseg infer`` outputs). Images are paired
 
 * by name (the default): an image name present in both visits is one plot;
 * by a filename pattern with a ``<plot>`` field, e.g. ``'<plot>_<year>'``: images of both
@@ -10,7 +10,7 @@ prepare`` folders, ``coralseg infer`` outputs). Images are paired
   optionally ``plot``.
 
 A plot's photos are found from the infer record (``file_name``), beside a prepare folder's
-labels (``<split>/data/<name>.*``), or in ``--before-images``/``--after-images`` by name.
+labels (``<split>/data/<name>.*``), or in a photo folder by name.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from coral_core.ecology.groups import fields_from_pattern, match_metadata, read_metadata_csv
+from coral_core.ecology.sources import MaskItem, MaskSource, item_photo
 from coral_core.errors import CoralsegError
-from coralseg.cover_inputs import CoverSource, MaskItem
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".JPG", ".JPEG", ".PNG")
 
@@ -34,8 +34,9 @@ class PlotPair:
     after: MaskItem
 
 
-def pair_items(before: CoverSource, after: CoverSource, pairs: str | None) -> list[PlotPair]:
-    """The plots of two visits (see the module docstring).
+def pair_visits(before: MaskSource, after: MaskSource, pairs: str | None) -> list[PlotPair]:
+    """The plots of two visits (see the module docstring): ``pairs`` is None (by name), a
+    filename pattern with a ``<plot>`` field, or the path of a pairs CSV.
 
     Raises:
         CoralsegError: no pair is found, or a plot has two images on one visit.
@@ -52,18 +53,20 @@ def pair_items(before: CoverSource, after: CoverSource, pairs: str | None) -> li
         how = f"with the pattern {pairs!r}"
     if not found:
         raise CoralsegError(
-            f"no image of {before.root} could be paired with one of {after.root} {how}; give "
-            "--pairs '<plot>_<year>' (a filename pattern with a <plot> field) or --pairs "
-            "pairs.csv (columns before, after)"
+            f"no image of {before.root} could be paired with one of {after.root} {how}; pair "
+            "them by a filename pattern with a <plot> field, e.g. '<plot>_<year>', or by a CSV "
+            "with columns before, after",
+            settings=("pairs",),
         )
     return found
 
 
-def _pairs_from_pattern(before: CoverSource, after: CoverSource, pattern: str) -> list[PlotPair]:
+def _pairs_from_pattern(before: MaskSource, after: MaskSource, pattern: str) -> list[PlotPair]:
     if "<plot>" not in pattern:
         raise CoralsegError(
-            f"--pairs {pattern!r} needs a <plot> field naming the part of the file name that "
-            "is the same on both visits, e.g. '<plot>_<year>'"
+            f"the pairing pattern {pattern!r} needs a <plot> field naming the part of the file "
+            "name that is the same on both visits, e.g. '<plot>_<year>'",
+            settings=("pairs",),
         )
     plots = []
     for source in (before, after):
@@ -79,14 +82,16 @@ def _pairs_from_pattern(before: CoverSource, after: CoverSource, pattern: str) -
             if plot in by_plot:
                 raise CoralsegError(
                     f"{source.root} has two images of plot {plot!r} ({by_plot[plot].name} and "
-                    f"{item.name}); make --pairs tell them apart or pair them with a CSV"
+                    f"{item.name}); make the pairing pattern tell them apart or pair them "
+                    "with a CSV",
+                    settings=("pairs",),
                 )
             by_plot[plot] = item
         plots.append(by_plot)
     return [PlotPair(p, plots[0][p], plots[1][p]) for p in sorted(plots[0]) if p in plots[1]]
 
 
-def _pairs_from_csv(before: CoverSource, after: CoverSource, path: Path) -> list[PlotPair]:
+def _pairs_from_csv(before: MaskSource, after: MaskSource, path: Path) -> list[PlotPair]:
     rows, columns = read_metadata_csv(path, "before")
     if "after" not in columns:
         raise CoralsegError(
@@ -113,11 +118,9 @@ def _pairs_from_csv(before: CoverSource, after: CoverSource, path: Path) -> list
     return found
 
 
-def find_photo(source: CoverSource, item: MaskItem, folder: str | None) -> Path | None:
+def find_photo(source: MaskSource, item: MaskItem, folder: str | Path | None) -> Path | None:
     """The photo of an image: from ``folder`` by name, the infer record, or a prepare
     folder's ``data/``; None when there is none."""
-    import json
-
     stem = PurePath(item.name.replace("__", "/")).name
     if folder is not None:
         root = Path(folder)
@@ -129,12 +132,7 @@ def find_photo(source: CoverSource, item: MaskItem, folder: str | None) -> Path 
                     return root / f"{name}{suffix}"
         return None
     if item.record is not None:
-        try:
-            recorded = json.loads(item.record.read_text(encoding="utf-8")).get("file_name", "")
-        except (OSError, ValueError, AttributeError):
-            return None
-        photo = Path(recorded)
-        return photo if recorded and photo.is_file() else None
+        return item_photo(item)
     if source.kind == "prepare":
         data = item.path.parent.parent / "data"
         for suffix in PHOTO_SUFFIXES:
