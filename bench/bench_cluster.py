@@ -89,7 +89,7 @@ def _photos(args: argparse.Namespace, folder: Path) -> list[Path]:
 
 def _timed_units(spec, version: str, photos: list[Path], output: Path, cluster) -> dict:
     from coral_core.cluster import run_units
-    from coralseg.infer_units import PhotoUnit, UnitWorker
+    from coral_core.inference.batch_units import PhotoUnit, UnitWorker
 
     units = [PhotoUnit(path, path.stem, path.name) for path in photos]
     threads = 1 if cluster is not None else None
@@ -109,9 +109,9 @@ def _bench(args: argparse.Namespace) -> int:
     from _common import random_semantic_checkpoint
 
     from coral_core.cluster import ClusterOptions, connect
+    from coral_core.inference.batch_units import ModelSpec
     from coral_core.inference.instances import RefineSettings
     from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
-    from coralseg.infer_units import ModelSpec
 
     torch.set_num_threads(1)  # one thread per model copy, as each worker has
     with tempfile.TemporaryDirectory(prefix="bench", dir="/tmp") as temporary:

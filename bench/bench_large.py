@@ -147,13 +147,12 @@ def _child(argv: list[str], tiled_above: int | None) -> int:
     wall time and this process's peak RSS as JSON on the last line."""
     from _common import make_coherent
 
-    from coral_core.inference import pipeline
-    from coralseg import infer_folder
+    from coral_core.inference import batch_runner, pipeline
     from coralseg.cli import main as coralseg_main
 
     if tiled_above:
-        infer_folder.MAX_INSTANCE_SIDE = tiled_above
-        infer_folder.LARGE_TILE = max(256, tiled_above // 2)
+        batch_runner.MAX_INSTANCE_SIDE = tiled_above
+        batch_runner.LARGE_TILE = max(256, tiled_above // 2)
 
     loader = pipeline.TwoStagePredictor.from_files.__func__
 

@@ -23,6 +23,7 @@ and only inside functions.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import socket
 import time
@@ -165,14 +166,40 @@ def _node_address() -> str:
         return socket.gethostname()
 
 
+_NO_RAY = "running on a cluster needs Ray: pip install 'coralseg[ray]' (or 'ray[default]')"
+
+
 def _import_ray():
     try:
         import ray
     except ImportError as err:
-        raise CoralsegError(
-            "running on a cluster needs Ray: pip install 'coralseg[ray]' (or 'ray[default]')"
-        ) from err
+        raise CoralsegError(_NO_RAY) from err
     return ray
+
+
+def check_address(address: str) -> str:
+    """``address`` without surrounding spaces, when it has the form of an address
+    :class:`ClusterOptions` takes and Ray is installed (nothing is contacted: a form checks
+    it as it is typed).
+
+    Raises:
+        CoralsegError: the address is malformed (the sentence shows the forms), or Ray is
+            missing.
+    """
+    text = address.strip()
+    if text not in (LOCAL, AUTO):
+        host, _, port = text.removeprefix(CLIENT_PREFIX).rpartition(":")
+        valid_port = port.isdigit() and 0 < int(port) < 2**16
+        if not host or any(c in host for c in "/ ") or not valid_port:
+            raise CoralsegError(
+                f"{address!r} is not a Ray cluster address: give 'local' (a Ray instance on "
+                "this machine), 'auto' (the cluster this machine is a node of), HOST:PORT (its "
+                "head, e.g. head-node:6379) or ray://HOST:PORT (Ray Client, e.g. "
+                "ray://head-node:10001)"
+            )
+    if importlib.util.find_spec("ray") is None:
+        raise CoralsegError(_NO_RAY)
+    return text
 
 
 def connect(address: str, ray=None) -> bool:

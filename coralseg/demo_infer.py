@@ -1,7 +1,8 @@
 """Step 5 of ``coralseg demo``: one two-stage pass over a few held-out images.
 
-Each image goes through the predictor once. :func:`coralseg.infer_folder.infer_folder` writes
-``coralseg infer``'s files from the results; the same results go onto the samples as
+Each image goes through the predictor once.
+:func:`coral_core.inference.batch_runner.infer_folder` writes ``coralseg infer``'s files from
+the results; the same results go onto the samples as
 colonies (``coralseg_colonies``, as the predict-colonies operator writes them), refined
 genus masks (``coralseg_refined``) and the semantic model's own maps (``coralseg_semantic``,
 as the evaluation predicts them: same model and windows), which step 6 evaluates instead of
@@ -100,7 +101,7 @@ def _one_pass(run: DemoRun, dataset, paths: list[str], checkpoint: Path, out: Pa
     maps (``coralseg_semantic``) from it."""
     import fiftyone as fo
 
-    from coralseg.infer_folder import find_images, infer_folder
+    from coral_core.inference.batch_runner import find_images, infer_folder
     from fiftyone_plugin.evaluation import store_semantic_maps
     from fiftyone_plugin.prediction import to_detection
 

@@ -17,9 +17,9 @@ says where it was made and where it looked.
 
 Each model runs once per image. The two-stage pass (:mod:`coralseg.demo_infer`) comes first,
 on a few held-out images: its results are written to disk in ``coralseg infer``'s layout
-(:func:`coralseg.infer_folder.infer_folder`) and, from the same results, onto the samples as
-colonies, refined masks and the raw semantic maps the evaluation reads. The evaluation then
-predicts only the other held-out images and evaluates them all
+(:func:`coral_core.inference.batch_runner.infer_folder`) and, from the same results, onto
+the samples as colonies, refined masks and the raw semantic maps the evaluation reads. The
+evaluation then predicts only the other held-out images and evaluates them all
 (:func:`fiftyone_plugin.evaluation.evaluate_predictions`).
 Percent cover is :mod:`coral_core.ecology.report`'s, as ``coralseg cover`` computes it.
 """

@@ -154,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from coral_core.inference.batch_runner import infer_folder
+    from coral_core.inference.batch_units import ModelSpec
     from coral_core.inference.instances import RefineSettings
-    from coralseg.infer_folder import infer_folder
-    from coralseg.infer_units import ModelSpec
 
     settings = RefineSettings(
         min_threshold=args.min_threshold,
@@ -174,15 +174,17 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
     )
     cluster = _cluster_options(args)
-    summary = infer_folder(
-        spec,
-        Path(args.input_dir),
-        Path(args.output_dir),
-        redo=args.redo,
-        cluster=cluster,
-        tile_above=args.tile_above,
-        tile_size=args.tile_size,
-    )
+    with _ProgressBar() as bar:
+        summary = infer_folder(
+            spec,
+            Path(args.input_dir),
+            Path(args.output_dir),
+            redo=args.redo,
+            cluster=cluster,
+            tile_above=args.tile_above,
+            tile_size=args.tile_size,
+            progress=bar.show,
+        )
     print(summary.describe())
     if summary.failed:
         names = ", ".join(name for name, _ in summary.failed[:3])
@@ -197,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cluster_options(args: argparse.Namespace):
-    from coral_core.cluster import ClusterOptions
+    from coral_core.cluster import ClusterOptions, check_address
     from coral_core.errors import CoralsegError
 
     if args.cluster is None:
@@ -210,8 +212,32 @@ def _cluster_options(args: argparse.Namespace):
         raise CoralsegError("--cpus-per-worker and --workers-per-gpu must be at least 1")
     on_gpu = args.device.startswith("cuda")
     return ClusterOptions(
-        address=args.cluster,
+        address=check_address(args.cluster),
         workers=args.workers,
         cpus_per_worker=args.cpus_per_worker,
         gpus_per_worker=1 / args.workers_per_gpu if on_gpu else 0.0,
     )
+
+
+class _ProgressBar:
+    """The run's progress in the terminal: units done / total, rate and time left, and a
+    line per failed unit above the bar."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def show(self, progress) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=progress.total, desc="inferring", unit="unit")
+        if progress.failure:
+            self.bar.write(f"failed: {progress.failure}")
+        self.bar.update(progress.done - self.bar.n)
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.close()

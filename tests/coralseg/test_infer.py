@@ -152,6 +152,8 @@ def test_bad_arguments_are_one_sentence(model_files, tmp_path: Path, capsys) -> 
     args = ["--min-threshold", "0.5", "--unsure-threshold", "0.1"]
     assert _infer(model_files, tmp_path / "empty", tmp_path / "out", *args) == 2
     assert "(option --min-threshold, --unsure-threshold)" in capsys.readouterr().err
+    assert _infer(model_files, tmp_path / "empty", tmp_path / "out", "--cluster", "head") == 2
+    assert "'head' is not a Ray cluster address: give 'local'" in capsys.readouterr().err
 
 
 @pytest.mark.shared_data
@@ -181,11 +183,11 @@ def test_large_geotiff_gets_colonies_merged_across_tiles(
     uniform_model_files, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     from coral_core.formats.raster_io import GeoInfo, open_image
-    from coralseg import infer_folder
+    from coral_core.inference import batch_runner
     from tests.raster_fixtures import write_test_tiff
 
-    monkeypatch.setattr(infer_folder, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
-    monkeypatch.setattr(infer_folder, "LARGE_TILE", 128)  # stands in for 2048 px
+    monkeypatch.setattr(batch_runner, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px
+    monkeypatch.setattr(batch_runner, "LARGE_TILE", 128)  # stands in for 2048 px
     images = tmp_path / "ortho"
     images.mkdir()
     geo = GeoInfo((500000.0, 0.01, 0.0, 8000000.0, 0.0, -0.01), "EPSG:32706")

@@ -1,5 +1,6 @@
-"""One unit of ``coralseg infer``'s work, as a worker does it: a photo, or a tile of a large
-image (an orthomosaic), and what each leaves in the output folder.
+"""One unit of a batch inference run (``coralseg infer``, the App's predict operator on a
+cluster), as a worker does it: a photo, or a tile of a large image (an orthomosaic), and what
+each leaves in the output folder. :mod:`coral_core.inference.batch_runner` plans and runs them.
 
 A worker (:class:`UnitWorker`) holds one model copy and does units one after another, in
 this process or on a cluster's node (:mod:`coral_core.cluster`); the output folder must be
@@ -9,8 +10,8 @@ marks it done and records the version of the model that made it:
 
 * a photo: ``semantic/``, ``semantic_raw/``, ``visualizations/``, ``masks/<image>/``, then
   its record ``instances/<image>.json``;
-* a tile: ``tiles/<image>/r<row>_c<column>.npz`` (:mod:`coralseg.tile_results`). Once all
-  tiles of an image are done, :func:`assemble_large_image` merges them, in one place, into
+* a tile: ``tiles/<image>/r<row>_c<column>.npz`` (:mod:`coral_core.inference.tile_results`).
+  Once all tiles of an image are done, :func:`assemble_large_image` merges them, in one place, into
   the image's tiled GeoTIFFs and its record, and removes the tiles.
 
 An image record (``instances/<image>.json``) is the format of
@@ -35,14 +36,14 @@ from coral_core.inference.instance_records import InstanceRecord, write_instance
 from coral_core.inference.instances import CoralInstance, RefineSettings
 from coral_core.inference.overlay import render_overlay
 from coral_core.inference.pipeline import DEFAULT_OVERLAP, TwoStagePredictor
-from coral_core.inference.tiled import TileGrid, merge_tile_pieces, tile_pieces
-from coral_core.labels.taxonomy import MaskEncoding
-from coralseg.tile_results import (
+from coral_core.inference.tile_results import (
     TileResult,
     read_tile_result,
     tile_result_path,
     write_tile_result,
 )
+from coral_core.inference.tiled import TileGrid, merge_tile_pieces, tile_pieces
+from coral_core.labels.taxonomy import MaskEncoding
 
 RECORDS = "instances"  # the folder of image records
 _HASH_CHUNK = 2**22

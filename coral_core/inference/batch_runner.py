@@ -1,12 +1,15 @@
-"""File side of ``coralseg infer``: find images, cut the work into units, run them here or on a
-cluster, assemble large images, write the run's summary outputs.
+"""Batch inference into an output folder: plan the units, run them here or on a cluster,
+assemble large images, write the run's summary outputs.
 
-Units of work (:mod:`coralseg.infer_units`) are photos and the tiles of large images; they run
+The one runner behind ``coralseg infer`` (a folder, :func:`infer_folder`) and the App's
+predict operator on a cluster (a view's photos, :func:`infer_images`). Units of work
+(:mod:`coral_core.inference.batch_units`) are photos and the tiles of large images; they run
 in this process or on the workers of a Ray cluster (:mod:`coral_core.cluster`), with the same
 outputs either way. A bad image (unreadable, corrupt, odd format) is reported and the rest
 completes. Each unit's outputs record the model version that made them, so a rerun skips what
-is done (a result of another model is refused unless ``--redo``) and ``predictions.json`` is
-rebuilt from every image's record at the end.
+is done (a result of another model is refused unless ``redo``) and ``predictions.json`` is
+rebuilt from every image's record at the end. Progress goes to a callback
+(:class:`RunProgress`), so each caller shows it its own way.
 """
 
 from __future__ import annotations
@@ -16,19 +19,16 @@ import os
 import shutil
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import Any
 
 from coral_core.cluster import ClusterOptions, UnitOutcome, run_units
 from coral_core.errors import CoralsegError
 from coral_core.formats.coco import ImageInstances, write_coco_predictions
 from coral_core.formats.raster_io import open_image, photo_sizes
-from coral_core.inference.instance_records import read_instance_record, read_model_version
-from coral_core.inference.pipeline import TwoStagePredictor
-from coral_core.labels.taxonomy import MaskEncoding, write_class_files, write_encoding_file
-from coralseg.infer_units import (
+from coral_core.inference.batch_units import (
     RECORDS,
     ModelSpec,
     PhotoUnit,
@@ -39,7 +39,10 @@ from coralseg.infer_units import (
     record_path,
     tile_count,
 )
-from coralseg.tile_results import read_tile_version, tile_result_path
+from coral_core.inference.instance_records import read_instance_record, read_model_version
+from coral_core.inference.pipeline import TwoStagePredictor
+from coral_core.inference.tile_results import read_tile_version, tile_result_path
+from coral_core.labels.taxonomy import MaskEncoding, write_class_files, write_encoding_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # Larger images (orthomosaics) are processed tile by tile at their native resolution: their
@@ -80,6 +83,35 @@ class InferenceSummary:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class BatchImage:
+    """An image to infer. ``stem`` names its outputs (unique within the output folder:
+    ``instances/<stem>.json``, ``masks/<stem>/``, ...); ``name`` is how messages show it."""
+
+    path: Path
+    stem: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands: sent once before the first unit (``done`` 0) and after each unit.
+
+    Attributes:
+        done / total: units finished (failed ones included) and units to do in this run
+            (those already done before it are not counted).
+        failure: the unit that just failed, in one line (``<unit>: <why> (<worker>)``), else
+            None.
+    """
+
+    done: int
+    total: int
+    failure: str | None = None
+
+
+Progress = Callable[[RunProgress], Any]
+
+
 @dataclass
 class _Plan:
     """What is left to do: units, images already done, and the large images to assemble
@@ -118,6 +150,14 @@ def output_names(images: list[Path], input_dir: Path) -> dict[Path, str]:
     }
 
 
+def folder_images(input_dir: Path) -> list[BatchImage]:
+    """The images of ``input_dir`` (searched recursively, sorted), named by
+    :func:`output_names`, as :func:`infer_folder` does them."""
+    images = find_images(input_dir)
+    names = output_names(images, input_dir)
+    return [BatchImage(path, names[path], str(path.relative_to(input_dir))) for path in images]
+
+
 def infer_folder(
     predictor: TwoStagePredictor | ModelSpec,
     input_dir: Path,
@@ -126,16 +166,51 @@ def infer_folder(
     cluster: ClusterOptions | None = None,
     tile_above: int | None = None,
     tile_size: int | None = None,
+    progress: Progress | None = None,
 ) -> InferenceSummary:
-    """Infer every image of ``input_dir`` into ``output_dir``.
+    """Infer every image of ``input_dir`` into ``output_dir`` (:func:`infer_images` of
+    :func:`folder_images`)."""
+    return infer_images(
+        predictor,
+        folder_images(input_dir),
+        output_dir,
+        source=str(input_dir),
+        redo=redo,
+        cluster=cluster,
+        tile_above=tile_above,
+        tile_size=tile_size,
+        progress=progress,
+    )
+
+
+def infer_images(
+    predictor: TwoStagePredictor | ModelSpec,
+    images: Sequence[BatchImage],
+    output_dir: Path,
+    *,
+    source: str,
+    redo: bool = False,
+    cluster: ClusterOptions | None = None,
+    tile_above: int | None = None,
+    tile_size: int | None = None,
+    progress: Progress | None = None,
+) -> InferenceSummary:
+    """Infer ``images`` into ``output_dir`` (see the module docstring).
 
     Args:
         predictor: a loaded predictor (runs in this process), or the files of a model
             (loaded by each worker: one copy per cluster worker, or one here).
+        images: what to infer, each with its own output ``stem``.
+        source: where the images come from, in words, for the run's log.
         redo: do images already done again.
         cluster: where to run the units (None: in this process).
         tile_above: images with a side over this are done tile by tile (None:
             ``MAX_INSTANCE_SIDE``); ``tile_size``: their tiles' side (None: ``LARGE_TILE``).
+        progress: called with a :class:`RunProgress` before the first unit and after each.
+
+    Raises:
+        CoralsegError: a bad tiling, unreadable model files, results of another model in
+            ``output_dir`` (unless ``redo``), or a cluster that cannot be reached.
     """
     tiling = (
         MAX_INSTANCE_SIDE if tile_above is None else tile_above,
@@ -143,7 +218,9 @@ def infer_folder(
     )
     if min(tiling) < 1:
         raise CoralsegError(f"--tile-above and --tile-size must be positive, got {tiling}")
-    images = find_images(input_dir)
+    stems = Counter(image.stem for image in images)
+    if any(count > 1 for count in stems.values()):
+        raise ValueError(f"two images share the output name {stems.most_common(1)[0][0]!r}")
     start = time.perf_counter()
     summary = InferenceSummary(output_dir)
     if isinstance(predictor, ModelSpec):
@@ -161,15 +238,15 @@ def infer_folder(
         make_worker = functools.partial(UnitWorker, predictor, output_dir, version)
     for name in ("visualizations", "masks", "semantic", "semantic_raw", RECORDS):
         (output_dir / name).mkdir(parents=True, exist_ok=True)
-    plan = _plan(images, input_dir, output_dir, version, redo, tiling)
+    plan = _plan(images, output_dir, version, redo, tiling)
     summary.skipped, summary.tiles_skipped = plan.skipped, plan.tiles_skipped
     write_class_files(encoding, output_dir)
     # classes.txt names the values; encoding.json also says which are cover-only classes
     write_encoding_file(encoding, output_dir)
     with (output_dir / "inference_log.txt").open("a", encoding="utf-8") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in ")
-        log.write(f"{input_dir}, model version {version}, {_where(cluster)}\n")
-        failed_tiles = _run(plan, make_worker, cluster, summary, log)
+        log.write(f"{source}, model version {version}, {_where(cluster)}\n")
+        failed_tiles = _run(plan, make_worker, cluster, summary, log, progress)
         for stem, (unit, tiles) in plan.large.items():
             failures = failed_tiles.get(stem)
             if failures:
@@ -186,23 +263,28 @@ def _where(cluster: ClusterOptions | None) -> str:
     return "in one process" if cluster is None else f"on cluster {cluster.address}"
 
 
-def _run(plan, make_worker, cluster, summary, log) -> dict[str, list[tuple[str, str]]]:
-    """Run the plan's units with a progress bar (done / total, rate, time left); returns
-    the failed tiles of each large image."""
+def _run(plan, make_worker, cluster, summary, log, progress) -> dict[str, list[tuple[str, str]]]:
+    """Run the plan's units, telling ``progress`` after each; returns the failed tiles of
+    each large image."""
     failed_tiles: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    total = len(plan.units)
+    if progress is not None:
+        progress(RunProgress(0, total))
     outcomes = run_units(plan.units, make_worker, cluster)
     try:
-        with tqdm(total=len(plan.units), desc="inferring", unit="unit") as progress:
-            for outcome in outcomes:
-                _record(outcome, summary, failed_tiles, log, progress)
-                progress.update()
+        for done, outcome in enumerate(outcomes, start=1):
+            failure = _record(outcome, summary, failed_tiles, log)
+            if progress is not None:
+                progress(RunProgress(done, total, failure))
     finally:
         outcomes.close()  # on Ctrl-C too: the cluster's workers stop now
     return failed_tiles
 
 
-def _record(outcome: UnitOutcome, summary, failed_tiles, log, progress) -> None:
+def _record(outcome: UnitOutcome, summary, failed_tiles, log) -> str | None:
+    """Log and count one outcome; a failure in one line, or None."""
     unit = outcome.unit
+    failure = None
     if outcome.ok:
         log.write(f"ok {unit.label}: {outcome.result} colonies ({outcome.worker})\n")
         if isinstance(unit, TileUnit):
@@ -211,12 +293,13 @@ def _record(outcome: UnitOutcome, summary, failed_tiles, log, progress) -> None:
             summary.done.append(unit.stem)
     else:
         log.write(f"FAILED {unit.label}: {outcome.error} ({outcome.worker})\n")
-        progress.write(f"failed: {unit.label}: {outcome.error} ({outcome.worker})")
+        failure = f"{unit.label}: {outcome.error} ({outcome.worker})"
         if isinstance(unit, TileUnit):
             failed_tiles[unit.stem].append((unit.label, outcome.error))
         else:
             summary.failed.append((unit.name, outcome.error))
     log.flush()
+    return failure
 
 
 def _assemble(output_dir, unit, encoding, version, summary, log) -> None:
@@ -234,8 +317,7 @@ def _assemble(output_dir, unit, encoding, version, summary, log) -> None:
 
 
 def _plan(
-    images: list[Path],
-    input_dir: Path,
+    images: Sequence[BatchImage],
     output_dir: Path,
     version: str,
     redo: bool,
@@ -244,9 +326,8 @@ def _plan(
     tile_above, tile_size = tiling
     plan = _Plan()
     foreign: list[str] = []  # results another model made
-    names = output_names(images, input_dir)
-    for path in images:
-        stem, name = names[path], str(path.relative_to(input_dir))
+    for image in images:
+        path, stem, name = image.path, image.stem, image.name
         record = record_path(output_dir, stem)
         if record.exists() and not redo:
             if read_model_version(record) != version:
@@ -279,8 +360,7 @@ def _plan(
     if foreign:
         raise CoralsegError(
             f"{len(foreign)} result(s) in {output_dir} were made by another model or version "
-            f"(e.g. {foreign[0]}): rerun with --redo to replace them, or give another "
-            "--output-dir"
+            f"(e.g. {foreign[0]}): redo them (--redo) or choose another output folder"
         )
     return plan
 

@@ -10,14 +10,14 @@ import pytest
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import RefineSettings, refine
 from coral_core.inference.pipeline import TwoStageResult
-from coral_core.inference.tiled import TileGrid, iter_tiled_colonies, merge_tile_pieces, tile_pieces
-from coralseg.tile_results import (
+from coral_core.inference.tile_results import (
     TileResult,
     read_tile_result,
     read_tile_version,
     tile_result_path,
     write_tile_result,
 )
+from coral_core.inference.tiled import TileGrid, iter_tiled_colonies, merge_tile_pieces, tile_pieces
 from tests.coral_core.test_tiled import ENCODING, _crop, _scene
 
 

@@ -1,9 +1,10 @@
 """The file one tile of a large image leaves behind: ``tiles/<image>/r<row>_c<column>.npz``.
 
-``coralseg infer`` refines an orthomosaic tile by tile, each tile a unit of work that may run
-on any worker of a cluster; the tile's file holds what the merge needs from it, so the merge
-(:func:`coral_core.inference.tiled.merge_tile_pieces`) gives the same colonies as when the
-tiles are refined in one process. A compressed NumPy ``.npz`` (no pickles) with:
+A batch run (:mod:`coral_core.inference.batch_runner`) refines an orthomosaic tile by tile,
+each tile a unit of work that may run on any worker of a cluster; the tile's file holds what
+the merge needs from it, so the merge (:func:`coral_core.inference.tiled.merge_tile_pieces`)
+gives the same colonies as when the tiles are refined in one process. A compressed NumPy
+``.npz`` (no pickles) with:
 
 * ``meta``: a JSON string: ``format`` (:data:`FORMAT`), ``model_version``, ``core``
   (``[x0, y0, x1, y1]`` in image pixels) and ``pieces`` (``value``, ``label``, ``score``,
