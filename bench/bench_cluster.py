@@ -111,7 +111,7 @@ def _bench(args: argparse.Namespace) -> int:
     from coral_core.cluster import ClusterOptions, connect
     from coral_core.inference.batch_units import ModelSpec
     from coral_core.inference.instances import RefineSettings
-    from coral_core.taxonomy import FAMILIES, MaskEncoding
+    from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 
     torch.set_num_threads(1)  # one thread per model copy, as each worker has
     with tempfile.TemporaryDirectory(prefix="bench", dir="/tmp") as temporary:

@@ -29,11 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from coral_core.colony_metrics import ImageColonies, evaluate_colonies  # noqa: E402
 from coral_core.ecology.colonies import component_instances  # noqa: E402
 from coral_core.ecology.legend import ClassLegend  # noqa: E402
+from coral_core.evaluation.colony_metrics import ImageColonies, evaluate_colonies  # noqa: E402
+from coral_core.formats.raster_io import open_image  # noqa: E402
 from coral_core.inference.instances import RefineSettings, refine  # noqa: E402
-from coral_core.raster_io import open_image  # noqa: E402
 
 TINY_CONFIG = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 
@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--neck-ratio", type=float, help="neck_ratio of the new rules")
     args = parser.parse_args()
 
-    from coral_core.annotation_formats import read_annotations
     from coral_core.ecology.drawn_colonies import drawn_colonies, read_drawn_polygons
+    from coral_core.formats.annotations import read_annotations
     from coral_core.inference.pipeline import DEFAULT_OVERLAP
     from coral_core.inference.semantic import (
         load_semantic_model,

@@ -37,7 +37,7 @@ from PIL import Image
 from coral_core.ecology.colonies import colonies_from_labels, max_diameter, perimeter
 from coral_core.ecology.cover import image_cover
 from coral_core.ecology.legend import ClassLegend
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 
 ENCODING = MaskEncoding(EILAT, background_is_ignore=True)
 LEGEND = ClassLegend.from_encoding(ENCODING)

@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 from _common import DATA, ratio
 
-from coral_core.mmseg_export import export_mmseg_dataset
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
+from coral_core.training.mmseg_export import export_mmseg_dataset
 
 
 def main() -> int:

@@ -16,8 +16,8 @@ What is equal on both sides:
   default), so both visit the same windows (MMSeg's stride is set to coralseg's);
 * precision: the one coralseg runs in on the device (fp32 on a CPU; fp16 on a GPU, where
   the naive semantic stage runs under ``torch.autocast`` to match), and the same float mode:
-  coralseg flushes subnormal floats to zero on a CPU (``coral_core.cpu_math``), a process-wide
-  setting, so the naive path, in the same process, runs with it too;
+  coralseg flushes subnormal floats to zero on a CPU (``coral_core.inference.cpu_math``), a
+  process-wide setting, so the naive path, in the same process, runs with it too;
 * batch: each path's own (MMSeg's slide mode runs one window at a time; coralseg's default
   batch on a CPU is one ViT-B window too);
 * thresholds and minimum colony area: ``coralseg infer``'s defaults, read from its parser;
@@ -95,11 +95,11 @@ def main() -> int:
     from mmseg.apis import inference_model, init_model
     from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 
-    from coral_core.cpu_math import flush_subnormals
     from coral_core.inference import pipeline
+    from coral_core.inference.cpu_math import flush_subnormals
     from coral_core.inference.instances import RefineSettings
     from coral_core.inference.pipeline import TwoStagePredictor
-    from coral_core.taxonomy import EILAT, FINEGRAINED, MaskEncoding
+    from coral_core.labels.taxonomy import EILAT, FINEGRAINED, MaskEncoding
 
     image = quadrat_mosaic(args.size, args.data)
     config_file, taxonomy = (VITB_CONFIG, FINEGRAINED) if args.config == "vitb" else (

@@ -123,8 +123,8 @@ def _tiny_checkpoint(folder: Path) -> tuple[Path, Path]:
     import torch
     from mmengine.config import Config
 
+    from coral_core.labels.taxonomy import EILAT, MaskEncoding
     from coral_core.models import build_segmentor
-    from coral_core.taxonomy import EILAT, MaskEncoding
 
     cfg = Config.fromfile(str(TINY_CONFIG))
     encoding = MaskEncoding(EILAT, background_is_ignore=True)

@@ -63,9 +63,9 @@ def build_predictor(args, folder: Path):
     """The predictor both sides share, and the torch semantic model it was made from."""
     from coral_core.inference.instances import RefineSettings
     from coral_core.inference.pipeline import TwoStagePredictor
+    from coral_core.inference.sam_models import SamRunner, load_sam
     from coral_core.inference.semantic import load_semantic_model, with_overlap
-    from coral_core.sam_models import SamRunner, load_sam
-    from coral_core.taxonomy import EILAT, FINEGRAINED, MaskEncoding
+    from coral_core.labels.taxonomy import EILAT, FINEGRAINED, MaskEncoding
 
     config = TINY_CONFIG if args.config == "tiny" else VITB_CONFIG
     encoding = MaskEncoding(EILAT if args.config == "tiny" else FINEGRAINED)
@@ -170,7 +170,7 @@ def parity(args) -> None:
     from PIL import Image
 
     from coral_core.inference.semantic import load_semantic_model, predict
-    from coral_core.taxonomy import EILAT, FINEGRAINED, MaskEncoding
+    from coral_core.labels.taxonomy import EILAT, FINEGRAINED, MaskEncoding
 
     config = TINY_CONFIG if args.config == "tiny" else VITB_CONFIG
     encoding = MaskEncoding(EILAT if args.config == "tiny" else FINEGRAINED)

@@ -32,8 +32,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from coral_core.densify import densify_points, superpixel_levels  # noqa: E402
-from coral_core.point_labels import simulate_points, stamp_points  # noqa: E402
+from coral_core.labels.densify import densify_points, superpixel_levels  # noqa: E402
+from coral_core.labels.point_labels import simulate_points, stamp_points  # noqa: E402
 
 DENSE_CONFIG = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
 POINTS_CONFIG = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-points-224x224.py"

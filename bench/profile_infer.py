@@ -112,7 +112,7 @@ def _windows(model, count: int, data: Path) -> torch.Tensor:
 
 def _semantic(name: str, tmp: Path, args) -> None:
     from coral_core.inference.semantic import forward_windows, load_semantic_model
-    from coral_core.taxonomy import EILAT, FINEGRAINED, MaskEncoding
+    from coral_core.labels.taxonomy import EILAT, FINEGRAINED, MaskEncoding
 
     taxonomy = FINEGRAINED if name == "vitb" else EILAT
     config, checkpoint = random_semantic_checkpoint(CONFIGS[name], tmp, MaskEncoding(taxonomy))
@@ -280,7 +280,7 @@ def _whole_photo(model, args) -> None:
 
 
 def _instances(tmp: Path, args) -> None:
-    from coral_core.sam_models import SamRunner, load_sam
+    from coral_core.inference.sam_models import SamRunner, load_sam
 
     print("\n== instance stage: SAM ViT-B (random weights)")
     checkpoint = random_sam_checkpoint(tmp)

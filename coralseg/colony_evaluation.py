@@ -2,23 +2,23 @@
 
 Each image of the split (``<data>/<split>/data/``) goes through the same
 :class:`coral_core.inference.pipeline.TwoStagePredictor` as ``coralseg infer``; its colonies
-are judged (:mod:`coral_core.colony_metrics`) against the annotated colonies: the polygons
-of ``--annotations`` where given (see :mod:`coral_core.ecology.drawn_colonies`), else the connected
-regions of the image's label mask. The connected regions of the raw semantic map are judged
-the same way (what the instance stage buys).
+are judged (:mod:`coral_core.evaluation.colony_metrics`) against the annotated colonies: the
+polygons of ``--annotations`` where given (see :mod:`coral_core.ecology.drawn_colonies`), else the
+connected regions of the image's label mask. The connected regions of the raw semantic map are
+judged the same way (what the instance stage buys).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from coral_core.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
 from coral_core.ecology.colonies import component_instances
 from coral_core.ecology.drawn_colonies import drawn_colonies, read_drawn_polygons
 from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.sources import locate_masks
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import open_image
+from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
+from coral_core.formats.raster_io import open_image
 
 
 def evaluate_split_colonies(

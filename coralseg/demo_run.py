@@ -286,7 +286,7 @@ def import_dataset(run: DemoRun, source: Source):
     """The FiftyOne dataset of the source, imported as ``coralseg import`` does."""
     import fiftyone as fo
 
-    from coral_core.splits import random_split, split_from_tags
+    from coral_core.training.splits import random_split, split_from_tags
     from fiftyone_plugin.importing import import_annotations
 
     name = run.options.dataset
@@ -340,8 +340,8 @@ def _split_untagged(dataset, run: DemoRun, random_split, split_from_tags) -> Non
 # 3 -----------------------------------------------------------------------------------------
 def prepare_masks(run: DemoRun, dataset, source: Source):
     """Training masks in ``data/`` (``coralseg prepare``'s layout); returns their encoding."""
-    from coral_core.mmseg_export import export_mmseg_dataset
-    from coral_core.taxonomy import MaskEncoding, get_taxonomy, taxonomy_from_mapping
+    from coral_core.labels.taxonomy import MaskEncoding, get_taxonomy, taxonomy_from_mapping
+    from coral_core.training.mmseg_export import export_mmseg_dataset
     from fiftyone_plugin.fiftyone_source import read_export_samples
 
     out = run.work / "data"
@@ -383,7 +383,7 @@ def prepare_masks(run: DemoRun, dataset, source: Source):
 # 4 -----------------------------------------------------------------------------------------
 def train_model(run: DemoRun, encoding) -> Path:
     """The tiny model's checkpoint; a finished one is replaced only with ``--redo train``."""
-    from coral_core.training import TrainOptions, prepare_config, train
+    from coral_core.training.runner import TrainOptions, prepare_config, train
 
     options = run.options
     iterations = options.iterations
@@ -461,7 +461,7 @@ def _changes(old: Any, new: Any) -> str:
 def _train_with_progress(cfg, train: Callable, iterations: int) -> None:
     from tqdm import tqdm
 
-    from coral_core.training_progress import ProgressHook
+    from coral_core.training.progress import ProgressHook
 
     with tqdm(total=iterations, desc="      training", unit="iter") as bar:
 
@@ -479,7 +479,7 @@ def evaluate_model(run: DemoRun, dataset, checkpoint: Path) -> None:
     """Per-class IoU on the held-out split, onto the samples (the evaluate operator's
     functions). The images of the two-stage pass keep the semantic maps it stored; only the
     others go through the semantic model here."""
-    from coral_core.confusion_plot import save_confusion_matrix
+    from coral_core.evaluation.confusion_plot import save_confusion_matrix
     from fiftyone_plugin.evaluation import evaluate_predictions, predict_semantic
 
     view, split = held_out(dataset)

@@ -3,7 +3,7 @@
 Each photo-quadrat is sand and rubble under blue water with a few colonies of four genera,
 each genus with its own colour family and growth texture (branching Acropora, massive
 Porites, bumpy Pocillopora, plating Montipora). Colonies are irregular outlines; their
-pixels are exactly those :func:`coral_core.polygons.polygons_to_mask` gives the outline
+pixels are exactly those :func:`coral_core.formats.polygons.polygons_to_mask` gives the outline
 (the rule ``coralseg prepare`` applies), painted largest first so that the smaller colony
 is on top where two overlap, as ``prepare`` rasterizes them. The sample is written the way
 CVAT exports a task: ``images/`` plus ``annotations.xml`` (CVAT for images 1.1, subsets
@@ -21,9 +21,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from coral_core.annotation_formats import AnnotatedImage, AnnotationShape, to_cvat_xml
 from coral_core.atomic import atomic_path, write_text_atomically
-from coral_core.polygons import Polygon, polygons_to_mask
+from coral_core.formats.annotations import AnnotatedImage, AnnotationShape, to_cvat_xml
+from coral_core.formats.polygons import Polygon, polygons_to_mask
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,12 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluation(args: argparse.Namespace, **settings):
     """Evaluate ``args.checkpoint`` as the evaluation arguments say; ``settings`` go to
-    :func:`coral_core.evaluation.prepare_test_config` (``tta``, ``show_dir``, ``output_dir``).
+    :func:`coral_core.evaluation.runner.prepare_test_config` (``tta``, ``show_dir``,
+    ``output_dir``).
     """
     import tempfile
 
-    from coral_core.evaluation import evaluate, prepare_test_config
+    from coral_core.evaluation.runner import evaluate, prepare_test_config
 
     with tempfile.TemporaryDirectory(prefix="coralseg-eval-") as work_dir:
         cfg = prepare_test_config(

@@ -19,7 +19,7 @@ Modules, one job each:
 * :mod:`.queue` -- the huey queue (SQLite embedded, Redis to scale out);
 * :mod:`.storage` -- records and queue opened and checked (durability included);
 * :mod:`.cvat_io` -- the CVAT calls, through cvat-sdk, with timeouts and retries;
-* :mod:`.uploads` -- shapes to upload (from :mod:`coral_core.cvat_shapes`), fingerprints;
+* :mod:`.uploads` -- shapes to upload (from :mod:`coral_core.formats.cvat_shapes`), fingerprints;
 * :mod:`.annotate` -- one resumable run; :mod:`.reconcile` -- job changes not heard;
 * :mod:`.worker` -- a worker process (consumer + recovery + reconciliation);
 * :mod:`.supervisor` -- local workers restarted with backoff, their runs given back;

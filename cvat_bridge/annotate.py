@@ -9,14 +9,14 @@
    attempt died in the middle of an upload, find what it created (by fingerprint) and
    record it, so nothing is uploaded twice.
 3. For each frame not yet done: download it (the original quality), decode it with
-   coralseg's one decoder (:func:`coral_core.raster_io.decode_image`), run the model,
+   coralseg's one decoder (:func:`coral_core.formats.raster_io.decode_image`), run the model,
    convert to shapes. A frame that cannot be read or that the model fails on is recorded
    as failed; the others go on.
 4. Every ``upload_batch_frames`` frames: delete the shapes this model wrote before on
    those frames that CVAT still holds exactly as uploaded (:func:`.uploads.untouched`: a
    person's edit of points, label or an attribute keeps a shape, and "manual" shapes are
    never touched), leave out the colonies that overlap a shape a person drew on that frame
-   (:data:`~coral_core.cvat_shapes.PERSON_OVERLAP` of the smaller one; counted in the run's
+   (:data:`~coral_core.formats.cvat_shapes.PERSON_OVERLAP` of the smaller one; counted in the run's
    ``shapes_skipped``), create the others that CVAT does not already hold
    (:func:`.uploads.already_in_cvat`), record both. CVAT's shapes are read once per batch,
    as late as possible: just before the delete.
@@ -31,9 +31,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from coral_core.cvat_shapes import PERSON_OVERLAP, label_accepts, overlap_of_smaller, shape_region
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import decode_image
+from coral_core.formats.cvat_shapes import (
+    PERSON_OVERLAP,
+    label_accepts,
+    overlap_of_smaller,
+    shape_region,
+)
+from coral_core.formats.raster_io import decode_image
 from cvat_bridge.cvat_io import (
     CvatRefusedError,
     CvatSession,

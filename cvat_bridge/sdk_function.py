@@ -22,7 +22,8 @@ import PIL.Image
 from cvat_sdk import auto_annotation as cvataa
 from cvat_sdk import models
 
-from coral_core.cvat_shapes import cvat_shapes, label_spec
+from coral_core.formats.cvat_shapes import cvat_shapes, label_spec
+from coral_core.formats.raster_io import pillow_image_to_rgb
 from coral_core.inference.instances import (
     DEFAULT_MIN_AREA,
     DEFAULT_MIN_THRESHOLD,
@@ -30,7 +31,6 @@ from coral_core.inference.instances import (
     RefineSettings,
 )
 from coral_core.inference.pipeline import TwoStagePredictor
-from coral_core.raster_io import pillow_image_to_rgb
 
 SHAPE_MAKERS = {"mask": cvataa.mask, "polygon": cvataa.polygon}
 
@@ -53,7 +53,7 @@ class CoralsegFunction:
         self, context: cvataa.DetectionFunctionContext, image: PIL.Image.Image
     ) -> list[models.LabeledShapeRequest]:
         """One shape per colony of ``image`` scoring at least ``context.conf_threshold``,
-        encoded by :func:`coral_core.cvat_shapes.cvat_shapes` (as the bridge and the Nuclio
+        encoded by :func:`coral_core.formats.cvat_shapes.cvat_shapes` (as the bridge and the Nuclio
         function encode them), with the colony's score in the shape's ``score``: cvat-sdk
         leaves a shape's score as the function sets it (else CVAT stores 1.0)."""
         result = self._predictor(pillow_image_to_rgb(image))

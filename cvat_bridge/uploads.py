@@ -1,7 +1,7 @@
 """From one frame's inference result to the shapes the bridge uploads, and the fingerprint
 that recognises them in CVAT afterwards.
 
-The shapes themselves come from :func:`coral_core.cvat_shapes.cvat_shapes` (shared with the
+The shapes themselves come from :func:`coral_core.formats.cvat_shapes.cvat_shapes` (shared with the
 Nuclio function); here they only get the job's label ids, the frame number and
 ``source: "auto"``. A fingerprint is the frame, label, type, points (rounded) and attribute
 values. It serves three ends: if a worker dies after CVAT created a batch but before the
@@ -33,7 +33,7 @@ def frame_shapes(
     result, frame: int, labels: dict[str, int], conv_mask_to_poly: bool, threshold: float | None
 ) -> FrameShapes:
     """CVAT shape dicts for ``result`` (a ``TwoStageResult``) on ``frame``."""
-    from coral_core.cvat_shapes import cvat_shapes
+    from coral_core.formats.cvat_shapes import cvat_shapes
 
     shapes, missing = [], set()
     for shape in cvat_shapes(result, conv_mask_to_poly=conv_mask_to_poly, threshold=threshold):

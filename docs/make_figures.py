@@ -8,7 +8,8 @@ writes, each under 300 KB:
 * ``overlay.jpg``: the demo model's colonies on a held-out quadrat (``coralseg infer``'s
   visualization);
 * ``sample.jpg``: a quadrat of the synthetic sample with its annotated polygons;
-* ``confusion_matrix.png``: the held-out confusion matrix (``coral_core.confusion_plot``);
+* ``confusion_matrix.png``: the held-out confusion matrix
+  (``coral_core.evaluation.confusion_plot``);
 * ``per_class_iou.png``: the held-out per-class IoU as bars in the classes' colours;
 * ``app-*.png``: the FiftyOne App on the demo dataset, the operator browser and the
   evaluate operator's form, result and IoU fields, the cover form saying what a run still
@@ -98,7 +99,7 @@ def _palette(demo: Path) -> dict[str, tuple[int, int, int]]:
 
 def sample(demo: Path, path: Path) -> Path:
     sys.path.insert(0, str(REPO))
-    from coral_core.annotation_formats import read_cvat_xml
+    from coral_core.formats.annotations import read_cvat_xml
 
     annotations = read_cvat_xml(demo / "sample" / "annotations.xml")
     palette = _palette(demo)

@@ -29,7 +29,7 @@ MIN_AREA = 20
 
 def draw_visits(root: Path, count: int, seed: int) -> dict[str, dict[int, str]]:
     """Write ``root/{2023,2024}/{masks,photos}``; return each quadrat's expected fates."""
-    from coral_core.polygons import polygons_to_mask
+    from coral_core.formats.polygons import polygons_to_mask
     from coralseg.demo_sample import GENERA, draw_quadrat
     from tests.survey_fixtures import second_visit
 

@@ -1,13 +1,13 @@
 """Choose what to annotate next: score samples by the model's uncertainty.
 
 :func:`score_samples` stores each sample's mean pixel uncertainty
-(:mod:`coral_core.uncertainty`: normalised entropy or margin, in [0, 1], higher = less sure)
-in a float field and saves a view of the scored samples sorted by it, most uncertain first,
+(:mod:`coral_core.evaluation.uncertainty`: normalised entropy or margin, in [0, 1], higher = less
+sure) in a float field and saves a view of the scored samples sorted by it, most uncertain first,
 so that a scientist sends the top of that view to CVAT with FiftyOne's own annotate flow.
 
 Samples already annotated (tagged with a split: train, val or test, in any of the spellings
-:mod:`coral_core.splits` knows) are not scored: they need no annotating. The ranking returned
-is exactly the saved view's content, in its order.
+:mod:`coral_core.training.splits` knows) are not scored: they need no annotating. The ranking
+returned is exactly the saved view's content, in its order.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import open_image
-from coral_core.splits import split_from_tags
-from coral_core.uncertainty import METHODS, pixel_uncertainty
+from coral_core.evaluation.uncertainty import METHODS, pixel_uncertainty
+from coral_core.formats.raster_io import open_image
+from coral_core.training.splits import split_from_tags
 
 from .models import semantic_model
 

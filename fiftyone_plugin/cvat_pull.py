@@ -5,7 +5,7 @@ One sample per CVAT frame, its image downloaded once in original quality to
 (``fo.Polylines``):
 
 * polygons, polylines and masks become ``fo.Polyline`` objects as
-  :mod:`coral_core.cvat_polylines` converts them (normalised points, mask parts with holes);
+  :mod:`coral_core.formats.cvat_polylines` converts them (normalised points, mask parts with holes);
   ``label`` is the CVAT label name;
 * each polyline keeps ``cvat_shape_id``, ``z_order``, ``occluded`` and ``cvat_shape_type``
   (``polygon``, ``polyline`` or ``mask``); all parts of one mask share its shape id;
@@ -16,7 +16,7 @@ One sample per CVAT frame, its image downloaded once in original quality to
 
 Samples carry ``cvat_task_id``, ``cvat_task_name``, ``cvat_subset`` and ``cvat_frame``, and
 the tag ``train``, ``val`` or ``test`` when the task subset names a split
-(:func:`coral_core.splits.normalize_split`). Frames CVAT marks deleted are left out.
+(:func:`coral_core.training.splits.normalize_split`). Frames CVAT marks deleted are left out.
 
 By default only completed tasks are pulled: task status ``completed`` (every job accepted)
 or every annotation job in state ``completed``. Pulls are incremental: ``dataset.info["cvat"]``
@@ -52,10 +52,10 @@ from cvat_sdk.core.client import AccessTokenCredentials, Client
 from cvat_sdk.core.exceptions import InvalidHostException
 
 from coral_core.atomic import atomic_path
-from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, shape_to_polylines
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import photo_sizes
-from coral_core.splits import normalize_split
+from coral_core.formats.cvat_polylines import DEFAULT_MASK_TOLERANCE, shape_to_polylines
+from coral_core.formats.raster_io import photo_sizes
+from coral_core.training.splits import normalize_split
 from fiftyone_plugin.importing import POINTS_FIELD
 
 if TYPE_CHECKING:

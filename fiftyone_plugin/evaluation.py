@@ -9,7 +9,7 @@ evaluated without predicting them again:
    colours = its palette), written by :func:`store_semantic_maps`, which also stores maps
    predicted by other means;
 2. :func:`evaluate_predictions`: a ground-truth polylines field is rasterized with the same
-   encoding (:mod:`coral_core.rasterize`) into ``<gt_field>_mask``, the size of each stored
+   encoding (:mod:`coral_core.labels.rasterize`) into ``<gt_field>_mask``, the size of each stored
    map; a ground-truth ``fo.Segmentation`` field is used as it is;
 3. FiftyOne's own segmentation evaluation runs under ``eval_key``, so the App's Model
    Evaluation panel shows it with its confusion matrix;
@@ -25,7 +25,7 @@ sliding windows, :data:`coral_core.inference.pipeline.DEFAULT_OVERLAP`).
 :func:`evaluate_colonies` judges predicted colonies (the predict operator's ``fo.Detections``
 with masks) against the annotated polygons: FiftyOne's own detection evaluation with masks
 (mAP, PR curves, confusion matrix in the App's Model Evaluation panel) and the colony metrics
-ecologists read (:mod:`coral_core.colony_metrics`: panoptic quality, count error, size
+ecologists read (:mod:`coral_core.evaluation.colony_metrics`: panoptic quality, count error, size
 distribution), with an ablation against colonies taken as connected regions of the semantic
 maps.
 """
@@ -39,15 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from coral_core.colony_metrics import ColonyEvaluation, ImageColonies
-from coral_core.colony_metrics import evaluate_colonies as colony_metrics
 from coral_core.ecology.colonies import annotated_colonies, component_instances
 from coral_core.ecology.cover import value_counts
 from coral_core.errors import CoralsegError
-from coral_core.metrics import SegmentationScores, scores_from_confusion
-from coral_core.raster_io import open_image
-from coral_core.rasterize import polyline_regions, rasterize_polylines
-from coral_core.taxonomy import IGNORE_INDEX, MaskEncoding
+from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies
+from coral_core.evaluation.colony_metrics import evaluate_colonies as colony_metrics
+from coral_core.evaluation.metrics import SegmentationScores, scores_from_confusion
+from coral_core.formats.raster_io import open_image
+from coral_core.labels.rasterize import polyline_regions, rasterize_polylines
+from coral_core.labels.taxonomy import IGNORE_INDEX, MaskEncoding
 
 from .fiftyone_source import labeled_polylines
 from .iou_fields import (
@@ -508,8 +508,8 @@ def evaluate_colonies(
     2. FiftyOne's COCO-style detection evaluation with masks runs on ``pred_field`` (colonies
        as :func:`fiftyone_plugin.prediction.predict_samples` writes them) under
        ``<eval_key>_colonies``, with mAP;
-    3. colony PQ, counts and size KS (:mod:`coral_core.colony_metrics`) overall, per class and
-       per image; each sample gets ``<eval_key>_colony_pq`` (percent) and
+    3. colony PQ, counts and size KS (:mod:`coral_core.evaluation.colony_metrics`) overall, per
+       class and per image; each sample gets ``<eval_key>_colony_pq`` (percent) and
        ``<eval_key>_colony_count_error`` (predicted - drawn);
     4. the same metrics for colonies taken as the connected regions of each semantic map of
        ``component_fields`` present on every sample (the ablation).

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from coral_core.polygons import Polygon, mask_to_polygons, normalized_rings
+from coral_core.formats.polygons import Polygon, mask_to_polygons, normalized_rings
 
 
 def polygon_to_polyline(polygon: Polygon, label: str, width: int, height: int, **attributes):
@@ -34,7 +34,7 @@ def semantic_mask_to_polylines(
             other values (background, ignore) produce nothing.
         class_names: names of the classes in value order.
         first_value: pixel value of ``class_names[0]``.
-        tolerance: outline simplification in pixels (see ``coral_core.polygons``).
+        tolerance: outline simplification in pixels (see ``coral_core.formats.polygons``).
     """
     import fiftyone as fo
 

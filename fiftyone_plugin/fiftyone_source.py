@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coral_core.errors import CoralsegError
-from coral_core.mmseg_export import ExportSample
-from coral_core.point_labels import LabeledPoint
-from coral_core.rasterize import LabeledPolyline
-from coral_core.splits import random_split, split_from_tags
+from coral_core.labels.point_labels import LabeledPoint
+from coral_core.labels.rasterize import LabeledPolyline
+from coral_core.training.mmseg_export import ExportSample
+from coral_core.training.splits import random_split, split_from_tags
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Import annotation exports (CVAT XML, COCO) and their images into a FiftyOne dataset.
 
-The dataset gets the layout ``coralseg pull-cvat`` gives (:mod:`coral_core.cvat_polylines`):
+The dataset gets the layout ``coralseg pull-cvat`` gives (:mod:`coral_core.formats.cvat_polylines`):
 one sample per image, the image used where it lies (never copied), its colonies in
 ``gt_polylines`` (``fo.Polylines``; polygons and mask parts closed and filled, polylines
 open, points normalised by the image size, each polyline keeping ``cvat_shape_id``,
@@ -13,7 +13,7 @@ Point labels (CoralNet's annotation CSV, CPCe ``.cpc`` files) go to ``gt_points`
 ``label_code`` and per-point columns as attributes); the survey's other per-image fields
 go to ``point_metadata``. A photo in a polygon file and in a point file becomes one
 sample with both fields. Label codes are mapped to classes first
-(:func:`coral_core.annotation_formats.map_label_codes`).
+(:func:`coral_core.formats.annotations.map_label_codes`).
 
 Images are looked for under the images folder by their recorded name, then by that name
 under a subset folder (``images/<subset>/...`` as CVAT's dataset exports lay them out),
@@ -22,7 +22,7 @@ the annotations, labels a taxonomy does not know, an image listed twice) runs be
 dataset is touched, and the dataset is built under a temporary name and renamed into place,
 so a failed import leaves no half-made dataset.
 
-The file parsing is :mod:`coral_core.annotation_formats`; this module only adds FiftyOne.
+The file parsing is :mod:`coral_core.formats.annotations`; this module only adds FiftyOne.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from coral_core.annotation_formats import (
+from coral_core.errors import CoralsegError
+from coral_core.formats.annotations import (
     POINT_FORMATS,
     AnnotatedImage,
     AnnotationSet,
@@ -44,11 +45,10 @@ from coral_core.annotation_formats import (
     read_annotations,
     shape_polylines,
 )
-from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE
-from coral_core.errors import CoralsegError
-from coral_core.raster_io import photo_sizes
-from coral_core.splits import normalize_split
-from coral_core.taxonomy import BACKGROUND_NAME, Taxonomy
+from coral_core.formats.cvat_polylines import DEFAULT_MASK_TOLERANCE
+from coral_core.formats.raster_io import photo_sizes
+from coral_core.labels.taxonomy import BACKGROUND_NAME, Taxonomy
+from coral_core.training.splits import normalize_split
 
 POLYLINES_FIELD = "gt_polylines"
 POINTS_FIELD = "gt_points"

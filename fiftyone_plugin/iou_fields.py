@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from coral_core.metrics import confusion_matrix, scores_from_confusion
-from coral_core.taxonomy import IGNORE_INDEX
+from coral_core.evaluation.metrics import confusion_matrix, scores_from_confusion
+from coral_core.labels.taxonomy import IGNORE_INDEX
 
 from .masks import read_mask
 

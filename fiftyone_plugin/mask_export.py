@@ -1,7 +1,7 @@
 """Export a FiftyOne dataset, view or selection as an MMSeg folder (= ``coralseg prepare``).
 
 :func:`export_masks` reads the polylines in bulk (:mod:`.fiftyone_source`) and writes the
-folder with :func:`coral_core.mmseg_export.export_mmseg_dataset`; the ``export_masks``
+folder with :func:`coral_core.training.mmseg_export.export_mmseg_dataset`; the ``export_masks``
 operator and ``coralseg prepare`` both call it.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coral_core.errors import CoralsegError
-from coral_core.mmseg_export import ExportSummary, PointMasks, export_mmseg_dataset
-from coral_core.taxonomy import MaskEncoding, Taxonomy
+from coral_core.labels.taxonomy import MaskEncoding, Taxonomy
+from coral_core.training.mmseg_export import ExportSummary, PointMasks, export_mmseg_dataset
 
 from .fiftyone_source import SourceReport, read_export_samples
 
@@ -73,7 +73,7 @@ def export_masks(
     Args:
         samples: a FiftyOne dataset or view.
         out: the folder to write (appears only once complete).
-        taxonomy: classes to export (e.g. ``coral_core.taxonomy.get_taxonomy("eilat")``).
+        taxonomy: classes to export (e.g. ``coral_core.labels.taxonomy.get_taxonomy("eilat")``).
         field: the ``fo.Polylines`` field.
         background_is_ignore: background pixels get 255 (ignored in training).
         split_ratios: split untagged samples, e.g. ``{"train": 0.8, "val": 0.2}``.

@@ -2,8 +2,8 @@
 
 Masks are 8-bit PNGs named after the sample id, in ``<root>/<field>/``; the default root is
 ``<FiftyOne's default dataset dir>/coralseg/<dataset name>/masks``. Pixel values follow the
-model's :class:`coral_core.taxonomy.MaskEncoding`, and the field's ``mask_targets`` name them,
-so the App shows genus names and FiftyOne's evaluation reports them;
+model's :class:`coral_core.labels.taxonomy.MaskEncoding`, and the field's ``mask_targets`` name
+them, so the App shows genus names and FiftyOne's evaluation reports them;
 ``dataset.info["coralseg"]["encodings"][field]`` records the whole encoding (cover-only
 classes included) for the cover report.
 """
@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from coral_core.atomic import atomic_path
-from coral_core.palette import to_hex
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.palette import to_hex
+from coral_core.labels.taxonomy import MaskEncoding
 
 INFO_KEY = "coralseg"
 

@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 
 from coral_core.errors import CoralsegError
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 
 def resolve_file(path: str | None, what: str, suffixes: tuple[str, ...] = ()) -> Path:
@@ -108,6 +108,6 @@ def two_stage_predictor(
 @functools.lru_cache(maxsize=1)
 def _sam(path: str, mtime: int, device: str, settings):
     from coral_core.inference.instances import RefineSettings
-    from coral_core.sam_models import load_sam_runner
+    from coral_core.inference.sam_models import load_sam_runner
 
     return load_sam_runner(path, device, (settings or RefineSettings()).prompts_per_batch)

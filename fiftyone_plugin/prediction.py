@@ -35,8 +35,8 @@ import numpy as np
 
 from coral_core.cluster import ClusterOptions
 from coral_core.errors import CoralsegError
+from coral_core.formats.raster_io import open_image
 from coral_core.inference.instances import CoralInstance, RefineSettings
-from coral_core.raster_io import open_image
 
 from .masks import default_mask_root, read_mask, set_segmentation_targets, write_mask
 from .models import check_config, resolve_file, two_stage_predictor

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon, polygons_to_mask
-from coral_core.raster_io import open_image
+from coral_core.formats.polygons import Polygon, polygons_to_mask
+from coral_core.formats.raster_io import open_image
 from coral_core.tracking import (
     TrackedColony,
     align_photos,

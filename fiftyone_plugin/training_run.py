@@ -1,6 +1,6 @@
 """Train a model for the ``train_model`` operator (delegated): options in, best checkpoint out.
 
-The same :mod:`coral_core.training` run as ``coralseg train``, with a progress callback
+The same :mod:`coral_core.training.runner` run as ``coralseg train``, with a progress callback
 (iterations, latest validation mIoU) instead of a terminal.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from coral_core.errors import CoralsegError
-from coral_core.training_progress import TrainProgress, best_checkpoint
+from coral_core.training.progress import TrainProgress, best_checkpoint
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ def train_model(
         overrides: ``--cfg-options`` style ``{dotted key: value}``.
         progress: called after every ``every`` iterations and each validation.
     """
-    from coral_core.training import TrainOptions, prepare_config, train
-    from coral_core.training_progress import ProgressHook
+    from coral_core.training.progress import ProgressHook
+    from coral_core.training.runner import TrainOptions, prepare_config, train
 
     options = TrainOptions(
         work_dir=str(work_dir), data_dir=str(data_dir), cfg_options=dict(overrides or {})

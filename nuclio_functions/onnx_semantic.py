@@ -75,7 +75,8 @@ def load_onnx_semantic_model(path: str | Path, device: str = "cpu") -> SemanticM
     info = read_onnx_sidecar(path)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the model's shape-inference notes are noise
-    # Subnormal floats as zero on the CPU, as coralseg's torch models run (coral_core.cpu_math).
+    # Subnormal floats as zero on the CPU, as coralseg's torch models run
+    # (coral_core.inference.cpu_math).
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
     try:
         session = onnxruntime.InferenceSession(

@@ -68,7 +68,7 @@ KINDS: dict[str, FunctionKind] = {
             True,
             "pth-mmseg-coralscopsegformer",
             "coralseg SegFormer + CoralSCoP",
-            ("nuclio_functions.onnx_semantic", "coral_core.sam_models"),
+            ("nuclio_functions.onnx_semantic", "coral_core.inference.sam_models"),
         ),
         FunctionKind(
             "semantic",
@@ -283,13 +283,13 @@ def plan_package(
             "the semantic function runs no SAM; drop --sam-checkpoint or use --kind two-stage"
         )
 
-    from coral_core.cvat_shapes import label_spec
+    from coral_core.formats.cvat_shapes import label_spec
     from coral_core.inference.semantic import load_semantic_model
 
     semantic = load_semantic_model(config, weights, device="cpu")  # builds + strict load
     sam_kind = None
     if sam_path is not None:
-        from coral_core.sam_models import load_sam
+        from coral_core.inference.sam_models import load_sam
 
         _, sam_spec = load_sam(sam_path)  # layout recognised + strict load
         sam_kind = f"{sam_spec.variant} {sam_spec.size}"

@@ -12,7 +12,7 @@ the ``coral_core`` modules inference needs and the model files under the standar
 * ``vit_b_coralscop.pth``: the SAM or CoralSCoP checkpoint (two-stage functions only).
 
 CVAT's detector request is JSON ``{"image": <base64 image file>, "threshold": <float>}``
-(``threshold`` optional); the answer is :func:`coral_core.cvat_shapes.nuclio_detections`.
+(``threshold`` optional); the answer is :func:`coral_core.formats.cvat_shapes.nuclio_detections`.
 A request CVAT could not have meant gets a 4xx answer with a sentence, a failure inside the
 model a 500 with a sentence; the worker always survives to take the next request.
 
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from coral_core import raster_io
-from coral_core.cvat_shapes import nuclio_detections
 from coral_core.errors import CoralsegError
+from coral_core.formats import raster_io
+from coral_core.formats.cvat_shapes import nuclio_detections
 from coral_core.inference.instances import RefineSettings
 from coral_core.inference.pipeline import TwoStagePredictor
 from coral_core.inference.semantic import GPU_BATCH_SIZE
@@ -141,7 +141,7 @@ def _threshold(value: Any) -> float | None:
 
 def decode_image(data: bytes) -> np.ndarray:
     """An image file's bytes as ``(H, W, 3)`` uint8 RGB by coralseg's one decoder
-    (:func:`coral_core.raster_io.decode_image`: EXIF orientation, one 16-bit rule).
+    (:func:`coral_core.formats.raster_io.decode_image`: EXIF orientation, one 16-bit rule).
 
     Raises:
         BadRequestError: 400 when the bytes are no image, 413 when it has too many pixels.
@@ -267,7 +267,7 @@ def load_predictor(settings: FunctionSettings, with_sam: bool) -> TwoStagePredic
         semantic = with_overlap(semantic, settings.overlap)
     sam = None
     if with_sam:
-        from coral_core.sam_models import load_sam_runner
+        from coral_core.inference.sam_models import load_sam_runner
 
         sam_path = folder / SAM_WEIGHTS
         if not sam_path.is_file():

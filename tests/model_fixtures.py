@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"

@@ -5,7 +5,8 @@
 ``synthetic_rgb`` gives the content of any window of it, so a reader's output can be checked
 pixel by pixel without holding the image.
 
-Windows are ``(x0, y0, x1, y1)`` in pixels, end exclusive, as in :mod:`coral_core.raster_io`.
+Windows are ``(x0, y0, x1, y1)`` in pixels, end exclusive, as in
+:mod:`coral_core.formats.raster_io`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window as GdalWindow
 
 from coral_core.atomic import atomic_path
-from coral_core.raster_io import GDAL_CACHE_BYTES, TIFF_TILE, GeoInfo, Window
+from coral_core.formats.raster_io import GDAL_CACHE_BYTES, TIFF_TILE, GeoInfo, Window
 
 
 def synthetic_rgb(window: Window, seed: int = 0) -> np.ndarray:

@@ -81,7 +81,7 @@ print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "coral_core.taxonomy" in report["modules"]
+    assert "coral_core.labels.taxonomy" in report["modules"]
     loaded_roots = {name.split(".")[0] for name in report["loaded"]}
     assert loaded_roots.isdisjoint(FRAMEWORKS + ADAPTERS), sorted(
         loaded_roots & set(FRAMEWORKS + ADAPTERS)
@@ -116,32 +116,41 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
     assert _imported_roots(module) == {"os", "fiftyone", "cvat_sdk", "nuclio_sdk"}
 
 
-# Encoders and file formats over plain arrays: importing them must not load a deep-learning
-# stack (a CVAT bridge or a COCO tool reads and writes these without torch installed).
+# Files, encodings and labels over plain arrays: importing them must not load a deep-learning
+# stack (a CVAT bridge or a COCO tool reads and writes these without torch installed). Every
+# module of PURE_PACKAGES is checked, so a module added there is held to the rule too.
+PURE_PACKAGES = ("coral_core.formats", "coral_core.labels")
 PURE_ENCODERS = (
-    "coral_core.annotation_formats",
-    "coral_core.coco",
-    "coral_core.cvat_polylines",
-    "coral_core.cvat_shapes",
-    "coral_core.dataset_manifest",
+    "coral_core.formats.annotations",
+    "coral_core.formats.coco",
+    "coral_core.formats.cvat_polylines",
+    "coral_core.formats.cvat_shapes",
+    "coral_core.formats.dataset_manifest",
+    "coral_core.formats.polygons",
+    "coral_core.formats.rle",
     "coral_core.inference.instance_records",
-    "coral_core.polygons",
-    "coral_core.rle",
-    "coral_core.taxonomy",
+    "coral_core.labels.taxonomy",
 )
 DEEP_LEARNING = ("torch", "torchvision", "mmengine", "mmcv", "mmseg", "onnxruntime")
 
 
 def test_pure_encoders_load_no_deep_learning_stack_at_run_time() -> None:
     script = f"""
-import importlib, json, sys
-for name in {list(PURE_ENCODERS)!r}:
+import importlib, json, pkgutil, sys
+names = {list(PURE_ENCODERS)!r}
+for package in {list(PURE_PACKAGES)!r}:
+    found = pkgutil.walk_packages(importlib.import_module(package).__path__, package + ".")
+    names += [package, *(module.name for module in found)]
+for name in names:
     importlib.import_module(name)
-print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}})))
+print(json.dumps({{"modules": names, "loaded": sorted({{m.split(".")[0] for m in sys.modules}})}}))
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     )
-    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "coral_core.formats.raster_io" in report["modules"]  # the walk reached the packages
+    assert "coral_core.labels.rasterize" in report["modules"]
+    loaded = set(report["loaded"])
     assert "coral_core" in loaded
     assert loaded.isdisjoint(DEEP_LEARNING), sorted(loaded & set(DEEP_LEARNING))

@@ -12,8 +12,8 @@ import pytest
 from cvat_sdk.auto_annotation import annotate_task
 from PIL import Image
 
-from coral_core.cvat_shapes import label_spec
-from coral_core.rle import cvat_points_to_mask
+from coral_core.formats.cvat_shapes import label_spec
+from coral_core.formats.rle import cvat_points_to_mask
 from cvat_bridge import sdk_function
 from tests.coral_core.test_semantic_inference import tiny_checkpoint  # noqa: F401  (fixture)
 from tests.fake_cvat import Frame, make_frame

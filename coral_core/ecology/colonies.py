@@ -8,7 +8,7 @@ a colony class in it. Only colony classes have colonies (:attr:`ClassLegend.colo
 substrate has cover but no colonies). Each colony is measured on its own box, so the cost
 grows with the colony's box, not the image.
 
-Coordinates follow :mod:`coral_core.polygons`: pixel ``(row i, column j)`` is the unit
+Coordinates follow :mod:`coral_core.formats.polygons`: pixel ``(row i, column j)`` is the unit
 square ``[j, j + 1) x [i, i + 1)``; x runs right, y down. A colony is the union of its
 pixel squares, and its measures are in pixels (see :mod:`coral_core.ecology.scale` for cm):
 
@@ -40,9 +40,9 @@ import numpy as np
 from coral_core.ecology.cover import value_counts
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.roi import roi_edge
+from coral_core.formats.polygons import Polygon, foreground_box, mask_to_polygons
 from coral_core.inference.instances import CoralInstance
-from coral_core.polygons import Polygon, foreground_box, mask_to_polygons
-from coral_core.rasterize import Region
+from coral_core.labels.rasterize import Region
 
 # Douglas-Peucker tolerance of the perimeter's outline, pixels; see the module docstring.
 PERIMETER_SMOOTHING = 1.0
@@ -267,13 +267,13 @@ def annotated_colonies(regions: Sequence[Region]) -> list[CoralInstance]:
 
     Args:
         regions: one image's annotations in painting order, as
-            :func:`coral_core.rasterize.polyline_regions` gives them.
+            :func:`coral_core.labels.rasterize.polyline_regions` gives them.
 
     Returns:
         One instance per polygon that shows at least one pixel, in painting order: its
         pixels are the polygon's minus those of the polygons painted over it (smaller ones
-        on top, the rule of :mod:`coral_core.rasterize`), so each pixel belongs to at most one
-        colony and the colonies' pixels of a class are exactly that class's pixels in the
+        on top, the rule of :mod:`coral_core.labels.rasterize`), so each pixel belongs to at most
+        one colony and the colonies' pixels of a class are exactly that class's pixels in the
         rasterized mask. Annotations have score 1.
     """
     colonies = []

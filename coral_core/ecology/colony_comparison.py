@@ -1,6 +1,6 @@
 """Predicted colonies against annotated ones, over the images two mask sources share.
 
-Colony PQ, count error and size KS (:mod:`coral_core.colony_metrics`) of the predicted
+Colony PQ, count error and size KS (:mod:`coral_core.evaluation.colony_metrics`) of the predicted
 colonies (a ``coralseg infer`` output's instance records, else the connected regions of its
 masks) against the annotated ones (drawn polygons where given, else the connected regions
 of the annotated masks), and the same for colonies taken as the connected regions of the
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from coral_core.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
 from coral_core.ecology.colonies import component_instances
 from coral_core.ecology.drawn_colonies import DrawnImage, drawn_colonies
 from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.sources import MaskItem, MaskSource, item_instances
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
+from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
 from coral_core.inference.instances import CoralInstance
 
 PER_CLASS_CSV = "colony_metrics_per_class.csv"

@@ -1,7 +1,7 @@
 """Annotated colonies as drawn: one colony per polygon of an annotation file.
 
 The annotated colonies of an image are its polygons (a CVAT for images 1.1 XML or COCO
-instances JSON, read by :mod:`coral_core.annotation_formats`), one colony per polygon
+instances JSON, read by :mod:`coral_core.formats.annotations`), one colony per polygon
 (:func:`coral_core.ecology.colonies.annotated_colonies`; where polygons overlap, the smaller
 one is on top, as ``coralseg prepare`` rasterizes them), not the connected regions of the
 masks, which merge touching colonies of one genus and split a colony cut by another.
@@ -20,7 +20,7 @@ from coral_core.ecology.colonies import annotated_colonies
 from coral_core.ecology.legend import ClassLegend
 from coral_core.errors import CoralsegError
 from coral_core.inference.instances import CoralInstance
-from coral_core.rasterize import LabeledPolyline, polyline_regions
+from coral_core.labels.rasterize import LabeledPolyline, polyline_regions
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def read_drawn_polygons(path: str | Path) -> dict[str, DrawnImage]:
     Raises:
         CoralsegError: the file is missing or not an annotation file coralseg reads.
     """
-    from coral_core.annotation_formats import read_annotations, shape_polylines
+    from coral_core.formats.annotations import read_annotations, shape_polylines
 
     annotations = read_annotations(path)
     drawn = {}

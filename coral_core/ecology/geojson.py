@@ -1,11 +1,11 @@
 """Colonies as GeoJSON features, in pixel or map coordinates.
 
-Pixel coordinates are those of :mod:`coral_core.polygons` (x right, y down, pixel
+Pixel coordinates are those of :mod:`coral_core.formats.polygons` (x right, y down, pixel
 ``(row i, column j)`` covering ``[j, j + 1) x [i, i + 1)``); load them in QGIS as a layer
 without CRS over the image (y is downward, so flip the axis or view the image the same
-way). Map coordinates come from a raster's geotransform (:class:`coral_core.raster_io.GeoInfo`,
-GDAL's convention: the pixel corner ``(col, row)`` lies at ``x0 + col * a + row * b``,
-``y0 + col * d + row * e``) and carry its CRS.
+way). Map coordinates come from a raster's geotransform
+(:class:`coral_core.formats.raster_io.GeoInfo`, GDAL's convention: the pixel corner ``(col, row)``
+lies at ``x0 + col * a + row * b``, ``y0 + col * d + row * e``) and carry its CRS.
 
 Each colony is one feature: a ``Polygon`` (a ``MultiPolygon`` when it has several parts),
 or a ``Point`` at its centroid when it has no traced outline. Rings are closed (first
@@ -24,7 +24,7 @@ import numpy as np
 
 from coral_core.atomic import atomic_path, write_text_atomically
 from coral_core.ecology.colonies import Colony, colony_rows
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 
 def pixel_to_map(points: np.ndarray, geo: GeoInfo) -> np.ndarray:

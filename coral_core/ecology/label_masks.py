@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 _TIFF_SUFFIXES = (".tif", ".tiff")

@@ -22,8 +22,8 @@ from typing import Literal
 import numpy as np
 
 from coral_core.errors import CoralsegError
-from coral_core.palette import BACKGROUND_COLOR, RGB, parse_color
-from coral_core.taxonomy import BACKGROUND_NAME, IGNORE_INDEX, MaskEncoding
+from coral_core.labels.palette import BACKGROUND_COLOR, RGB, parse_color
+from coral_core.labels.taxonomy import BACKGROUND_NAME, IGNORE_INDEX, MaskEncoding
 
 MAX_VALUE = 65535  # masks are uint8 or uint16
 
@@ -82,7 +82,7 @@ class ClassLegend:
     ) -> ClassLegend:
         """The legend of masks written in ``encoding``'s convention.
 
-        Colony classes are those :meth:`coral_core.taxonomy.Taxonomy.is_colony` says are.
+        Colony classes are those :meth:`coral_core.labels.taxonomy.Taxonomy.is_colony` says are.
 
         Args:
             encoding: the mask convention (``background_is_ignore`` or not).

@@ -25,7 +25,7 @@ from coral_core.ecology.roi import roi_from_margin, roi_from_polygon
 from coral_core.ecology.scale import georeferenced_scale, scale_from_quadrat
 from coral_core.ecology.sources import MaskSource, item_geo, item_instances
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 # Progress bars appear from this many images on.
 PROGRESS_FROM = 10

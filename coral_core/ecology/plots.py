@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 from coral_core.atomic import atomic_path
-from coral_core.palette import RGB
+from coral_core.labels.palette import RGB
 
 DPI = 100
 MAX_PANELS_PER_ROW = 4

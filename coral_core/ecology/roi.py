@@ -3,7 +3,7 @@
 A region of interest (ROI) is an ``(H, W)`` bool array, True inside. Quadrat photos usually
 show the frame and some reef around it; only the inside of the frame is the sample. It is
 given either as a margin cut from every side of the image or as a polygon (the frame's
-inside corners), in the pixel coordinates of :mod:`coral_core.polygons`: pixel
+inside corners), in the pixel coordinates of :mod:`coral_core.formats.polygons`: pixel
 ``(row i, column j)`` covers ``[j, j + 1) x [i, i + 1)``, and is inside a polygon when its
 centre is.
 
@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon, as_ring, check_image_size, polygons_to_mask
+from coral_core.formats.polygons import Polygon, as_ring, check_image_size, polygons_to_mask
 
 
 def margin_pixels(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 
 def check_scale(pixels_per_cm: float) -> float:

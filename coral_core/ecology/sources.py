@@ -14,8 +14,8 @@ Three kinds of folder are recognised by :func:`locate_masks`:
   ``classes.txt`` in the folder or the one above it.
 
 Each file is read by the module that owns its format: the manifest by
-:mod:`coral_core.dataset_manifest`, the class files and ``encoding.json`` by
-:mod:`coral_core.taxonomy`, the instance records by
+:mod:`coral_core.formats.dataset_manifest`, the class files and ``encoding.json`` by
+:mod:`coral_core.labels.taxonomy`, the instance records by
 :mod:`coral_core.inference.instance_records`, the masks by
 :mod:`coral_core.ecology.label_masks`.
 
@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from coral_core.dataset_manifest import MANIFEST_FILE, read_dataset_manifest
 from coral_core.ecology.label_masks import MASK_SUFFIXES, photo_geo
 from coral_core.ecology.legend import ClassLegend
 from coral_core.errors import CoralsegError
+from coral_core.formats.dataset_manifest import MANIFEST_FILE, read_dataset_manifest
+from coral_core.formats.raster_io import GeoInfo
 from coral_core.inference.instance_records import read_instance_record
 from coral_core.inference.instances import CoralInstance
-from coral_core.raster_io import GeoInfo
-from coral_core.taxonomy import (
+from coral_core.labels.taxonomy import (
     ENCODING_FILE,
     MaskEncoding,
     get_taxonomy,

@@ -7,7 +7,7 @@ differently; they are matched by name:
   two images with the same base name, else by the whole relative path. The same file must
   have the same size in every source, as masks are merged pixel by pixel.
 * categories by name, compared case-folded with runs of spaces collapsed
-  (:func:`coral_core.taxonomy.normalize_label`), after an optional label map
+  (:func:`coral_core.labels.taxonomy.normalize_label`), after an optional label map
   (``{"acropora_branching": "Acropora"}``) and, when a taxonomy is given, after resolving
   through it (its classes and source labels; names it does not know are dropped).
 
@@ -54,8 +54,8 @@ from pycocotools import mask as mask_utils
 
 from coral_core.ensemble.results import ImageId, ImageInfo, Instance, ResultSet
 from coral_core.errors import CoralsegError
-from coral_core.rle import coco_rle_bbox
-from coral_core.taxonomy import Taxonomy, normalize_label, with_label_map
+from coral_core.formats.rle import coco_rle_bbox
+from coral_core.labels.taxonomy import Taxonomy, normalize_label, with_label_map
 
 STRATEGIES = ("weighted", "voting", "nms")
 

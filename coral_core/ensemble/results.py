@@ -2,7 +2,7 @@
 
 A *result set* is what one model predicted: COCO results (one mask, category and score per
 instance) with the images and categories its ids refer to. Masks are COCO RLEs
-``{"size": [H, W], "counts": str}`` of the whole image (see :mod:`coral_core.rle`);
+``{"size": [H, W], "counts": str}`` of the whole image (see :mod:`coral_core.formats.rle`);
 polygon segmentations are rasterized the way pycocotools does with the image's size.
 Scores are numbers >= 0. Merging result sets is :mod:`coral_core.ensemble.fusion`'s job.
 """
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from coral_core.coco import (
+from coral_core.errors import CoralsegError
+from coral_core.formats.coco import (
     ImageId,
     ImageInfo,
     coco_annotation,
@@ -27,9 +28,8 @@ from coral_core.coco import (
     parse_categories,
     parse_images,
 )
-from coral_core.errors import CoralsegError
-from coral_core.polygons import validate_ring
-from coral_core.rle import coco_rle_area, coco_rle_bbox
+from coral_core.formats.polygons import validate_ring
+from coral_core.formats.rle import coco_rle_area, coco_rle_bbox
 
 
 @dataclass(frozen=True)

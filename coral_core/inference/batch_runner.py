@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from coral_core.cluster import ClusterOptions, UnitOutcome, run_units
-from coral_core.coco import ImageInstances, write_coco_predictions
 from coral_core.errors import CoralsegError
+from coral_core.formats.coco import ImageInstances, write_coco_predictions
+from coral_core.formats.raster_io import open_image, photo_sizes
 from coral_core.inference.batch_units import (
     RECORDS,
     ModelSpec,
@@ -41,8 +42,7 @@ from coral_core.inference.batch_units import (
 from coral_core.inference.instance_records import read_instance_record, read_model_version
 from coral_core.inference.pipeline import TwoStagePredictor
 from coral_core.inference.tile_results import read_tile_version, tile_result_path
-from coral_core.raster_io import open_image, photo_sizes
-from coral_core.taxonomy import MaskEncoding, write_class_files, write_encoding_file
+from coral_core.labels.taxonomy import MaskEncoding, write_class_files, write_encoding_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # Larger images (orthomosaics) are processed tile by tile at their native resolution: their

@@ -31,8 +31,10 @@ import numpy as np
 
 from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
+from coral_core.formats.raster_io import ImageSource, LabelRasterWriter, open_image
 from coral_core.inference.instance_records import InstanceRecord, write_instance_record
 from coral_core.inference.instances import CoralInstance, RefineSettings
+from coral_core.inference.overlay import render_overlay
 from coral_core.inference.pipeline import DEFAULT_OVERLAP, TwoStagePredictor
 from coral_core.inference.tile_results import (
     TileResult,
@@ -41,9 +43,7 @@ from coral_core.inference.tile_results import (
     write_tile_result,
 )
 from coral_core.inference.tiled import TileGrid, merge_tile_pieces, tile_pieces
-from coral_core.overlay import render_overlay
-from coral_core.raster_io import ImageSource, LabelRasterWriter, open_image
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 RECORDS = "instances"  # the folder of image records
 _HASH_CHUNK = 2**22

@@ -25,8 +25,8 @@ from typing import Any
 
 from coral_core.atomic import write_json_atomically
 from coral_core.errors import CoralsegError
+from coral_core.formats.rle import coco_rle_to_mask, mask_to_coco_rle
 from coral_core.inference.instances import CoralInstance
-from coral_core.rle import coco_rle_to_mask, mask_to_coco_rle
 
 _RECORD_KEYS = frozenset({"file_name", "width", "height", "instances"})
 _OPTIONAL_KEYS = frozenset({"tiled", "model_version"})

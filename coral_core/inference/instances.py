@@ -1,6 +1,6 @@
 """Instance stage: the semantic summary refined into coral colonies with SAM / CoralSCoP.
 
-Only *colony classes* make colonies (:attr:`coral_core.taxonomy.Taxonomy.cover_classes`
+Only *colony classes* make colonies (:attr:`coral_core.labels.taxonomy.Taxonomy.cover_classes`
 are cover only: bare substrate, sand, "unknown" have cover but no colonies). For each pixel
 the *coral probability* is the summed probability of the colony classes
 (:mod:`coral_core.inference.prediction`). With ``min_threshold <= unsure_threshold``:
@@ -70,10 +70,10 @@ import cv2
 import numpy as np
 
 from coral_core.errors import CoralsegError
+from coral_core.formats.polygons import foreground_box
+from coral_core.formats.rle import box_mask_to_coco_rle
 from coral_core.inference.prediction import SemanticPrediction, can_tell_not_coral
-from coral_core.polygons import foreground_box
-from coral_core.rle import box_mask_to_coco_rle
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 DEFAULT_MIN_THRESHOLD = 0.05
 DEFAULT_UNSURE_THRESHOLD = 0.2
@@ -363,8 +363,8 @@ def refine(
     Args:
         prediction: the semantic stage's output for the image.
         encoding: the model's mask encoding.
-        sam: a :class:`coral_core.sam_models.SamRunner` whose image is set to this image, or
-            None to keep the proposals as they are (semantic regions only).
+        sam: a :class:`coral_core.inference.sam_models.SamRunner` whose image is set to this image,
+            or None to keep the proposals as they are (semantic regions only).
         settings: thresholds (default: :class:`RefineSettings` defaults).
 
     Raises:

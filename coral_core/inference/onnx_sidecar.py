@@ -21,9 +21,9 @@ from typing import Any
 
 from coral_core.atomic import write_json_atomically
 from coral_core.errors import CoralsegError
+from coral_core.formats.tagged_json import read_tagged_json
 from coral_core.inference.scaling import InferenceResize
-from coral_core.tagged_json import read_tagged_json
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 SIDECAR_FORMAT = "coralseg-onnx/1"
 _INPUT = "windows: (B, 3, window, window) float32 RGB, (pixel - mean) / std"

@@ -27,7 +27,7 @@ from coral_core.inference.semantic import (
     with_overlap,
 )
 from coral_core.inference.tiled import TileGrid
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 # Overlap of the sliding windows by default: 0 sees each pixel once, 3-4x less compute on
 # large images than the configs' half-window stride (see semantic.with_overlap).
@@ -39,7 +39,8 @@ class TwoStagePredictor:
 
     Args:
         semantic: the loaded semantic model.
-        sam: a :class:`coral_core.sam_models.SamRunner`, or None for semantic regions only.
+        sam: a :class:`coral_core.inference.sam_models.SamRunner`, or None for semantic
+            regions only.
         settings: the instance-stage thresholds, sizes at the model's working scale (each
             photo gets them in its own pixels, :meth:`RefineSettings.at_photo_scale`).
         batch_size: sliding windows per forward pass (None: the model's default, see
@@ -73,7 +74,7 @@ class TwoStagePredictor:
         semantic = load_semantic_model(config, checkpoint, device=device)
         sam = None
         if sam_checkpoint:
-            from coral_core.sam_models import load_sam_runner
+            from coral_core.inference.sam_models import load_sam_runner
 
             sam = load_sam_runner(sam_checkpoint, device, settings.prompts_per_batch)
         return cls.from_models(semantic, sam, settings, overlap)
@@ -107,7 +108,7 @@ class TwoStagePredictor:
 
     def refine_tile(self, source, grid: TileGrid, row: int, column: int) -> TwoStageResult:
         """Both stages on the region of tile ``(row, column)`` of an opened
-        :class:`coral_core.raster_io.ImageSource`, at the image's own pixel size; the result
+        :class:`coral_core.formats.raster_io.ImageSource`, at the image's own pixel size; the result
         is in the region's coordinates (:func:`.tiled.tile_pieces` clips it to the core)."""
         native = replace(self.semantic, resize=None, long_side=None)  # their own pixel size
         return self._run(native, source.read(grid.region(row, column)))

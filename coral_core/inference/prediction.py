@@ -5,7 +5,7 @@ instance stage needs only four maps, 6 bytes a pixel, computed band by band from
 
 * ``labels``: the argmax over all labels (the raw semantic mask);
 * ``coral``: the *coral probability*, the summed probability of the colony classes
-  (:attr:`coral_core.taxonomy.MaskEncoding.colony_values`), i.e. one minus the probability
+  (:attr:`coral_core.labels.taxonomy.MaskEncoding.colony_values`), i.e. one minus the probability
   of background and cover-only classes;
 * ``colony_labels`` / ``colony_probability``: the most likely colony class and its
   probability.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from coral_core.taxonomy import IGNORE_INDEX, MaskEncoding
+from coral_core.labels.taxonomy import IGNORE_INDEX, MaskEncoding
 
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads this module's users
     import torch

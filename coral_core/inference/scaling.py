@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from coral_core.errors import CoralsegError
-from coral_core.mmseg_export import long_side_size
+from coral_core.training.mmseg_export import long_side_size
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from mmengine.config import Config
 from torch.nn import functional
 
 from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
-from coral_core.cpu_math import flush_subnormals
 from coral_core.errors import CoralsegError
+from coral_core.inference.cpu_math import flush_subnormals
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
 from coral_core.inference.scaling import (
     InferenceResize,
@@ -31,8 +31,8 @@ from coral_core.inference.scaling import (
     resize_like_prepare,
     upsample_bands,
 )
-from coral_core.mmseg_export import long_side_size
-from coral_core.taxonomy import MaskEncoding, Taxonomy
+from coral_core.labels.taxonomy import MaskEncoding, Taxonomy
+from coral_core.training.mmseg_export import long_side_size
 
 CPU_BATCH_PIXELS = 8 * 224 * 224  # window pixels per forward pass on a CPU
 GPU_BATCH_SIZE = 8  # windows per forward pass on a GPU

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coral_core.formats.polygons import foreground_box
 from coral_core.inference.instances import CoralInstance, TwoStageResult
-from coral_core.polygons import foreground_box
 
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1, ends exclusive
 

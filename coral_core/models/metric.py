@@ -3,8 +3,8 @@
 It returns the keys of MMSeg's default ``IoUMetric`` (``aAcc``, ``mIoU``, ``mAcc``, in
 percent rounded to 2 decimals, as MMSeg returns them), so ``save_best='mIoU'`` and log
 parsers work unchanged, and it logs the same per-class table. Unlike ``IoUMetric`` it keeps
-the full confusion matrix and :class:`coral_core.metrics.SegmentationScores` on the instance
-after each evaluation, and can write them to ``output_dir``. Use it in a config as::
+the full confusion matrix and :class:`coral_core.evaluation.metrics.SegmentationScores` on the
+instance after each evaluation, and can write them to ``output_dir``. Use it in a config as::
 
     val_evaluator = dict(type="CoralIoUMetric", ignore_index=255)
     test_evaluator = dict(type="CoralIoUMetric", output_dir="work_dirs/run/eval")
@@ -23,9 +23,13 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
 from coral_core.atomic import write_json_atomically
-from coral_core.confusion_plot import save_confusion_matrix
-from coral_core.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
-from coral_core.taxonomy import IGNORE_INDEX
+from coral_core.evaluation.confusion_plot import save_confusion_matrix
+from coral_core.evaluation.metrics import (
+    SegmentationScores,
+    confusion_matrix,
+    scores_from_confusion,
+)
+from coral_core.labels.taxonomy import IGNORE_INDEX
 
 
 @METRICS.register_module()

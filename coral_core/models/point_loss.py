@@ -23,7 +23,7 @@ from mmseg.registry import MODELS
 from torch import nn
 from torch.nn import functional
 
-from coral_core.taxonomy import IGNORE_INDEX
+from coral_core.labels.taxonomy import IGNORE_INDEX
 
 
 @MODELS.register_module()

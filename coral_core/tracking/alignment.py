@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 # Photos are matched at this size at most (longest side, pixels): SIFT at full size of a
 # 20-megapixel quadrat costs seconds and gains nothing over a 1,600-pixel copy.

@@ -14,7 +14,7 @@ from typing import Any
 
 from coral_core.ecology.colonies import measure_colony
 from coral_core.ecology.geojson import colony_geometry
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 from coral_core.tracking.colonies import TrackedColony
 from coral_core.tracking.fates import ColonyFates
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from coral_core.palette import MAX_COLORS, distinct_colors
+from coral_core.labels.palette import MAX_COLORS, distinct_colors
 from coral_core.tracking.colonies import TrackedColony
 from coral_core.tracking.fates import ColonyFates
 

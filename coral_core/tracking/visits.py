@@ -1,7 +1,7 @@
 """One plot of two visits: read both, align them, link the colonies, give the fates.
 
 Reading goes through :mod:`coral_core.ecology.sources` (masks, instance records,
-georeference) and :mod:`coral_core.raster_io` (photos); pairing the plots is
+georeference) and :mod:`coral_core.formats.raster_io` (photos); pairing the plots is
 :mod:`coral_core.tracking.pairs`'.
 """
 
@@ -15,7 +15,7 @@ from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.scale import georeferenced_scale
 from coral_core.ecology.sources import MaskItem, MaskSource, item_geo, item_instances
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo, open_image
+from coral_core.formats.raster_io import GeoInfo, open_image
 from coral_core.tracking.alignment import (
     Alignment,
     align_geotransforms,

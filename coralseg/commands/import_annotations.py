@@ -100,10 +100,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coral_core.annotation_formats import read_label_codes
-    from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE
     from coral_core.errors import CoralsegError
-    from coral_core.taxonomy import get_taxonomy, parse_label_map, with_label_map
+    from coral_core.formats.annotations import read_label_codes
+    from coral_core.formats.cvat_polylines import DEFAULT_MASK_TOLERANCE
+    from coral_core.labels.taxonomy import get_taxonomy, parse_label_map, with_label_map
     from fiftyone_plugin.importing import import_annotations
 
     if args.label_map and not args.taxonomy:

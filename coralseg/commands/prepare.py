@@ -140,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from coral_core.errors import CoralsegError
-    from coral_core.mmseg_export import PointMasks
-    from coral_core.point_labels import DEFAULT_POINT_RADIUS
-    from coral_core.splits import parse_ratios
-    from coral_core.taxonomy import get_taxonomy, parse_label_map, with_label_map
+    from coral_core.labels.point_labels import DEFAULT_POINT_RADIUS
+    from coral_core.labels.taxonomy import get_taxonomy, parse_label_map, with_label_map
+    from coral_core.training.mmseg_export import PointMasks
+    from coral_core.training.splits import parse_ratios
     from fiftyone_plugin.fiftyone_source import keypoints_fields, load_dataset
     from fiftyone_plugin.mask_export import export_masks
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from coral_core.palette import to_hex
-from coral_core.taxonomy import BUILTIN_TAXONOMIES, MaskEncoding, get_taxonomy, write_class_files
+from coral_core.labels.palette import to_hex
+from coral_core.labels.taxonomy import (
+    BUILTIN_TAXONOMIES,
+    MaskEncoding,
+    get_taxonomy,
+    write_class_files,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

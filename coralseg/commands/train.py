@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coral_core.training import TrainOptions, prepare_config, train
+    from coral_core.training.runner import TrainOptions, prepare_config, train
 
     options = TrainOptions(
         work_dir=args.work_dir,

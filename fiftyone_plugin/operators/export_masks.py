@@ -6,8 +6,8 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from coral_core.splits import parse_ratios
-from coral_core.taxonomy import get_taxonomy
+from coral_core.labels.taxonomy import get_taxonomy
+from coral_core.training.splits import parse_ratios
 
 from ..checks import output_folder
 from ..mask_export import export_masks

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from fiftyone.operators.evaluation_metric import EvaluationMetric, EvaluationMetricConfig
 
-from coral_core.metrics import scores_from_confusion
+from coral_core.evaluation.metrics import scores_from_confusion
 
 from ..iou_fields import IOU_METRIC_NAME, iou_fields, write_iou_fields
 

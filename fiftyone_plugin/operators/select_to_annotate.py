@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from coral_core.uncertainty import METHODS
+from coral_core.evaluation.uncertainty import METHODS
 
 from ..annotate_next import DEFAULT_FIELD, DEFAULT_VIEW, check_unannotated, score_samples
 from ..checks import identifier

@@ -4,7 +4,7 @@ Segment Anything's layout is that of ``segment_anything.sam_model_registry`` (th
 that defines the official files). CoralSCoP's extra decoder keys are written out here from
 zhengziqiang/CoralSCOP ``segment_anything/modeling/mask_decoder.py`` (``cate_num=2``,
 transformer_dim 256, 4 mask tokens, MLP depth 3, hidden width 256, 64 x 64 image tokens),
-independently of ``coral_core.sam_models``, so the tests check that module against them.
+independently of ``coral_core.inference.sam_models``, so the tests check that module against them.
 """
 
 from __future__ import annotations

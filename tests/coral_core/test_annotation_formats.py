@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coral_core.annotation_formats import (
+from coral_core.ensemble import result_set_from_coco
+from coral_core.formats.annotations import (
     AnnotatedImage,
     AnnotationFormatError,
     AnnotationShape,
@@ -20,9 +21,8 @@ from coral_core.annotation_formats import (
     to_coco,
     to_cvat_xml,
 )
-from coral_core.ensemble import result_set_from_coco
-from coral_core.polygons import Polygon
-from coral_core.rle import mask_to_coco_rle, mask_to_cvat_points
+from coral_core.formats.polygons import Polygon
+from coral_core.formats.rle import mask_to_coco_rle, mask_to_cvat_points
 
 # A task export as CVAT 2.x writes it ("CVAT for images 1.1"), trimmed.
 TASK_XML = """<?xml version="1.0" encoding="utf-8"?>

@@ -12,7 +12,7 @@ from coral_core.inference.instances import RefineSettings, refine
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
 from coral_core.inference.scaling import InferenceResize
 from coral_core.inference.semantic import SemanticModel, photo_pixels_per_model_pixel
-from coral_core.taxonomy import MaskEncoding, Taxonomy
+from coral_core.labels.taxonomy import MaskEncoding, Taxonomy
 
 ENCODING = MaskEncoding(Taxonomy("two", ("Acropora", "Porites")))  # 0 bg, 1 Acropora, 2 Porites
 FORMER_DEFAULTS = RefineSettings(min_area=64, min_thickness=8)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from coral_core.colony_metrics import (
+from coral_core.evaluation.colony_metrics import (
     ImageColonies,
     evaluate_colonies,
     ks_statistic,

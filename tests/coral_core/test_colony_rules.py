@@ -11,8 +11,8 @@ from coral_core.ecology.colonies import annotated_colonies, colonies_from_labels
 from coral_core.ecology.legend import ClassLegend
 from coral_core.inference.instances import RefineSettings, refine, split_touching, thickness
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
-from coral_core.rasterize import LabeledPolyline, polyline_regions, rasterize_polylines
-from coral_core.taxonomy import MaskEncoding, Taxonomy
+from coral_core.labels.rasterize import LabeledPolyline, polyline_regions, rasterize_polylines
+from coral_core.labels.taxonomy import MaskEncoding, Taxonomy
 
 ENCODING = MaskEncoding(Taxonomy("three", ("Acropora", "Porites", "Montipora")))
 ACROPORA, PORITES, MONTIPORA = 1, 2, 3
@@ -165,7 +165,7 @@ class BoxSam:
     has_category_head = False
 
     def predict_boxes(self, boxes: np.ndarray, crops=None):
-        from coral_core.sam_models import PromptMasks
+        from coral_core.inference.sam_models import PromptMasks
 
         masks = []
         for (bx0, by0, bx1, by1), (x0, y0, x1, y1) in zip(boxes, crops, strict=True):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.confusion_plot import counts_csv_path, save_confusion_matrix
-from coral_core.metrics import normalized_confusion
-from coral_core.taxonomy import FINEGRAINED
+from coral_core.evaluation.confusion_plot import counts_csv_path, save_confusion_matrix
+from coral_core.evaluation.metrics import normalized_confusion
+from coral_core.labels.taxonomy import FINEGRAINED
 
 
 def random_counts(n: int, seed: int = 0) -> np.ndarray:

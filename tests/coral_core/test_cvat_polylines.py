@@ -1,11 +1,11 @@
-"""CVAT shapes -> normalised polyline specs (:mod:`coral_core.cvat_polylines`)."""
+"""CVAT shapes -> normalised polyline specs (:mod:`coral_core.formats.cvat_polylines`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from coral_core.cvat_polylines import normalize_points, shape_to_polylines
+from coral_core.formats.cvat_polylines import normalize_points, shape_to_polylines
 from tests.fake_cvat import encode_mask
 
 

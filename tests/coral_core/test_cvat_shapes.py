@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coral_core.cvat_shapes import (
+from coral_core.formats.cvat_shapes import (
     cvat_mask_points,
     cvat_shapes,
     label_spec,
     nuclio_detections,
     polygon_points,
 )
+from coral_core.formats.polygons import Polygon, polygons_to_mask
+from coral_core.formats.rle import cvat_points_to_mask
 from coral_core.inference.instances import CoralInstance, InstanceResult, TwoStageResult
-from coral_core.polygons import Polygon, polygons_to_mask
-from coral_core.rle import cvat_points_to_mask
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 
 H, W = 30, 40
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coral_core.dataset_manifest import (
+from coral_core.errors import CoralsegError
+from coral_core.formats.dataset_manifest import (
     DATASET_FORMAT,
     DatasetManifest,
     PointLabelCounts,
@@ -16,8 +17,7 @@ from coral_core.dataset_manifest import (
     read_dataset_manifest,
     write_dataset_manifest,
 )
-from coral_core.errors import CoralsegError
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 
 MANIFEST = DatasetManifest(
     encoding=MaskEncoding(FAMILIES, background_is_ignore=True),

@@ -1,5 +1,5 @@
-"""``coral_core.raster_io.decode_image``: one decoder for the bridge, the Nuclio functions and
-``coralseg infer`` -- the same array for the same file, whether given as bytes or as a path."""
+"""``coral_core.formats.raster_io.decode_image``: one decoder for the bridge, the Nuclio functions
+and ``coralseg infer`` -- the same array for the same file, whether given as bytes or as a path."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import (
+from coral_core.formats.raster_io import (
     ImageTooLargeError,
     decode_image,
     open_image,

@@ -9,7 +9,7 @@ from coral_core.ecology.agreement import ALL_CLASSES, cover_agreement
 from coral_core.ecology.cover import CoverTable, image_cover
 from coral_core.ecology.groups import group_images
 from coral_core.ecology.legend import ClassLegend
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 
 LEGEND = ClassLegend.from_encoding(MaskEncoding(EILAT, background_is_ignore=True))
 

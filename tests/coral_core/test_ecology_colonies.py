@@ -20,7 +20,7 @@ from coral_core.ecology.colonies import (
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.roi import roi_from_margin
 from coral_core.inference.instances import CoralInstance
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 
 LEGEND = ClassLegend.from_encoding(MaskEncoding(EILAT, background_is_ignore=True))
 ACROPORA = EILAT.classes.index("Acropora")

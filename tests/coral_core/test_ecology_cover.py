@@ -9,7 +9,7 @@ from coral_core.ecology.cover import CoverTable, image_cover, value_counts
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.roi import margin_pixels, roi_edge, roi_from_margin, roi_from_polygon
 from coral_core.errors import CoralsegError
-from coral_core.taxonomy import EILAT, FAMILIES, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, FAMILIES, MaskEncoding
 
 IGNORE = 255
 

@@ -12,7 +12,7 @@ from coral_core.ecology.image_settings import parse_scale, read_roi_csv
 from coral_core.ecology.roi import parse_roi_margin, parse_roi_polygon
 from coral_core.ecology.scale import georeferenced_scale, parse_quadrat_size
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 
 def test_margins_polygons_and_quadrat_sizes_as_written() -> None:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from coral_core.ecology.label_masks import photo_geo, read_label_mask
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo, LabelRasterWriter
+from coral_core.formats.raster_io import GeoInfo, LabelRasterWriter
 
 
 def _labels(dtype) -> np.ndarray:

@@ -14,7 +14,7 @@ from coral_core.ecology.measure import CoverSettings, measure_source
 from coral_core.ecology.report import summary_lines, write_cover_report, write_point_survey
 from coral_core.ecology.sources import locate_masks
 from coral_core.errors import CoralsegError
-from coral_core.taxonomy import FAMILIES, MaskEncoding, write_class_files
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding, write_class_files
 
 FAM = MaskEncoding(FAMILIES)
 ACROPORA = FAM.value_of("Acropora")

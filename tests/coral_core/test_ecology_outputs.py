@@ -22,8 +22,8 @@ from coral_core.ecology.geojson import (
 from coral_core.ecology.legend import ClassLegend
 from coral_core.ecology.plots import plot_colony_sizes, plot_cover_agreement, plot_cover_by_group
 from coral_core.ecology.tables import write_csv
-from coral_core.raster_io import GeoInfo
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.formats.raster_io import GeoInfo
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 
 LEGEND = ClassLegend.from_encoding(MaskEncoding(EILAT, background_is_ignore=True))
 ACROPORA = EILAT.classes.index("Acropora")

@@ -14,7 +14,7 @@ from coral_core.ecology.scale import (
     scale_from_geotransform,
     scale_from_quadrat,
 )
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 
 
 def test_conversions() -> None:

@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.dataset_manifest import DatasetManifest, write_dataset_manifest
 from coral_core.ecology.sources import item_instances, item_photo, locate_masks
 from coral_core.errors import CoralsegError
+from coral_core.formats.dataset_manifest import DatasetManifest, write_dataset_manifest
 from coral_core.inference.instance_records import InstanceRecord, write_instance_record
 from coral_core.inference.instances import CoralInstance
-from coral_core.taxonomy import FAMILIES, MaskEncoding, write_class_files, write_encoding_file
+from coral_core.labels.taxonomy import (
+    FAMILIES,
+    MaskEncoding,
+    write_class_files,
+    write_encoding_file,
+)
 
 FAM = MaskEncoding(FAMILIES)
 

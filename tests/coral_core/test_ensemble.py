@@ -31,8 +31,8 @@ from coral_core.ensemble import (
     result_set_to_coco,
 )
 from coral_core.errors import CoralsegError
-from coral_core.rle import coco_rle_to_mask, mask_to_coco_rle
-from coral_core.taxonomy import FAMILIES
+from coral_core.formats.rle import coco_rle_to_mask, mask_to_coco_rle
+from coral_core.labels.taxonomy import FAMILIES
 
 A_SIZE = (16, 20)  # height, width of a.jpg
 B_SIZE = (10, 12)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from coral_core.errors import CoralsegError
+from coral_core.formats.rle import mask_to_coco_rle
 from coral_core.inference.instance_records import (
     InstanceRecord,
     read_instance_record,
     write_instance_record,
 )
 from coral_core.inference.instances import CoralInstance
-from coral_core.rle import mask_to_coco_rle
 
 
 def _instance(seed: int) -> CoralInstance:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from coral_core.errors import CoralsegError
+from coral_core.formats.rle import mask_to_coco_rle
 from coral_core.inference.instances import (
     RefineSettings,
     grow_proposal,
@@ -18,9 +19,8 @@ from coral_core.inference.prediction import (
     can_tell_not_coral,
     summarize_probabilities,
 )
-from coral_core.rle import mask_to_coco_rle
-from coral_core.sam_models import PromptMasks
-from coral_core.taxonomy import BUILTIN_TAXONOMIES, MaskEncoding, Taxonomy
+from coral_core.inference.sam_models import PromptMasks
+from coral_core.labels.taxonomy import BUILTIN_TAXONOMIES, MaskEncoding, Taxonomy
 
 ENCODING = MaskEncoding(Taxonomy("two", ("Acropora", "Porites")))  # 0 bg, 1 Acropora, 2 Porites
 # These scenes' colonies are 80-200 pixels, 8-14 thick: smaller than the default smallest

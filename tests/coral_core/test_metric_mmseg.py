@@ -14,7 +14,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from mmseg.structures import SegDataSample
 
-from coral_core.metrics import confusion_matrix
+from coral_core.evaluation.metrics import confusion_matrix
 from coral_core.models.metric import CoralIoUMetric
 
 CLASSES = ("Acropora", "Pocillopora", "Porites", "Montipora", "Pavona", "Fungia", "Other")

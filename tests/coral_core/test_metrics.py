@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from coral_core.metrics import (
+from coral_core.evaluation.metrics import (
     SegmentationScores,
     check_confusion,
     confusion_matrix,

@@ -16,7 +16,7 @@ from coral_core.inference.onnx_sidecar import (
     write_onnx_sidecar,
 )
 from coral_core.inference.scaling import InferenceResize
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 
 SIDECAR = OnnxSidecar(
     window=512,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coral_core.palette import (
+from coral_core.labels.palette import (
     BACKGROUND_COLOR,
     IGNORE_COLOR,
     distinct_colors,

@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coral_core.annotation_formats import (
+from coral_core.ecology.legend import ClassLegend
+from coral_core.ecology.point_survey import point_survey_cover
+from coral_core.formats.annotations import (
     AnnotationFormatError,
     fit_to_photo,
     map_label_codes,
     read_annotations,
     read_label_codes,
 )
-from coral_core.densify import densify_points, superpixel_levels
-from coral_core.ecology.legend import ClassLegend
-from coral_core.ecology.point_survey import point_survey_cover
-from coral_core.point_labels import LabeledPoint, simulate_points, stamp_points
-from coral_core.taxonomy import EILAT, FAMILIES, MaskEncoding
+from coral_core.labels.densify import densify_points, superpixel_levels
+from coral_core.labels.point_labels import LabeledPoint, simulate_points, stamp_points
+from coral_core.labels.taxonomy import EILAT, FAMILIES, MaskEncoding
 
 CORALNET_HEADER = [
     "Name",

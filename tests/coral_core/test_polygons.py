@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from coral_core.polygons import (
+from coral_core.formats.polygons import (
     Polygon,
     as_ring,
     mask_to_polygons,
@@ -397,7 +397,7 @@ def test_eilat_labels_round_trip(shared_data: Path) -> None:
 
 
 def test_normalized_rings_divide_by_the_image_size() -> None:
-    from coral_core.polygons import normalized_rings
+    from coral_core.formats.polygons import normalized_rings
 
     square = Polygon(
         np.array([[0.0, 0.0], [20.0, 0.0], [20.0, 10.0]]), (np.array([[1.0, 1], [2, 1], [2, 2]]),)

@@ -1,4 +1,4 @@
-"""Round trips of coral_core.raster_io on small constructed files, plus one TIFF wider than
+"""Round trips of coral_core.formats.raster_io on small constructed files, plus one TIFF wider than
 32,767 px read window by window. Expected pixels come from Pillow's own decoding or from the
 arrays the files were made of."""
 
@@ -21,9 +21,9 @@ from PIL import Image, ImageOps
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
-from coral_core import raster_io
 from coral_core.errors import CoralsegError
-from coral_core.raster_io import GeoInfo, LabelRasterWriter, Window, open_image
+from coral_core.formats import raster_io
+from coral_core.formats.raster_io import GeoInfo, LabelRasterWriter, Window, open_image
 from tests.raster_fixtures import synthetic_rgb, write_test_tiff
 
 RNG = np.random.default_rng(0)
@@ -477,7 +477,7 @@ def test_40k_square_tiff_is_read_in_bounded_memory(tmp_path) -> None:
         import numpy as np
         import sys
         sys.path.append({str(Path(__file__).resolve().parents[1])!r})  # tests/
-        from coral_core.raster_io import LabelRasterWriter, open_image
+        from coral_core.formats.raster_io import LabelRasterWriter, open_image
         from raster_fixtures import write_test_tiff  # mmsegmentation ships a `tests` package
 
         path = write_test_tiff({str(tmp_path / "big.tif")!r}, 40_000, 40_000)

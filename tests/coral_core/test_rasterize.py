@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from coral_core.errors import CoralsegError
-from coral_core.rasterize import LabeledPolyline, rasterize_polylines
+from coral_core.labels.rasterize import LabeledPolyline, rasterize_polylines
 
 H, W = 20, 40
 VALUES = {"Acropora": 1, "Porites": 2, "Pocillopora": 3}

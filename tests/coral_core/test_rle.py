@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from coral_core.rle import (
+from coral_core.formats.rle import (
     box_mask_to_coco_rle,
     coco_rle_area,
     coco_rle_bbox,

@@ -10,7 +10,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import MaskDecoder
 
 from coral_core.errors import CoralsegError
-from coral_core.sam_models import (
+from coral_core.inference.sam_models import (
     SIZES,
     CoralScopMaskDecoder,
     SamRunner,
@@ -180,7 +180,7 @@ def test_runner_agrees_with_segment_anythings_predictor(sam_runner: SamRunner) -
         POINTS[1:2], np.array([1]), multimask_output=False, return_logits=True
     )
     prediction = sam_runner.predict_points(POINTS[1:2])
-    # Masks are upscaled in another order of sums (coral_core.sam_upscaling): equal except
+    # Masks are upscaled in another order of sums (coral_core.inference.sam_upscaling): equal except
     # where a logit is within rounding of SAM's threshold 0.
     clear = np.abs(logits) > 1e-3
     np.testing.assert_array_equal(prediction.masks[clear], (logits > 0)[clear])

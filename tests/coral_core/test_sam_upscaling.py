@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn.functional import interpolate
 
-from coral_core.sam_upscaling import resize_matrix, upscaled_window
+from coral_core.inference.sam_upscaling import resize_matrix, upscaled_window
 
 
 def postprocess_masks(low_res, encoder, input_size, original_size):

@@ -16,7 +16,7 @@ from coral_core.inference.semantic import (
     predict_logits,
     window_origins,
 )
-from coral_core.taxonomy import EILAT, MaskEncoding
+from coral_core.labels.taxonomy import EILAT, MaskEncoding
 from tests.model_fixtures import TINY, save_tiny_checkpoint
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coral_core.palette import distinct_colors
-from coral_core.taxonomy import (
+from coral_core.labels.palette import distinct_colors
+from coral_core.labels.taxonomy import (
     AGNOSTIC,
     BUILTIN_TAXONOMIES,
     EILAT,
@@ -345,7 +345,7 @@ def test_parse_label_map(tmp_path: Path) -> None:
 
 
 def test_cover_classes_are_not_colonies() -> None:
-    from coral_core.taxonomy import EILAT
+    from coral_core.labels.taxonomy import EILAT
 
     assert EILAT.cover_classes == ("Bare-subst.", "Unknown", "Other Inv.")
     assert EILAT.is_colony("Acropora") and not EILAT.is_colony("bare-subst.")

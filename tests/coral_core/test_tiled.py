@@ -8,7 +8,7 @@ import pytest
 from coral_core.inference.instances import RefineSettings, TwoStageResult, refine
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
 from coral_core.inference.tiled import TileGrid, iter_tiled_colonies
-from coral_core.taxonomy import MaskEncoding, Taxonomy
+from coral_core.labels.taxonomy import MaskEncoding, Taxonomy
 
 ENCODING = MaskEncoding(Taxonomy("two", ("Acropora", "Porites")))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.raster_io import GeoInfo
+from coral_core.formats.raster_io import GeoInfo
 from coral_core.tracking import (
     Alignment,
     align_geotransforms,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from coral_core.training_progress import ProgressHook, TrainProgress, best_checkpoint
+from coral_core.training.progress import ProgressHook, TrainProgress, best_checkpoint
 
 
 def test_hook_reports_iterations_and_the_latest_and_best_miou() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from coral_core.uncertainty import image_uncertainty, pixel_uncertainty
+from coral_core.evaluation.uncertainty import image_uncertainty, pixel_uncertainty
 
 
 def _probs(*pixels: tuple[float, ...]) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_core.taxonomy import FAMILIES
+from coral_core.labels.taxonomy import FAMILIES
 
 
 def _coralseg(*args: str) -> subprocess.CompletedProcess[str]:

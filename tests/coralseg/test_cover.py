@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.dataset_manifest import DatasetManifest, write_dataset_manifest
+from coral_core.formats.dataset_manifest import DatasetManifest, write_dataset_manifest
 from coral_core.inference.instance_records import InstanceRecord, write_instance_record
 from coral_core.inference.instances import CoralInstance
-from coral_core.taxonomy import (
+from coral_core.labels.taxonomy import (
     EILAT,
     FAMILIES,
     MaskEncoding,
@@ -390,7 +390,7 @@ def test_one_polygon_per_image_from_a_csv(tmp_path: Path, capsys) -> None:
 
 
 def write_geotiff_masks(folder: Path, crs: str) -> dict[str, np.ndarray]:
-    from coral_core.raster_io import GeoInfo, LabelRasterWriter
+    from coral_core.formats.raster_io import GeoInfo, LabelRasterWriter
 
     folder.mkdir(parents=True)
     masks = dict(list(survey_masks().items())[:2])
@@ -427,7 +427,7 @@ def test_scale_from_a_geographic_crs_is_refused(tmp_path: Path, capsys) -> None:
 
 
 def test_an_infer_output_with_its_encoding_knows_cover_only_classes(tmp_path: Path, capsys) -> None:
-    from coral_core.taxonomy import Taxonomy
+    from coral_core.labels.taxonomy import Taxonomy
 
     sand_reef = Taxonomy("sand_reef", ("Acropora", "Sand"), cover_classes=("Sand",))
     encoding = MaskEncoding(sand_reef)

@@ -9,9 +9,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from coral_core.annotation_formats import AnnotatedImage, AnnotationShape, to_cvat_xml
-from coral_core.polygons import Polygon
-from coral_core.rasterize import LabeledPolyline, rasterize_polylines
+from coral_core.formats.annotations import AnnotatedImage, AnnotationShape, to_cvat_xml
+from coral_core.formats.polygons import Polygon
+from coral_core.labels.rasterize import LabeledPolyline, rasterize_polylines
 from coralseg.cli import main
 
 H, W = 60, 100

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_core.taxonomy import EILAT
+from coral_core.labels.taxonomy import EILAT
 from coralseg.cli import main
 
 pytestmark = pytest.mark.shared_data

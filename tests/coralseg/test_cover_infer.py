@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
 from tests.coralseg.test_infer import model_files, uniform_model_files  # noqa: F401  (fixtures)
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from coral_core.metrics import confusion_matrix, scores_from_confusion
+from coral_core.evaluation.metrics import confusion_matrix, scores_from_confusion
 from coralseg.cli import main
 from coralseg.demo_run import REPO
 
@@ -172,7 +172,7 @@ def test_demo_makes_every_output_and_prints_measured_numbers(small_demo, fiftyon
 
 def _pixels_of(paths: list[str]) -> Counter:
     """Each image's key, once: the photos as the models receive them."""
-    from coral_core.raster_io import open_image
+    from coral_core.formats.raster_io import open_image
 
     keys = Counter()
     for path in paths:
@@ -339,8 +339,8 @@ def test_demo_on_eilatmixx_photos_from_a_coco_export(
 ) -> None:
     """Real reef photos: EilatMixx label masks written as a COCO export with RLE masks (as
     CVAT writes brush masks), then the whole demo on them."""
-    from coral_core.annotation_formats import AnnotatedImage, AnnotationShape, to_coco
-    from coral_core.taxonomy import EILAT
+    from coral_core.formats.annotations import AnnotatedImage, AnnotationShape, to_coco
+    from coral_core.labels.taxonomy import EILAT
 
     eilat = shared_data / "eilat_train"
     stems = sorted(p.stem for p in (eilat / "labels").glob("*.png"))[:8]

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from coral_core.annotation_formats import AnnotatedImage, AnnotationShape, to_coco, to_cvat_xml
-from coral_core.polygons import Polygon
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.formats.annotations import AnnotatedImage, AnnotationShape, to_coco, to_cvat_xml
+from coral_core.formats.polygons import Polygon
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
 
 WIDTH, HEIGHT = 40, 30

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from pycocotools.coco import COCO
 
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
 from tests.model_fixtures import TINY, save_tiny_checkpoint
 
@@ -182,8 +182,8 @@ def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Pa
 def test_large_geotiff_gets_colonies_merged_across_tiles(
     uniform_model_files, tmp_path: Path, monkeypatch, capsys
 ) -> None:
+    from coral_core.formats.raster_io import GeoInfo, open_image
     from coral_core.inference import batch_runner
-    from coral_core.raster_io import GeoInfo, open_image
     from tests.raster_fixtures import write_test_tiff
 
     monkeypatch.setattr(batch_runner, "MAX_INSTANCE_SIDE", 200)  # stands in for 8192 px

@@ -23,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
 from tests.model_fixtures import TINY, save_tiny_checkpoint
 
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A random tiny model, photos and a tiled GeoTIFF, and their single-process outputs."""
-    from coral_core.raster_io import GeoInfo
+    from coral_core.formats.raster_io import GeoInfo
     from tests.raster_fixtures import write_test_tiff
 
     root = tmp_path_factory.mktemp("cluster")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.annotation_formats import AnnotatedImage, AnnotationShape, to_cvat_xml
-from coral_core.polygons import Polygon
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.formats.annotations import AnnotatedImage, AnnotationShape, to_cvat_xml
+from coral_core.formats.polygons import Polygon
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
 
 WIDTH, HEIGHT = 48, 32
@@ -160,9 +160,9 @@ def test_coralnet_points_import_beside_polygons_and_prepare(
 def test_mixed_training_from_polygons_and_points(tmp_path: Path) -> None:
     """Photos with polygons and photos with points only, in one run of real MMSeg steps
     through ``coralseg train`` (slow: about a minute on 2 shared cores)."""
-    from coral_core.mmseg_export import ExportSample, PointMasks, export_mmseg_dataset
-    from coral_core.point_labels import LabeledPoint
-    from coral_core.rasterize import LabeledPolyline
+    from coral_core.labels.point_labels import LabeledPoint
+    from coral_core.labels.rasterize import LabeledPolyline
+    from coral_core.training.mmseg_export import ExportSample, PointMasks, export_mmseg_dataset
 
     images = tmp_path / "images"
     _photos(images)

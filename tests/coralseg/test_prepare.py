@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.taxonomy import FAMILIES
+from coral_core.labels.taxonomy import FAMILIES
 from coralseg.cli import main
 
 W, H = 40, 20

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from coral_core.taxonomy import EILAT, IGNORE_INDEX
+from coral_core.labels.taxonomy import EILAT, IGNORE_INDEX
 from coralseg.cli import main
 from fiftyone_plugin.fiftyone_labels import semantic_mask_to_polylines
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon, polygons_to_mask
+from coral_core.formats.polygons import Polygon, polygons_to_mask
 from coralseg.cli import main
 from fiftyone_plugin import cvat_pull
 from tests.fake_cvat import FakeCvatServer, FakeCvatState, Task, encode_mask, make_frame

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from coral_core.taxonomy import FINEGRAINED
+from coral_core.labels.taxonomy import FINEGRAINED
 from coralseg.cli import main
 from tests.fake_cvat import FakeCvatServer, encode_mask, make_frame
 

@@ -168,7 +168,7 @@ def test_the_tracking_page_commands_parse_and_its_picture_is_linked() -> None:
 
 def _write_infer_output(root: Path, name: str, photo: np.ndarray, mask: np.ndarray) -> None:
     """The layout 'coralseg infer' writes: instances/<name>.json naming the photo, semantic/."""
-    from coral_core.rle import mask_to_coco_rle
+    from coral_core.formats.rle import mask_to_coco_rle
     from coral_core.tracking import colonies_from_label_mask
 
     for folder in ("instances", "semantic", "photos"):

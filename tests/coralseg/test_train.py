@@ -1,7 +1,7 @@
 """Training, resuming, evaluating and hierarchical fine-tuning, for real, on the tiny config.
 
-The core runs on a small synthetic dataset written by ``coral_core.mmseg_export`` (no shared
-data needed); the EilatMixx runs use ../shared/data and skip without it.
+The core runs on a small synthetic dataset written by ``coral_core.training.mmseg_export`` (no
+shared data needed); the EilatMixx runs use ../shared/data and skip without it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from coral_core.mmseg_export import ExportSample, export_mmseg_dataset
-from coral_core.rasterize import LabeledPolyline
-from coral_core.taxonomy import FAMILIES, FINEGRAINED, MaskEncoding
+from coral_core.labels.rasterize import LabeledPolyline
+from coral_core.labels.taxonomy import FAMILIES, FINEGRAINED, MaskEncoding
+from coral_core.training.mmseg_export import ExportSample, export_mmseg_dataset
 from coralseg.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ def test_resume_continues_from_the_right_iteration(trained: Path, synthetic_data
 def test_test_command_matches_mmseg_iou_metric(
     checkpoint: Path, synthetic_data: Path, tmp_path: Path
 ) -> None:
-    from coral_core.evaluation import prepare_test_config
+    from coral_core.evaluation.runner import prepare_test_config
 
     out = tmp_path / "metrics.json"
     args = ["test", str(TINY), str(checkpoint), "--data", str(synthetic_data), "--split", "val"]
@@ -206,7 +206,7 @@ def test_hierarchical_fine_tuning_starts_genera_from_their_family(checkpoint: Pa
     from mmengine.config import Config
 
     from coral_core.models import build_segmentor
-    from coral_core.training import load_weights_across_taxonomies
+    from coral_core.training.runner import load_weights_across_taxonomies
 
     cfg = Config.fromfile(str(TINY))
     cfg.model.decode_head.num_classes = MaskEncoding(FINEGRAINED).num_labels
@@ -310,7 +310,7 @@ def test_tiny_config_beats_the_majority_baseline_on_held_out_eilat(
     shared_data: Path, tmp_path: Path, capsys
 ) -> None:
     """The default tiny run, evaluated on every tenth image (held out from training)."""
-    from coral_core.evaluation import evaluate, prepare_test_config
+    from coral_core.evaluation.runner import evaluate, prepare_test_config
 
     root = str(shared_data / "eilat_train")
     roots = [
@@ -359,7 +359,7 @@ def test_torchrun_with_two_cpu_processes(synthetic_data: Path, tmp_path: Path) -
 
 
 def test_train_options_shape_the_config(synthetic_data: Path, tmp_path: Path) -> None:
-    from coral_core.training import TrainOptions, prepare_config
+    from coral_core.training.runner import TrainOptions, prepare_config
 
     options = TrainOptions(
         work_dir=str(tmp_path),

@@ -28,7 +28,7 @@ from tests.model_fixtures import TINY, save_tiny_checkpoint
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny families model with random weights, at native resolution: the fake CVAT's small
     frames stay one window."""
-    from coral_core.taxonomy import FAMILIES, MaskEncoding
+    from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 
     path = tmp_path_factory.mktemp("bridge-model") / "tiny.pth"
     return TINY, save_tiny_checkpoint(path, MaskEncoding(FAMILIES), native_resolution=True)
@@ -36,7 +36,7 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def colony_labels() -> list[str]:
-    from coral_core.taxonomy import FAMILIES, MaskEncoding
+    from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 
     encoding = MaskEncoding(FAMILIES)
     return [encoding.label_names[v] for v in encoding.colony_values]

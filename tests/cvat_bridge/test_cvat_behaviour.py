@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_core.cvat_shapes import label_accepts
+from coral_core.formats.cvat_shapes import label_accepts
 from cvat_bridge.events import JobEvent
 from cvat_bridge.reconcile import reconcile, watched_projects
 from cvat_bridge.registry import ModelRegistry
@@ -159,7 +159,7 @@ def test_an_organization_project_is_watched_without_any_event(
     boss = state.add_user("boss", "pw", is_superuser=False)
     bot = state.add_user("bot", "pw", is_superuser=False)
     lab = state.add_organization("criobe", boss, [(bot, "maintainer")])
-    from coral_core.taxonomy import FAMILIES, MaskEncoding
+    from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 
     encoding = MaskEncoding(FAMILIES)
     labels = [encoding.label_names[v] for v in encoding.colony_values]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from tests.model_fixtures import REPO, TINY, save_tiny_checkpoint
 
 PLUGIN = "@coralseg/coralseg"

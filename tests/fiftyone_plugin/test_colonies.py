@@ -12,7 +12,7 @@ from PIL import Image
 
 from coral_core.ecology.colonies import annotated_colonies
 from coral_core.inference.instances import CoralInstance
-from coral_core.rasterize import LabeledPolyline, polyline_regions
+from coral_core.labels.rasterize import LabeledPolyline, polyline_regions
 from fiftyone_plugin.evaluation import evaluate_colonies
 from fiftyone_plugin.masks import read_mask
 from fiftyone_plugin.prediction import from_detection, predict_samples, to_detection

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from coral_core.metrics import confusion_matrix, scores_from_confusion
-from coral_core.taxonomy import FAMILIES, MaskEncoding
+from coral_core.evaluation.metrics import confusion_matrix, scores_from_confusion
+from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from tests.fake_cvat import encode_mask, make_frame
 from tests.fiftyone_plugin.conftest import COLORS, PLUGIN, REPO, uri
 

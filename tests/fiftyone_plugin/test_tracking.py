@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.polygons import Polygon, mask_to_polygons
+from coral_core.formats.polygons import Polygon, mask_to_polygons
 from coral_core.tracking import colonies_from_label_mask
 from tests.fiftyone_plugin.conftest import uri
 from tests.survey_fixtures import CLASSES, first_visit, second_visit

@@ -42,7 +42,7 @@ def call(served: SimpleNamespace, raw: bytes, content_type: str = "application/j
 
 def spec_of(served: SimpleNamespace) -> list[dict]:
     """The label spec package-nuclio writes into this model's function.yaml, as CVAT reads it."""
-    from coral_core.cvat_shapes import label_spec
+    from coral_core.formats.cvat_shapes import label_spec
     from nuclio_functions.packaging import render_function_yaml
 
     predictor = served.platform._get_handler_context(served.main.handler).user_data.predictor

@@ -44,7 +44,7 @@ def _args(config, weights, out, *extra) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.data_guard
 def test_function_yaml_follows_cvat_conventions(packaged, tiny_checkpoint) -> None:
-    from coral_core.cvat_shapes import label_spec
+    from coral_core.formats.cvat_shapes import label_spec
     from coral_core.inference.semantic import load_semantic_model
 
     encoding = load_semantic_model(*tiny_checkpoint).encoding
@@ -78,21 +78,21 @@ def test_function_yaml_follows_cvat_conventions(packaged, tiny_checkpoint) -> No
         assert {"main.py", "best_segformer.onnx", "best_segformer.onnx.json"} <= names
         assert ("vit_b_coralscop.pth" in names) == (kind == "two-stage")
         assert "coral_core/inference/pipeline.py" in names
-        assert "coral_core/cvat_shapes.py" in names
+        assert "coral_core/formats/cvat_shapes.py" in names
         assert not any(
             n.startswith(("coral_core/models/", "coralseg/", "cvat_bridge/")) for n in names
         )
-        assert "coral_core/training.py" not in names
+        assert "coral_core/training/runner.py" not in names
         assert manifest["kind"] == kind and manifest["labels"] == expected
 
 
 def test_code_files_are_exactly_what_imports_reach() -> None:
     files = code_files(KINDS["two-stage"])
-    assert "coral_core/sam_models.py" in files
+    assert "coral_core/inference/sam_models.py" in files
     assert "nuclio_functions/onnx_semantic.py" in files
     assert "nuclio_functions/packaging.py" not in files
     semantic_files = code_files(KINDS["semantic"])
-    assert "coral_core/sam_models.py" not in semantic_files
+    assert "coral_core/inference/sam_models.py" not in semantic_files
     for arcname, source in files.items():
         assert source.is_file(), arcname
 

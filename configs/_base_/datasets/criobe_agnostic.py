@@ -1,7 +1,7 @@
 # CRIOBE photo-quadrats, 'agnostic' taxonomy, as written by
 #   coralseg prepare DATASET --taxonomy agnostic --out data/criobe_agnostic
 _base_ = ["./coral_semantic.py"]
-import coral_core.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
+import coral_core.training.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
 
 taxonomy = "agnostic"
 data_root = "data/criobe_agnostic"

@@ -1,7 +1,7 @@
 # CRIOBE photo-quadrats, 'extended' taxonomy, as written by
 #   coralseg prepare DATASET --taxonomy extended --out data/criobe_extended
 _base_ = ["./coral_semantic.py"]
-import coral_core.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
+import coral_core.training.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
 
 taxonomy = "extended"
 data_root = "data/criobe_extended"

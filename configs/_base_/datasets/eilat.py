@@ -2,7 +2,7 @@
 # 255 = unlabelled, i.e. the 'eilat' taxonomy with background as ignore. Every tenth image
 # (by file name) is held out for validation and testing.
 _base_ = ["./coral_semantic.py"]
-import coral_core.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
+import coral_core.training.mmseg_config as coral  # noqa: E402  (after _base_: mmengine's rule)
 
 taxonomy = "eilat"
 data_root = "../shared/data/eilat_train"

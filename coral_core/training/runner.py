@@ -17,10 +17,10 @@ import torch
 from mmengine.config import Config
 
 from coral_core.checkpoint import load_checkpoint_file
-from coral_core.dataset_manifest import read_dataset_manifest
 from coral_core.errors import CoralsegError
-from coral_core.mmseg_config import median_frequency_weights, use_prepared_dataset
-from coral_core.taxonomy import BACKGROUND_NAME, MaskEncoding
+from coral_core.formats.dataset_manifest import read_dataset_manifest
+from coral_core.labels.taxonomy import BACKGROUND_NAME, MaskEncoding
+from coral_core.training.mmseg_config import median_frequency_weights, use_prepared_dataset
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def train(cfg: Config, load_from: str | None = None, hooks: Sequence[Any] = ()) 
     """Run training; returns the work dir. ``load_from`` may come from another taxonomy.
 
     ``hooks``: extra MMEngine hook objects
-    (e.g. :class:`coral_core.training_progress.ProgressHook`).
+    (e.g. :class:`coral_core.training.progress.ProgressHook`).
     """
     from mmengine.runner import Runner
 

@@ -1,6 +1,7 @@
-"""What MMSeg configs take from coral_core, so class lists live only in :mod:`taxonomy`.
+"""What MMSeg configs take from coral_core, so class lists live only in the taxonomy
+(:mod:`coral_core.labels.taxonomy`).
 
-Config files import this module (``import coral_core.mmseg_config as coral``, after their
+Config files import this module (``import coral_core.training.mmseg_config as coral``, after their
 ``_base_`` line) and call :func:`metainfo` / :func:`num_labels`. ``coralseg train --data``
 uses :func:`use_prepared_dataset` to point a config at a folder written by
 ``coralseg prepare`` and take its classes from the folder's manifest.
@@ -14,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from coral_core.dataset_manifest import read_dataset_manifest
 from coral_core.errors import CoralsegError
-from coral_core.taxonomy import MaskEncoding, get_taxonomy
+from coral_core.formats.dataset_manifest import read_dataset_manifest
+from coral_core.labels.taxonomy import MaskEncoding, get_taxonomy
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 

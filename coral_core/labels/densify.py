@@ -1,7 +1,7 @@
 """Point labels spread into pseudo-masks over superpixels (multi-level, as in CoralSeg).
 
 A sparse mask (classes at the points, 255 elsewhere) becomes a denser one: each superpixel
-(:mod:`coral_core.superpixels`) that holds labelled pixels takes their majority class. This
+(:mod:`coral_core.labels.superpixels`) that holds labelled pixels takes their majority class. This
 runs at several superpixel sizes, coarse first, each finer level overwriting the coarser
 where it has points (fine regions follow colony edges better; coarse ones reach further
 from the points). This is Alonso et al.'s multi-level superpixel augmentation (CoralSeg,
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from coral_core.superpixels import slic
-from coral_core.taxonomy import IGNORE_INDEX
+from coral_core.labels.superpixels import slic
+from coral_core.labels.taxonomy import IGNORE_INDEX
 
 DEFAULT_LEVELS = (30, 100, 300, 1000)  # superpixels per image, coarse to fine
 DEFAULT_WORK_SIDE = 480  # superpixels are computed on the photo shrunk to this long side

@@ -12,7 +12,7 @@ CoralNet's CPCe upload reads):
 6. optionally up to 28 header lines (site, transect, ...), kept as the image's metadata.
 
 Coordinates stay in CPCe units (``in_photo_pixels=False``): the import scales them by the
-photo's size over ``W x H`` (:func:`coral_core.annotation_formats.model.fit_to_photo`).
+photo's size over ``W x H`` (:func:`coral_core.formats.annotations.model.fit_to_photo`).
 The image is matched by its file name.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
-from coral_core.annotation_formats.model import (
+from coral_core.formats.annotations.model import (
     AnnotatedImage,
     AnnotationFormatError,
     AnnotationSet,

@@ -1,6 +1,6 @@
 """The plain data every annotation reader returns: images with their labelled colony shapes.
 
-Coordinates are CVAT/COCO pixel coordinates as in :mod:`coral_core.polygons`: pixel
+Coordinates are CVAT/COCO pixel coordinates as in :mod:`coral_core.formats.polygons`: pixel
 ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``, x runs right, y down.
 """
 
@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-from coral_core.cvat_polylines import DEFAULT_MASK_TOLERANCE, PolylineSpec
 from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon, mask_to_polygons, normalized_rings
+from coral_core.formats.cvat_polylines import DEFAULT_MASK_TOLERANCE, PolylineSpec
+from coral_core.formats.polygons import Polygon, mask_to_polygons, normalized_rings
 
 ShapeKind = Literal["polygon", "polyline", "mask", "points"]
 
@@ -131,10 +131,10 @@ def shape_polylines(
     shape: AnnotationShape, width: int, height: int, tolerance: float = DEFAULT_MASK_TOLERANCE
 ) -> list[PolylineSpec]:
     """The FiftyOne-style polylines of one shape, in the layout ``coralseg pull-cvat`` writes
-    (:mod:`coral_core.cvat_polylines`): a closed, filled polyline per polygon part and per
+    (:mod:`coral_core.formats.cvat_polylines`): a closed, filled polyline per polygon part and per
     8-connected mask part (``[exterior, *holes]``), an open one per polyline; normalised by
     the image's ``width`` and ``height``. ``tolerance`` (pixels) simplifies mask outlines as
-    :func:`coral_core.polygons.mask_to_polygons` does (0.25 or less keeps them exact).
+    :func:`coral_core.formats.polygons.mask_to_polygons` does (0.25 or less keeps them exact).
     """
     attributes = {
         "cvat_shape_id": shape.shape_id,

@@ -11,7 +11,7 @@ The file (JSON object, format tag :data:`DATASET_FORMAT`)::
                       "samples": {"train": 8, ...}}}
 
 ``point_labels`` is present only where some images were labelled by points
-(:mod:`coral_core.point_labels`).
+(:mod:`coral_core.labels.point_labels`).
 
 :func:`write_dataset_manifest` writes it and :func:`read_dataset_manifest` reads exactly
 that back, refusing anything else with a sentence.
@@ -28,9 +28,9 @@ from typing import Any
 from coral_core import __version__
 from coral_core.atomic import write_json_atomically
 from coral_core.errors import CoralsegError
-from coral_core.splits import SPLITS
-from coral_core.tagged_json import read_tagged_json
-from coral_core.taxonomy import MaskEncoding
+from coral_core.formats.tagged_json import read_tagged_json
+from coral_core.labels.taxonomy import MaskEncoding
+from coral_core.training.splits import SPLITS
 
 DATASET_FORMAT = "coralseg-mmseg-dataset/1"
 MANIFEST_FILE = "manifest.json"

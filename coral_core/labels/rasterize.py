@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon, polygon_window, validate_ring
+from coral_core.formats.polygons import Polygon, polygon_window, validate_ring
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def rasterize_polylines(
         height, width: size of the output mask in pixels (the normalised coordinates are
             scaled to it, so a resized image needs no mask resizing).
         values: label name -> pixel value (0..255), e.g. from
-            :meth:`coral_core.taxonomy.MaskEncoding.value_lookup`.
+            :meth:`coral_core.labels.taxonomy.MaskEncoding.value_lookup`.
         background: value of pixels no region covers (0, or 255 when background is ignored).
         unknown: ``"error"`` raises on labels missing from ``values``; ``"skip"`` drops them.
 

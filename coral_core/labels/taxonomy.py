@@ -33,7 +33,7 @@ import yaml
 
 from coral_core.atomic import write_json_atomically, write_text_atomically
 from coral_core.errors import CoralsegError
-from coral_core.palette import BACKGROUND_COLOR, RGB, distinct_colors, parse_color
+from coral_core.labels.palette import BACKGROUND_COLOR, RGB, distinct_colors, parse_color
 
 IGNORE_INDEX = 255
 BACKGROUND_NAME = "background"

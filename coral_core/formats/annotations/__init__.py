@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from coral_core.annotation_formats.coco import parse_coco, read_coco, subset_from_filename, to_coco
-from coral_core.annotation_formats.coralnet import (
+from coral_core.formats.annotations.coco import parse_coco, read_coco, subset_from_filename, to_coco
+from coral_core.formats.annotations.coralnet import (
     looks_like_coralnet_csv,
     map_label_codes,
     read_coralnet_csv,
     read_label_codes,
 )
-from coral_core.annotation_formats.cpce import read_cpc
-from coral_core.annotation_formats.cvat_xml import parse_cvat_xml, read_cvat_xml, to_cvat_xml
-from coral_core.annotation_formats.model import (
+from coral_core.formats.annotations.cpce import read_cpc
+from coral_core.formats.annotations.cvat_xml import parse_cvat_xml, read_cvat_xml, to_cvat_xml
+from coral_core.formats.annotations.model import (
     AnnotatedImage,
     AnnotationFormatError,
     AnnotationSet,

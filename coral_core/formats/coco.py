@@ -5,7 +5,7 @@ unknown top-level keys (a misspelled ``"annotations"`` would otherwise read as n
 :func:`parse_images` and :func:`parse_categories` validate the ``images`` and
 ``categories`` lists. Image ids are integers, or strings (Ultralytics writes file stems);
 image ids and category ids must be unique. The annotation readers
-(:mod:`coral_core.annotation_formats.coco`, :mod:`coral_core.ensemble.results`) build on
+(:mod:`coral_core.formats.annotations.coco`, :mod:`coral_core.ensemble.results`) build on
 these.
 
 Writing: :func:`coco_image` and :func:`coco_annotation` build the records every COCO file
@@ -28,8 +28,8 @@ import numpy as np
 from coral_core import __version__
 from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
-from coral_core.palette import to_hex
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.palette import to_hex
+from coral_core.labels.taxonomy import MaskEncoding
 
 if TYPE_CHECKING:  # only annotations: importing the inference stack here would pull in torch
     from coral_core.inference.instances import CoralInstance

@@ -32,9 +32,9 @@ from segment_anything.modeling.mask_decoder import MLP
 from torch import nn
 
 from coral_core.checkpoint import load_checkpoint_file
-from coral_core.cpu_math import flush_subnormals
 from coral_core.errors import CoralsegError
-from coral_core.sam_upscaling import upscaled_window
+from coral_core.inference.cpu_math import flush_subnormals
+from coral_core.inference.sam_upscaling import upscaled_window
 
 VARIANTS = ("sam", "coralscop")
 # Encoder width of each size, as in segment_anything's build_sam.py.

@@ -13,12 +13,12 @@ import numpy as np
 from mmengine.config import Config
 
 from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
-from coral_core.dataset_manifest import read_dataset_manifest
 from coral_core.errors import CoralsegError
-from coral_core.metrics import SegmentationScores
-from coral_core.mmseg_config import use_prepared_dataset
-from coral_core.taxonomy import MaskEncoding
-from coral_core.training import load_config
+from coral_core.evaluation.metrics import SegmentationScores
+from coral_core.formats.dataset_manifest import read_dataset_manifest
+from coral_core.labels.taxonomy import MaskEncoding
+from coral_core.training.mmseg_config import use_prepared_dataset
+from coral_core.training.runner import load_config
 
 
 @dataclass(frozen=True)

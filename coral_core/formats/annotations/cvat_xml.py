@@ -17,7 +17,7 @@ The layout (task, job and project exports alike)::
 
 A mask's ``rle`` alternates background and foreground runs over its ``W x H`` box in
 row-major order, starting with background (CVAT's mask-shape runs, see
-:mod:`coral_core.rle`). Polygons, polylines and masks are colonies; the other shapes are
+:mod:`coral_core.formats.rle`). Polygons, polylines and masks are colonies; the other shapes are
 counted in :attr:`AnnotationSet.skipped`, as are the ``<track>`` elements of video exports.
 A project export gives each image its task's ``subset``; a task export names it once in
 ``meta/task/subset``.
@@ -32,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from coral_core.annotation_formats.model import (
+from coral_core.formats.annotations.model import (
     AnnotatedImage,
     AnnotationFormatError,
     AnnotationSet,
     AnnotationShape,
 )
-from coral_core.polygons import Polygon
-from coral_core.rle import cvat_points_to_mask, mask_to_cvat_points
+from coral_core.formats.polygons import Polygon
+from coral_core.formats.rle import cvat_points_to_mask, mask_to_cvat_points
 
 FORMAT = "cvat-xml"
 _NOT_COLONIES = {

@@ -1,13 +1,13 @@
 """CVAT colony shapes as FiftyOne-style polylines: pure data, no cvat-sdk, no FiftyOne.
 
 The pull direction of the CVAT format (what a CVAT task holds -> normalised polylines);
-:mod:`coral_core.cvat_shapes` is the push direction (predictions -> CVAT shapes).
+:mod:`coral_core.formats.cvat_shapes` is the push direction (predictions -> CVAT shapes).
 
 * a CVAT polygon becomes a closed, filled polyline; a CVAT polyline an open one;
 * a CVAT mask (``points = rle + [left, top, right, bottom]``) becomes one filled polyline per
   8-connected part whose shapes are ``[exterior, hole1, hole2, ...]``: within a filled
   polyline the shapes combine by the even-odd rule (holes are subtracted), as
-  :mod:`coral_core.rasterize` and FiftyOne's rasterizer read them;
+  :mod:`coral_core.labels.rasterize` and FiftyOne's rasterizer read them;
 * points are CVAT pixel coordinates (pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``) divided
   by the frame's width and height, so they lie in ``[0, 1]`` for shapes inside the image.
 """
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coral_core.polygons import mask_to_polygons, normalized_rings
-from coral_core.rle import cvat_points_to_mask
+from coral_core.formats.polygons import mask_to_polygons, normalized_rings
+from coral_core.formats.rle import cvat_points_to_mask
 
 DEFAULT_MASK_TOLERANCE = 0.5
 
@@ -60,7 +60,7 @@ def mask_parts(
     8-connected part: ``[exterior, hole1, ...]``, each a list of normalised ``(x, y)``.
 
     ``tolerance`` (pixels) is the outline simplification of
-    :func:`coral_core.polygons.mask_to_polygons`.
+    :func:`coral_core.formats.polygons.mask_to_polygons`.
     """
     mask = cvat_points_to_mask(points, height, width)
     return [

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from coral_core.annotation_formats.model import (
+from coral_core.formats.annotations.model import (
     AnnotatedImage,
     AnnotationFormatError,
     AnnotationSet,
     AnnotationShape,
 )
-from coral_core.taxonomy import BACKGROUND_NAME, Taxonomy
+from coral_core.labels.taxonomy import BACKGROUND_NAME, Taxonomy
 
 FORMAT = "coralnet-csv"
 NAME_COLUMN = "Name"

@@ -2,7 +2,7 @@
 
 Masks are ``HxW`` bool arrays (integer arrays are accepted as input, nonzero = foreground),
 indexed ``[row, column]`` with pixel ``(i, j)`` covering ``[j, j + 1) x [i, i + 1)`` as in
-:mod:`coral_core.polygons`.
+:mod:`coral_core.formats.polygons`.
 
 * COCO RLE (pycocotools): ``{"size": [H, W], "counts": str}``, runs over the pixels in
   column-major order starting with background, compressed into a string. The functions here
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from coral_core.polygons import as_binary_mask, check_image_size
+from coral_core.formats.polygons import as_binary_mask, check_image_size
 
 
 def mask_to_coco_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def coco_rle_area(rle: Mapping[str, Any]) -> int:
 def coco_rle_bbox(rle: Mapping[str, Any]) -> tuple[float, float, float, float]:
     """COCO's box of a COCO RLE: ``(x, y, width, height)`` in pixels; all zeros when empty.
 
-    Unlike :attr:`coral_core.polygons.Polygon.bbox` (corners), this is COCO's
+    Unlike :attr:`coral_core.formats.polygons.Polygon.bbox` (corners), this is COCO's
     ``[x, y, w, h]``, covering the foreground pixels' squares.
     """
     x, y, w, h = mask_utils.toBbox(_checked_coco_rle(rle))

@@ -1,6 +1,6 @@
 """JSON files whose top level carries a format tag, ``{"format": "<name>/<version>", ...}``.
 
-The formats coralseg defines this way (:mod:`coral_core.dataset_manifest`,
+The formats coralseg defines this way (:mod:`coral_core.formats.dataset_manifest`,
 :mod:`coral_core.inference.onnx_sidecar`) read their files through
 :func:`read_tagged_json`, which refuses another format or version and any missing or
 unknown field with one sentence each.

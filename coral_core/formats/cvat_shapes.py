@@ -7,11 +7,11 @@ write the same shapes for the same image.
 * A colony as a CVAT **polygon**: the outline of its largest connected part, flat
   ``[x0, y0, x1, y1, ...]`` in image pixel coordinates (CVAT's: pixel ``(i, j)`` covers
   ``[j, j + 1) x [i, i + 1)``), traced so that rasterizing it the way CVAT exports polygons
-  gives the part back within half a pixel (:func:`coral_core.polygons.mask_to_polygons`).
+  gives the part back within half a pixel (:func:`coral_core.formats.polygons.mask_to_polygons`).
   CVAT polygons have no holes and one part, so holes and smaller parts are only kept by
   masks.
 * A colony as a CVAT **mask shape** (REST API and cvat-sdk): ``[runs..., left, top, right,
-  bottom]`` (:func:`coral_core.rle.mask_to_cvat_points`), box inclusive.
+  bottom]`` (:func:`coral_core.formats.rle.mask_to_cvat_points`), box inclusive.
 * A colony in a **Nuclio detector** response: ``mask`` is the colony's box flattened
   row-major with 0/255 values, followed by ``xtl, ytl, xbr, ybr`` (inclusive), as CVAT's own
   serverless functions send it; ``points`` carries the polygon, which CVAT uses when the
@@ -42,10 +42,10 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from coral_core.formats.polygons import mask_to_polygons
+from coral_core.formats.rle import mask_to_cvat_points
 from coral_core.inference.instances import CoralInstance, TwoStageResult
-from coral_core.polygons import mask_to_polygons
-from coral_core.rle import mask_to_cvat_points
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 ShapeType = Literal["polygon", "mask"]
 COLONY_LABEL_TYPES = ("mask", "polygon", "any")

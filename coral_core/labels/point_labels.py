@@ -5,7 +5,8 @@ of a photo. Training from points uses masks that hold the class at each point an
 (ignore) everywhere else; :func:`stamp_points` draws them, :func:`simulate_points` draws a
 point survey from a dense mask (to measure what points alone can teach, against dense
 labels). Points are in normalised ``(x, y)`` image coordinates, ``[0, 1]``, x right, y down:
-pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)`` in pixels, as in :mod:`coral_core.polygons`.
+pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)`` in pixels, as in
+:mod:`coral_core.formats.polygons`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coral_core.taxonomy import IGNORE_INDEX
+from coral_core.labels.taxonomy import IGNORE_INDEX
 
 DEFAULT_POINT_RADIUS = 2  # pixels of the written mask; see stamp_points
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from coral_core.taxonomy import IGNORE_INDEX
+from coral_core.labels.taxonomy import IGNORE_INDEX
 
 
 def confusion_matrix(

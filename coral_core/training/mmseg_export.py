@@ -6,13 +6,14 @@ Layout of ``out_dir``::
     classes.txt  palette.txt  dataset_info.py  manifest.json
 
 Images are JPEG (copied byte for byte when no resizing or EXIF rotation is needed), labels
-are single-channel 8-bit PNGs with the same stem, in :class:`coral_core.taxonomy.MaskEncoding`'s
-convention. A photo labelled by points only (no polygons) gets a mask that is 255 (ignore)
-except at its points (:mod:`coral_core.point_labels`), or, with superpixel densification,
-over the superpixels around them (:mod:`coral_core.densify`); a photo with polygons and
-points keeps its dense mask with the points drawn on top. ``dataset_info.py`` is what an
-MMSeg config imports (``_base_``) to train on the folder; ``manifest.json`` records the
-taxonomy, the source and per-split counts (and how point labels were drawn).
+are single-channel 8-bit PNGs with the same stem, in
+:class:`coral_core.labels.taxonomy.MaskEncoding`'s convention. A photo labelled by points only (no
+polygons) gets a mask that is 255 (ignore) except at its points
+(:mod:`coral_core.labels.point_labels`), or, with superpixel densification, over the superpixels
+around them (:mod:`coral_core.labels.densify`); a photo with polygons and points keeps its dense
+mask with the points drawn on top. ``dataset_info.py`` is what an MMSeg config imports (``_base_``)
+to train on the folder; ``manifest.json`` records the taxonomy, the source and per-split counts (and
+how point labels were drawn).
 
 The export is atomic: everything is written into a hidden sibling folder that replaces
 ``out_dir`` only once complete, so a failed or interrupted run leaves no half-written
@@ -37,18 +38,23 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from coral_core.dataset_manifest import (
+from coral_core.errors import CoralsegError
+from coral_core.formats.dataset_manifest import (
     DatasetManifest,
     PointLabelCounts,
     SplitCounts,
     write_dataset_manifest,
 )
-from coral_core.densify import densify_points, superpixel_levels
-from coral_core.errors import CoralsegError
-from coral_core.point_labels import DEFAULT_POINT_RADIUS, LabeledPoint, stamp_points
-from coral_core.rasterize import LabeledPolyline, RasterizeReport, rasterize_polylines
-from coral_core.splits import SPLITS
-from coral_core.taxonomy import BACKGROUND_NAME, IGNORE_INDEX, MaskEncoding, write_class_files
+from coral_core.labels.densify import densify_points, superpixel_levels
+from coral_core.labels.point_labels import DEFAULT_POINT_RADIUS, LabeledPoint, stamp_points
+from coral_core.labels.rasterize import LabeledPolyline, RasterizeReport, rasterize_polylines
+from coral_core.labels.taxonomy import (
+    BACKGROUND_NAME,
+    IGNORE_INDEX,
+    MaskEncoding,
+    write_class_files,
+)
+from coral_core.training.splits import SPLITS
 
 JPEG_QUALITY = 95
 _EXIF_ORIENTATION = 0x0112
@@ -82,7 +88,7 @@ class PointMasks:
 
     Attributes:
         mode: ``sparse`` (each point a disc, the rest ignored) or ``superpixels`` (each
-            point's class spread over the superpixels around it, :mod:`coral_core.densify`;
+            point's class spread over the superpixels around it, :mod:`coral_core.labels.densify`;
             only on photos labelled by points alone).
         radius: disc radius in pixels of the written mask.
     """
@@ -151,7 +157,7 @@ def export_mmseg_dataset(
             pixels (masks are rasterized at that size, never resampled).
         overwrite: replace an existing ``out_dir``.
         unknown: what to do with labels the taxonomy does not know (see
-            :func:`coral_core.rasterize.rasterize_polylines`); checked before any work.
+            :func:`coral_core.labels.rasterize.rasterize_polylines`); checked before any work.
         workers: processes (default: the CPU count); 1 runs in this process.
         source: free-form description of where the samples came from, for the manifest.
         progress: show a progress bar.

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from coral_core.atomic import atomic_path
-from coral_core.metrics import check_confusion, normalized_confusion
+from coral_core.evaluation.metrics import check_confusion, normalized_confusion
 
 # Above this many classes the cells are too small for printed values to be legible.
 MAX_CLASSES_WITH_VALUES = 20
@@ -50,14 +50,14 @@ def save_confusion_matrix(
 
     Args:
         matrix: ``(N, N)`` integer pixel counts, rows ground truth, columns predictions
-            (as :func:`coral_core.metrics.confusion_matrix` returns).
+            (as :func:`coral_core.evaluation.metrics.confusion_matrix` returns).
         class_names: the N class names, used on both axes and as CSV row/column headers.
         png_path: the heat map of the normalised matrix, with a colour bar; values are
             printed in the cells when there are at most ``MAX_CLASSES_WITH_VALUES`` classes.
         csv_path: the normalised matrix: a header row (corner cell, then the predicted class
             names) and one row per true class (its name, then N fractions).
         normalize: ``"true"`` (rows sum to 1), ``"pred"`` (columns sum to 1) or ``"all"``;
-            see :func:`coral_core.metrics.normalized_confusion`.
+            see :func:`coral_core.evaluation.metrics.normalized_confusion`.
         title: the plot title; defaults to one that says how the matrix is normalised.
 
     Returns:

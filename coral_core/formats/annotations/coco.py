@@ -28,22 +28,22 @@ from typing import Any
 
 import numpy as np
 
-from coral_core.annotation_formats.model import (
+from coral_core.errors import CoralsegError
+from coral_core.formats.annotations.model import (
     AnnotatedImage,
     AnnotationFormatError,
     AnnotationSet,
     AnnotationShape,
 )
-from coral_core.coco import (
+from coral_core.formats.coco import (
     check_top_level,
     coco_annotation,
     coco_image,
     parse_categories,
     parse_images,
 )
-from coral_core.errors import CoralsegError
-from coral_core.polygons import Polygon
-from coral_core.rle import coco_rle_area, coco_rle_bbox, coco_rle_to_mask, mask_to_coco_rle
+from coral_core.formats.polygons import Polygon
+from coral_core.formats.rle import coco_rle_area, coco_rle_bbox, coco_rle_to_mask, mask_to_coco_rle
 
 FORMAT = "coco"
 _SUBSET_PREFIX = "instances_"
@@ -88,7 +88,7 @@ def parse_coco(
 ) -> AnnotationSet:
     """Parse COCO instances already loaded from JSON (see :func:`read_coco`).
 
-    The top level, images and categories are checked by :mod:`coral_core.coco`: missing or
+    The top level, images and categories are checked by :mod:`coral_core.formats.coco`: missing or
     unknown top-level keys, repeated image or category ids are refused.
     """
     try:

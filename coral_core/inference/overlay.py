@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from coral_core.inference.instances import CoralInstance
-from coral_core.taxonomy import MaskEncoding
+from coral_core.labels.taxonomy import MaskEncoding
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
