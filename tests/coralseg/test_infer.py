@@ -164,16 +164,17 @@ def test_quadrats_with_a_random_sam(model_files, shared_data: Path, tmp_path: Pa
     torch.save(official_state_dict("vit_b"), sam_path)
     images = tmp_path / "quadrats"
     images.mkdir()
-    for path in sorted((shared_data / "quadrats").glob("*.jpg"))[:2]:
+    # one photo: SAM ViT-B's encoder on a CPU is most of this test's time
+    for path in sorted((shared_data / "quadrats").glob("*.jpg"))[:1]:
         shutil.copy(path, images / path.name)
     out = tmp_path / "out"
     # thresholds that make the random model's output split into coral, unsure and not coral
     args = ["--sam-checkpoint", str(sam_path), "--min-threshold", "0.3"]
     args += ["--unsure-threshold", "0.4"]
     assert _infer(model_files, images, out, *args) == 0
-    assert "2 image(s) processed" in capsys.readouterr().out
+    assert "1 image(s) processed" in capsys.readouterr().out
     coco = COCO(str(out / "predictions.json"))
-    assert len(coco.getImgIds()) == 2
+    assert len(coco.getImgIds()) == 1 and coco.dataset["annotations"]
     for annotation in coco.dataset["annotations"]:
         assert 0 <= annotation["score"] <= 1
         assert coco.annToMask(annotation).sum() == annotation["area"]
