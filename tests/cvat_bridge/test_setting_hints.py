@@ -3,6 +3,7 @@ when the registry is read, and in a run's record (``GET /runs/{job}``, over HTTP
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,7 @@ import pytest
 from coral_core.errors import CoralsegError
 from cvat_bridge.registry import ModelRegistry
 from tests.cvat_bridge.conftest import write_registry
-from tests.cvat_bridge.harness import (
-    SECRET,
-    WEBHOOK_PATH,
-    InProcessBridge,
-    bridge_settings,
-    make_job,
-    wait_for,
-)
+from tests.cvat_bridge.harness import InProcessBridge, bridge_settings
 from tests.fake_cvat import FakeCvatServer
 from tests.model_fixtures import TINY, save_tiny_checkpoint
 
@@ -40,29 +34,25 @@ def test_bad_thresholds_name_the_registry_keys(tmp_path: Path) -> None:
     assert caught.value.settings == ()
 
 
-def test_a_run_record_names_the_sam_checkpoint_key(
-    cvat: FakeCvatServer, tmp_path: Path, colony_labels
-) -> None:
+@pytest.fixture
+def bridge(cvat: FakeCvatServer, tmp_path: Path) -> Iterator[InProcessBridge]:
+    """The bridge serving, as tiny-coral, a model of colony classes only with background
+    ignored: without CoralSCoP it cannot tell coral from not coral (``annotate_job`` uses
+    this bridge in this module)."""
     from coral_core.taxonomy import FAMILIES, MaskEncoding
 
-    # colonies only, background ignored: without CoralSCoP it cannot tell coral from not coral
     weights = save_tiny_checkpoint(
         tmp_path / "agnostic.pth",
         MaskEncoding(FAMILIES, background_is_ignore=True),
         native_resolution=True,
     )
     registry = write_registry(tmp_path / "models.yaml", (TINY, weights))
-    settings = bridge_settings(cvat.url, registry, tmp_path / "cache")
-    project, _task, job = make_job(cvat.state, colony_labels, frames=1)
-    with InProcessBridge(settings) as bridge:
-        cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
-        cvat.state.set_job(job, state="in progress")
-        (run,) = wait_for(
-            lambda: [r for r in bridge.runs(job.id) if r["status"] in ("done", "failed")],
-            120,
-            "the run",
-        )
-    (failed,) = run["frames_failed"]
+    with InProcessBridge(bridge_settings(cvat.url, registry, tmp_path / "cache")) as running:
+        yield running
+
+
+def test_a_run_record_names_the_sam_checkpoint_key(annotate_job) -> None:
+    (failed,) = annotate_job(frames=1).run["frames_failed"]
     assert "cannot tell coral from not coral" in failed["error"]
     assert failed["error"].endswith(
         "(in the registry entry of model 'tiny-coral', change sam_checkpoint)"
