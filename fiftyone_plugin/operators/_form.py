@@ -7,8 +7,7 @@ and FiftyOne refuses to execute (``execute_operator`` raises with the same sente
 
 An error about library settings (:attr:`CoralsegError.settings`) ends with the form fields
 that change them, by the labels the user sees, e.g. ``(in the form, change "Not coral
-below", "Coral from")``; an input names the setting it changes with ``setting=`` where its own
-name differs.
+below", "Coral from")``: an input that changes a library setting is named as the setting.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ class Form:
         self.ctx = ctx
         self.inputs = types.Object()
         self.errors: list[str] = []
-        self.labels: dict[str, str] = {}  # library setting -> the label of its input
+        self.labels: dict[str, str] = {}  # input (library setting) name -> its label
         listening = _built_forms.get()
         if listening is not None:
             listening.append(self)
@@ -44,9 +43,6 @@ class Form:
 
     def property(self) -> types.Property:
         return types.Property(self.inputs)
-
-    def _declare(self, name: str, label: str, setting: str | None) -> None:
-        self.labels[setting or name] = label
 
     def hint(self, error: BaseException) -> str:
         """The fields declared so far that change the settings ``error`` is about."""
@@ -80,13 +76,9 @@ class Form:
         default: str | None = None,
         description: str | None = None,
         check: Callable[[str], Any] | None = None,
-        setting: str | None = None,
     ) -> Any:
-        """A string input; returns ``check(value)`` (or the value) when valid, else None.
-
-        ``setting``: the library setting it changes, where that is not ``name``.
-        """
-        self._declare(name, label, setting)
+        """A string input; returns ``check(value)`` (or the value) when valid, else None."""
+        self.labels[name] = label
         prop = self.inputs.str(
             name,
             label=label,
@@ -107,17 +99,16 @@ class Form:
         default: str | None = None,
         description: str | None = None,
         check: Callable[[str], Any] | None = None,
-        setting: str | None = None,
     ) -> Any:
         """A file (or ``folder``) input shown as FiftyOne's file explorer; returns
         ``check(path)`` (or the path) when valid, else None, with the path made absolute by
-        :func:`path_value`; ``setting`` as in :meth:`text`.
+        :func:`path_value`.
 
         The explorer's value is a dict holding ``absolute_path``. Python callers give a plain
         string: the input is then declared a string, since FiftyOne validates a file input as
         an object and would refuse the string.
         """
-        self._declare(name, label, setting)
+        self.labels[name] = label
         given = self.ctx.params.get(name)
         common = dict(label=label, required=required and default is None, description=description)
         if isinstance(given, str):
@@ -143,10 +134,8 @@ class Form:
         integer: bool = False,
         required: bool = False,
         description: str | None = None,
-        setting: str | None = None,
     ) -> Any:
-        """A number input; ``setting`` as in :meth:`text`."""
-        self._declare(name, label, setting)
+        self.labels[name] = label
         make = self.inputs.int if integer else self.inputs.float
         prop = make(
             name,
@@ -166,17 +155,8 @@ class Form:
             return None
         return self._checked(prop, name, value, required, label, None)
 
-    def flag(
-        self,
-        name: str,
-        label: str,
-        *,
-        default: bool = False,
-        description: str | None = None,
-        setting: str | None = None,
-    ) -> bool:
-        """A checkbox; ``setting`` as in :meth:`text`."""
-        self._declare(name, label, setting)
+    def flag(self, name: str, label: str, *, default: bool = False, description: str | None = None):
+        self.labels[name] = label
         self.inputs.bool(name, label=label, default=default, description=description)
         return bool(self.ctx.params.get(name, default))
 
@@ -189,11 +169,9 @@ class Form:
         default: str | None = None,
         description: str | None = None,
         empty: str = "there is nothing to choose from",
-        setting: str | None = None,
     ) -> str | None:
-        """A dropdown of ``choices``; an empty list is itself the error sentence ``empty``;
-        ``setting`` as in :meth:`text`."""
-        self._declare(name, label, setting)
+        """A dropdown of ``choices``; an empty list is itself the error sentence ``empty``."""
+        self.labels[name] = label
         choices = list(choices)
         dropdown = types.Dropdown(label=label, description=description)
         for value in choices:
