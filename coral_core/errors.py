@@ -28,13 +28,15 @@ class CoralsegError(ValueError):
         self.settings = tuple(settings)
 
 
-def setting_hint(error: BaseException, spell: Callable[[str], str], how: str) -> str:
-    """``" (how: <spelled settings>)"`` for a :class:`CoralsegError` about settings, else ``""``.
+def setting_hint(error: BaseException, spell: Callable[[str], str | None], how: str) -> str:
+    """``" (how <spelled settings>)"`` for a :class:`CoralsegError` about settings, else ``""``.
 
     ``spell`` turns a setting name into the adapter's own term, e.g.
-    ``lambda s: "--" + s.replace("_", "-")`` for the command line.
+    ``lambda s: "--" + s.replace("_", "-")`` for the command line, or None for a setting its
+    user cannot change there (left out; no setting left: no hint).
     """
-    settings = getattr(error, "settings", ())
-    if not settings:
+    spelled = [spell(name) for name in getattr(error, "settings", ())]
+    spelled = [term for term in spelled if term is not None]
+    if not spelled:
         return ""
-    return f" ({how} {', '.join(spell(name) for name in settings)})"
+    return f" ({how} {', '.join(spelled)})"

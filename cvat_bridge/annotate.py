@@ -47,7 +47,7 @@ from cvat_bridge.cvat_io import (
     is_transient,
 )
 from cvat_bridge.queue import BridgeQueue
-from cvat_bridge.registry import ModelRegistry
+from cvat_bridge.registry import ModelRegistry, entry_hint
 from cvat_bridge.settings import BridgeSettings
 from cvat_bridge.state import DONE, FAILED, BridgeState, LostRunError
 from cvat_bridge.uploads import (
@@ -121,7 +121,8 @@ class Annotator:
         except CvatUnavailableError as err:
             self._retry_later(run, str(err))
         except (CoralsegError, CvatRefusedError) as err:
-            self.state.finish(run_id, self.owner, FAILED, str(err))
+            error = f"{err}{entry_hint(err, run['model_name'])}"
+            self.state.finish(run_id, self.owner, FAILED, error)
             log.warning("run %s failed: %s", run_id, err)
         except Exception as err:
             log.exception("run %s failed unexpectedly", run_id)
@@ -262,7 +263,7 @@ class _Run:
                 result, frame, self.labels, self.run["conv_mask_to_poly"], threshold
             )
         except CoralsegError as err:
-            error = str(err)
+            error = f"{err}{entry_hint(err, self.run['model_name'])}"
         except Exception as err:  # a model failure on one frame must not stop the job
             log.exception("run %s: frame %d failed", self.run_id, frame)
             error = f"the model failed on this frame: {err!r}"

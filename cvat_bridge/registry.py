@@ -20,6 +20,9 @@ A registry file (YAML or JSON; relative paths are relative to the file)::
 Predictors are loaded on first use and kept per process (:meth:`ModelRegistry.predictor`).
 The *version* is part of a run's key: a job annotated by one version is annotated again only
 by another version.
+
+A library error about settings (:attr:`coral_core.errors.CoralsegError.settings`) is told to
+the bridge's user as the keys of the model's entry that change it (:func:`entry_hint`).
 """
 
 from __future__ import annotations
@@ -33,11 +36,32 @@ from typing import Any
 
 import yaml
 
-from coral_core.errors import CoralsegError
+from coral_core.errors import CoralsegError, setting_hint
 from coral_core.inference.instances import RefineSettings
 from cvat_bridge.triggers import DEFAULT_STAGES
 
 JOB_STAGES = ("annotation", "validation", "acceptance")
+# the instance-stage settings an entry may give, with the type each is read as
+REFINE_KEYS: dict[str, type] = {
+    "min_threshold": float,
+    "unsure_threshold": float,
+    "min_area": int,
+    "min_thickness": float,
+    "neck_ratio": float,
+}
+ENTRY_KEYS = frozenset(
+    {"config", "weights", "sam_checkpoint", "version", "score_threshold", "stages", *REFINE_KEYS}
+)
+
+
+def entry_hint(error: BaseException, model_name: str) -> str:
+    """``" (in the registry entry of model 'm', change min_area)"``: the entry's keys that
+    change the settings ``error`` is about; ``""`` when none does."""
+    return setting_hint(
+        error,
+        lambda setting: setting if setting in ENTRY_KEYS else None,
+        f"in the registry entry of model {model_name!r}, change",
+    )
 
 
 class UnknownModelError(CoralsegError):
@@ -189,14 +213,7 @@ def _spec(name: str, entry: Any, base: Path) -> ModelSpec:
 def _refine_settings(name: str, entry: dict) -> RefineSettings:
     """The instance-stage settings of an entry, checked by ``RefineSettings`` itself."""
     values: dict[str, float] = {}
-    keys = (
-        ("min_threshold", float),
-        ("unsure_threshold", float),
-        ("min_area", int),
-        ("min_thickness", float),
-        ("neck_ratio", float),
-    )
-    for key, kind in keys:
+    for key, kind in REFINE_KEYS.items():
         if key in entry:
             try:
                 values[key] = kind(entry[key])
@@ -205,4 +222,8 @@ def _refine_settings(name: str, entry: dict) -> RefineSettings:
     try:
         return RefineSettings(**values)
     except CoralsegError as err:
-        raise CoralsegError(f"model {name!r} in the registry: {err}") from None
+        # the sentence names the entry's keys; the settings stay behind so that the command
+        # line that started the bridge adds no options of its own
+        raise CoralsegError(
+            f"model {name!r} in the registry: {err}{entry_hint(err, name)}"
+        ) from None

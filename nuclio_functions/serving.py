@@ -21,7 +21,8 @@ Deployers tune the function through environment variables in ``function.yaml``:
 ``CORALSEG_UNSURE_THRESHOLD``, ``CORALSEG_MIN_AREA``, ``CORALSEG_MIN_THICKNESS``,
 ``CORALSEG_NECK_RATIO``, ``CORALSEG_OVERLAP`` (sliding-window
 overlap, empty for the config's) and ``CORALSEG_MODEL_DIR`` (default: the folder of
-``main.py``).
+``main.py``). A library error about settings names what the deployer changes instead
+(:func:`function_hint`): those variables, or the function folder's model files.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from coral_core.errors import CoralsegError
+from coral_core.errors import CoralsegError, setting_hint
 from coral_core.formats import raster_io
 from coral_core.formats.cvat_shapes import nuclio_detections
 from coral_core.inference.instances import RefineSettings
@@ -52,6 +53,30 @@ MODEL_DIR_ENV = "CORALSEG_MODEL_DIR"
 MAX_REQUEST_MIB = 64
 MAX_IMAGE_PIXELS = 8192 * 8192  # beyond this, use `coralseg infer` (tiled orthomosaics)
 WARMUP_SIDE = 256
+# library setting -> the function.yaml variable that sets it, read as this type
+REFINE_ENV: dict[str, tuple[str, type]] = {
+    "min_threshold": ("CORALSEG_MIN_THRESHOLD", float),
+    "unsure_threshold": ("CORALSEG_UNSURE_THRESHOLD", float),
+    "min_area": ("CORALSEG_MIN_AREA", int),
+    "min_thickness": ("CORALSEG_MIN_THICKNESS", float),
+    "neck_ratio": ("CORALSEG_NECK_RATIO", float),
+}
+SETTING_ENV = {
+    **{setting: name for setting, (name, _) in REFINE_ENV.items()},
+    "device": "CORALSEG_DEVICE",
+    "overlap": "CORALSEG_OVERLAP",
+}
+SETTING_FILES = {"sam_checkpoint": SAM_WEIGHTS}  # settings that are a file of the folder
+
+
+def function_hint(error: BaseException) -> str:
+    """How a deployer changes the settings ``error`` is about, e.g. ``" (in function.yaml's
+    env, change CORALSEG_MIN_AREA)"``; ``""`` for other errors."""
+    variables = setting_hint(error, SETTING_ENV.get, "in function.yaml's env, change")
+    files = setting_hint(
+        error, SETTING_FILES.get, "package the two-stage function, whose folder holds"
+    )
+    return variables + files
 
 
 class BadRequestError(Exception):
@@ -213,19 +238,18 @@ class FunctionSettings:
     @classmethod
     def from_env(cls, default_dir: Path, env: dict[str, str] | None = None) -> FunctionSettings:
         env = dict(os.environ if env is None else env)
-        defaults = RefineSettings()
         try:
             refine = RefineSettings(
-                min_threshold=float(env.get("CORALSEG_MIN_THRESHOLD") or defaults.min_threshold),
-                unsure_threshold=float(
-                    env.get("CORALSEG_UNSURE_THRESHOLD") or defaults.unsure_threshold
-                ),
-                min_area=int(env.get("CORALSEG_MIN_AREA") or defaults.min_area),
-                min_thickness=float(env.get("CORALSEG_MIN_THICKNESS") or defaults.min_thickness),
-                neck_ratio=float(env.get("CORALSEG_NECK_RATIO") or defaults.neck_ratio),
+                **{
+                    setting: kind(env[name])
+                    for setting, (name, kind) in REFINE_ENV.items()
+                    if env.get(name)
+                }
             )
             overlap = env.get("CORALSEG_OVERLAP") or None
             overlap = None if overlap is None else float(overlap)
+        except CoralsegError as err:
+            raise CoralsegError(f"function.yaml: {err}{function_hint(err)}") from None
         except ValueError as err:
             raise CoralsegError(
                 f"a CORALSEG_* setting in function.yaml is not valid: {err}"
@@ -286,7 +310,12 @@ def warm_up(predictor: TwoStagePredictor) -> None:
 
 
 def init_function(context: Any, main_file: str, with_sam: bool) -> None:
-    """``init_context`` of a function: load and warm up its models into ``context.user_data``."""
+    """``init_context`` of a function: load and warm up its models into ``context.user_data``.
+
+    Raises:
+        CoralsegError: the function cannot start; the sentence (in the function's log) says
+            what the deployer changes (:func:`function_hint`).
+    """
     settings = FunctionSettings.from_env(Path(main_file).resolve().parent)
     context.logger.info_with(
         "loading coralseg models",
@@ -294,7 +323,10 @@ def init_function(context: Any, main_file: str, with_sam: bool) -> None:
         device=settings.device,
         two_stage=with_sam,
     )
-    predictor = load_predictor(settings, with_sam)
-    warm_up(predictor)
+    try:
+        predictor = load_predictor(settings, with_sam)
+        warm_up(predictor)  # also where a model its settings cannot serve is found
+    except CoralsegError as err:
+        raise CoralsegError(f"{err}{function_hint(err)}") from None
     context.user_data.predictor = predictor
     context.logger.info_with("coralseg models ready", labels=len(predictor.encoding.label_names))

@@ -1,7 +1,7 @@
 """Merging the instance predictions of several models.
 
 * :mod:`coral_core.ensemble.results`: COCO predictions as result sets (parsing, checks,
-  writing back to COCO);
+  writing back to COCO); their records are :class:`coral_core.formats.coco.CocoResult`;
 * :mod:`coral_core.ensemble.fusion`: matching images and categories across result sets and
   merging their instances (weighted fusion, voting, NMS).
 """
@@ -16,7 +16,6 @@ from coral_core.ensemble.fusion import (
 from coral_core.ensemble.results import (
     ImageId,
     ImageInfo,
-    Instance,
     ResultSet,
     result_set_from_coco,
     result_set_to_coco,
@@ -28,7 +27,6 @@ __all__ = [
     "EnsembleSettings",
     "ImageId",
     "ImageInfo",
-    "Instance",
     "ResultSet",
     "SourceReport",
     "ensemble",

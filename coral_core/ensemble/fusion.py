@@ -52,8 +52,9 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from coral_core.ensemble.results import ImageId, ImageInfo, Instance, ResultSet
+from coral_core.ensemble.results import ResultSet
 from coral_core.errors import CoralsegError
+from coral_core.formats.coco import CocoResult, ImageId, ImageInfo
 from coral_core.formats.rle import coco_rle_bbox
 from coral_core.labels.taxonomy import Taxonomy, normalize_label, with_label_map
 
@@ -212,14 +213,14 @@ def ensemble(
             key = image_keys[s][instance.image_id]
             pooled[key].append(_Member(s, label, instance.score, weight, rle, box))
 
-    out: list[Instance] = []
+    out: list[CocoResult] = []
     used = [0] * len(sources)
     for key, members in pooled.items():
         fused = _merge_image(members, settings)
         for member_group, label, score, rle in fused:
             for member in member_group:
                 used[member.source] += 1
-            out.append(Instance(image_ids[key], category_ids[label], score, rle))
+            out.append(CocoResult(image_ids[key], category_ids[label], score, rle))
     merged = ResultSet(
         "ensemble",
         {image.id: image for image in images.values()},

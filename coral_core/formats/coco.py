@@ -3,31 +3,38 @@
 Reading: :func:`load_coco_json` loads a file, :func:`check_top_level` refuses missing or
 unknown top-level keys (a misspelled ``"annotations"`` would otherwise read as no labels),
 :func:`parse_images` and :func:`parse_categories` validate the ``images`` and
-``categories`` lists. Image ids are integers, or strings (Ultralytics writes file stems);
-image ids and category ids must be unique. The annotation readers
+``categories`` lists, :func:`parse_results` a results list (``COCO.loadRes``'s input) into
+:class:`CocoResult` records. Image ids are integers, or strings (Ultralytics writes file
+stems); image ids and category ids must be unique. The annotation readers
 (:mod:`coral_core.formats.annotations.coco`, :mod:`coral_core.ensemble.results`) build on
 these.
 
 Writing: :func:`coco_image` and :func:`coco_annotation` build the records every COCO file
-coralseg writes is made of; :func:`write_coco_predictions` streams coralseg's predicted
-colonies (categories from the taxonomy) to a file.
+coralseg writes is made of (:func:`coco_result_annotation` for a :class:`CocoResult`);
+:func:`write_coco_predictions` streams coralseg's predicted colonies (categories from the
+taxonomy) to a file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from coral_core import __version__
 from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
+from coral_core.formats.polygons import validate_ring
+from coral_core.formats.rle import coco_rle_area, coco_rle_bbox
 from coral_core.labels.palette import to_hex
 from coral_core.labels.taxonomy import MaskEncoding
 
@@ -181,6 +188,137 @@ def parse_categories(categories: object, source: str) -> dict[int, str]:
     return parsed
 
 
+@dataclass(frozen=True)
+class CocoResult:
+    """One record of a COCO results list (``COCO.loadRes``): a scored mask of one category
+    in one image, as a model (coralseg or any other tool) predicted it. Its ids refer to the
+    images and categories its file came with; a colony coralseg found, with its class name
+    and box, is :class:`coral_core.inference.instances.CoralInstance`.
+
+    Attributes:
+        image_id: the :class:`ImageInfo` id of its image.
+        category_id: its category id.
+        score: confidence, a finite number >= 0.
+        rle: COCO RLE of the whole image, stored read-only as
+            ``{"size": (H, W), "counts": str}`` (bytes counts are decoded; uncompressed
+            counts are not accepted here, :func:`parse_results` converts them).
+
+    Raises:
+        CoralsegError: a score that is not a finite number >= 0, or a malformed RLE.
+    """
+
+    image_id: ImageId
+    category_id: int
+    score: float
+    rle: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        score = self.score
+        if not _is_number(score) or not math.isfinite(score) or score < 0:
+            raise CoralsegError(f"a score must be a finite number >= 0, got {score!r}")
+        object.__setattr__(self, "score", float(score))
+        rle = self.rle
+        if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
+            raise CoralsegError('a mask must be a COCO RLE {"size": [H, W], "counts": ...}')
+        counts = rle["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode()
+        if not isinstance(counts, str):
+            raise CoralsegError("an instance's RLE must have compressed (string) counts")
+        size = image_size(rle["size"])
+        object.__setattr__(self, "rle", MappingProxyType({"size": size, "counts": counts}))
+
+
+def parse_results(
+    results: object, images: Mapping[ImageId, ImageInfo], source: str
+) -> list[CocoResult]:
+    """A COCO results list as loaded from JSON, on its ``images`` (:func:`parse_images`).
+
+    Args:
+        results: ``[{"image_id", "category_id", "segmentation", "score"}]``;
+            ``segmentation`` is an RLE (compressed or uncompressed counts) or polygons
+            ``[[x0, y0, x1, y1, ...], ...]`` (a single flat ring is accepted too). Other
+            keys (``bbox``, ``area``, ``id``) are ignored: boxes and areas follow the masks.
+        source: names the file in error messages.
+
+    Raises:
+        CoralsegError: not a list of such records, or one refers to an image not in
+            ``images`` or has a mask of another size; the message says which record.
+    """
+    if not _is_list(results):
+        raise CoralsegError(
+            f"{source}: COCO results must be a list of predictions, got {type(results).__name__}"
+        )
+    parsed = []
+    for number, result in enumerate(results, start=1):
+        where = f"{source}: prediction #{number}"
+        if not isinstance(result, Mapping):
+            raise CoralsegError(f"{where} is not a JSON object; is this a COCO results file?")
+        missing = [
+            k for k in ("image_id", "category_id", "segmentation", "score") if k not in result
+        ]
+        if missing:
+            raise CoralsegError(
+                f"{where} has no {', '.join(missing)}; COCO instance predictions need "
+                "image_id, category_id, segmentation and score"
+            )
+        image = images.get(result["image_id"])
+        if image is None:
+            raise CoralsegError(
+                f"{where} refers to image_id {result['image_id']!r}, which is not among its "
+                f"{len(images)} images; give the images list the predictions were made on"
+            )
+        try:
+            rle = _segmentation_rle(result["segmentation"], image)
+            parsed.append(CocoResult(image.id, result["category_id"], result["score"], rle))
+        except ValueError as err:  # CoralsegError included: add where it happened
+            raise CoralsegError(f"{where}: {err}") from None
+    return parsed
+
+
+def _segmentation_rle(segmentation: object, image: ImageInfo) -> dict[str, Any]:
+    """The compressed COCO RLE of a segmentation (RLE or polygons) on ``image``."""
+    height, width = image.height, image.width
+    if isinstance(segmentation, Mapping):
+        if "size" not in segmentation or "counts" not in segmentation:
+            raise CoralsegError('an RLE segmentation needs "size" and "counts"')
+        size = image_size(segmentation["size"])
+        if size != (height, width):
+            raise CoralsegError(
+                f"its mask is {size[1]}x{size[0]} but image {image.file_name!r} is "
+                f"{width}x{height} (width x height); masks must cover the whole image at its "
+                "own size, so check that the images list is the one inference ran on"
+            )
+        coco_rle_area(segmentation)  # checks the runs cover exactly H * W pixels
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            counts = mask_utils.frPyObjects(
+                {"size": [height, width], "counts": counts}, height, width
+            )["counts"]
+        return {"size": [height, width], "counts": counts}
+    if _is_list(segmentation) and segmentation:
+        rings = [segmentation] if all(_is_number(v) for v in segmentation) else segmentation
+        checked = []
+        for ring in rings:
+            problem = validate_ring(ring) if _is_list(ring) else "malformed points"
+            if problem not in (None, "zero area"):
+                raise CoralsegError(
+                    f"a polygon has {problem}; polygons are flat lists x0, y0, x1, y1, ... of "
+                    "at least 3 points"
+                )
+            checked.append([float(v) for v in ring])
+        merged = mask_utils.merge(mask_utils.frPyObjects(checked, height, width))
+        return {"size": [height, width], "counts": merged["counts"]}
+    raise CoralsegError(
+        'a segmentation must be a COCO RLE {"size": [H, W], "counts": ...} or polygons '
+        f"[[x0, y0, x1, y1, ...], ...], got {type(segmentation).__name__}"
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
 def image_size(size: object) -> tuple[int, int]:
     """``(H, W)`` from a ``[H, W]`` pair of positive integers.
 
@@ -287,6 +425,21 @@ def coco_annotation(
     if attributes is not None:
         annotation["attributes"] = dict(attributes)
     return annotation
+
+
+def coco_result_annotation(annotation_id: int, result: CocoResult) -> dict[str, Any]:
+    """A :class:`CocoResult` as a scored COCO annotation (:func:`coco_annotation`): ``bbox``
+    and ``area`` follow its mask, so it loads in a COCO dataset and through ``loadRes``."""
+    rle = {"size": list(result.rle["size"]), "counts": result.rle["counts"]}
+    return coco_annotation(
+        annotation_id,
+        result.image_id,
+        result.category_id,
+        rle,
+        coco_rle_bbox(rle),
+        coco_rle_area(rle),
+        score=result.score,
+    )
 
 
 def _entries(

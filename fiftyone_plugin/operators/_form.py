@@ -4,19 +4,27 @@ Each input is read from ``ctx.params`` and, when a check is given, checked by a 
 function that raises :class:`coral_core.errors.CoralsegError`; its message becomes the input's
 ``error_message`` and the input is marked invalid, so the App shows the sentence in the form
 and FiftyOne refuses to execute (``execute_operator`` raises with the same sentence).
+
+An error about library settings (:attr:`CoralsegError.settings`) ends with the form fields
+that change them, by the labels the user sees, e.g. ``(in the form, change "Not coral
+below", "Coral from")``: an input that changes a library setting is named as the setting.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import fiftyone.operators.types as types
 
-from coral_core.errors import CoralsegError
+from coral_core.errors import CoralsegError, setting_hint
 
 from ..checks import form_path
+
+# the forms a resolve_input builds while :func:`_field_labels` listens (None: nobody listens)
+_built_forms: ContextVar[list[Form] | None] = ContextVar("coralseg_built_forms", default=None)
 
 
 class Form:
@@ -26,11 +34,19 @@ class Form:
         self.ctx = ctx
         self.inputs = types.Object()
         self.errors: list[str] = []
+        self.labels: dict[str, str] = {}  # input (library setting) name -> its label
+        listening = _built_forms.get()
+        if listening is not None:
+            listening.append(self)
         if view_target:
             self.inputs.view_target(ctx)
 
     def property(self) -> types.Property:
         return types.Property(self.inputs)
+
+    def hint(self, error: BaseException) -> str:
+        """The fields declared so far that change the settings ``error`` is about."""
+        return _form_hint(error, self.labels)
 
     def _checked(self, prop, name: str, value: Any, required: bool, label: str, check):
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -42,7 +58,7 @@ class Form:
         try:
             return check(value)
         except CoralsegError as err:
-            self._invalid(prop, str(err))
+            self._invalid(prop, str(err) + self.hint(err))
             return None
 
     def _invalid(self, prop, sentence: str) -> None:
@@ -62,6 +78,7 @@ class Form:
         check: Callable[[str], Any] | None = None,
     ) -> Any:
         """A string input; returns ``check(value)`` (or the value) when valid, else None."""
+        self.labels[name] = label
         prop = self.inputs.str(
             name,
             label=label,
@@ -91,6 +108,7 @@ class Form:
         string: the input is then declared a string, since FiftyOne validates a file input as
         an object and would refuse the string.
         """
+        self.labels[name] = label
         given = self.ctx.params.get(name)
         common = dict(label=label, required=required and default is None, description=description)
         if isinstance(given, str):
@@ -117,6 +135,7 @@ class Form:
         required: bool = False,
         description: str | None = None,
     ) -> Any:
+        self.labels[name] = label
         make = self.inputs.int if integer else self.inputs.float
         prop = make(
             name,
@@ -137,6 +156,7 @@ class Form:
         return self._checked(prop, name, value, required, label, None)
 
     def flag(self, name: str, label: str, *, default: bool = False, description: str | None = None):
+        self.labels[name] = label
         self.inputs.bool(name, label=label, default=default, description=description)
         return bool(self.ctx.params.get(name, default))
 
@@ -151,6 +171,7 @@ class Form:
         empty: str = "there is nothing to choose from",
     ) -> str | None:
         """A dropdown of ``choices``; an empty list is itself the error sentence ``empty``."""
+        self.labels[name] = label
         choices = list(choices)
         dropdown = types.Dropdown(label=label, description=description)
         for value in choices:
@@ -188,7 +209,7 @@ class Form:
         try:
             check()
         except CoralsegError as err:
-            self.fail(name, str(err))
+            self.fail(name, str(err) + self.hint(err))
             return False
         return True
 
@@ -213,7 +234,8 @@ def sentence_errors(execute: Callable) -> Callable:
     """Wrap an operator's ``execute``: a :class:`CoralsegError` run in the App becomes its
     sentence (a notification and the output form's only line) instead of a traceback.
 
-    Delegated runs raise it, so the run is marked failed with the same sentence.
+    Delegated runs raise it, so the run is marked failed with the same sentence. Either way an
+    error about settings names the form fields that change them (:func:`_field_labels`).
     """
 
     @functools.wraps(execute)
@@ -221,13 +243,36 @@ def sentence_errors(execute: Callable) -> Callable:
         try:
             return execute(operator, ctx)
         except CoralsegError as err:
+            hint = _form_hint(err, _field_labels(operator, ctx)) if err.settings else ""
             if ctx.delegated:
+                if hint:
+                    raise CoralsegError(f"{err}{hint}") from err
                 raise
-            sentence = str(err)[:1].upper() + str(err)[1:]
+            sentence = f"{str(err)[:1].upper()}{str(err)[1:]}{hint}"
             ctx.ops.notify(sentence, variant="error")
             return {ERROR_KEY: sentence}
 
     return run
+
+
+def _form_hint(error: BaseException, labels: dict[str, str]) -> str:
+    return setting_hint(
+        error,
+        lambda setting: f'"{labels[setting]}"' if setting in labels else None,
+        "in the form, change",
+    )
+
+
+def _field_labels(operator, ctx) -> dict[str, str]:
+    """The field labels of ``operator``'s form for ``ctx``: its ``resolve_input`` builds the
+    form again (the one the user filled belongs to an earlier request)."""
+    forms: list[Form] = []
+    token = _built_forms.set(forms)
+    try:
+        operator.resolve_input(ctx)
+    finally:
+        _built_forms.reset(token)
+    return {setting: label for form in forms for setting, label in form.labels.items()}
 
 
 def show_error(outputs: types.Object, ctx) -> bool:

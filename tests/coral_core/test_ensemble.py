@@ -24,13 +24,13 @@ from pycocotools.coco import COCO
 from coral_core.ensemble import (
     EnsembleSettings,
     ImageInfo,
-    Instance,
     ResultSet,
     ensemble,
     result_set_from_coco,
     result_set_to_coco,
 )
 from coral_core.errors import CoralsegError
+from coral_core.formats.coco import CocoResult
 from coral_core.formats.rle import coco_rle_to_mask, mask_to_coco_rle
 from coral_core.labels.taxonomy import FAMILIES
 
@@ -326,7 +326,7 @@ def test_output_is_valid_coco_for_pycocotools() -> None:
 
 def test_empty_masks_are_dropped_and_counted() -> None:
     a = source_a()
-    empty = Instance(1, 1, 0.99, mask_to_coco_rle(np.zeros(A_SIZE, bool)))
+    empty = CocoResult(1, 1, 0.99, mask_to_coco_rle(np.zeros(A_SIZE, bool)))
     a = dataclasses.replace(a, instances=(*a.instances, empty))
     result = ensemble([a, source_b()])
     assert dict(result.sources[0].dropped) == {"empty mask": 1}
@@ -425,7 +425,7 @@ def test_files_that_are_not_coco(results, images, categories, message: str) -> N
 
 
 def test_instance_size_must_match_its_image() -> None:
-    instance = Instance(1, 1, 0.5, rle((8, 10), (0, 2), (0, 2)))
+    instance = CocoResult(1, 1, 0.5, rle((8, 10), (0, 2), (0, 2)))
     images = {1: result_set_from_coco([], CATEGORIES, IMAGES).images[1]}
     with pytest.raises(CoralsegError, match=r"has a 10x8 mask but its image 'a\.jpg' is 20x16"):
         ResultSet("mine", images, {1: "Acropora"}, (instance,))
@@ -457,7 +457,7 @@ def one_image_sources(masks: list[np.ndarray], scores: list[float]) -> list[Resu
     height, width = masks[0].shape
     images = {1: ImageInfo(1, "a.jpg", width, height)}
     return [
-        ResultSet(f"s{n}", images, {1: "Acropora"}, (Instance(1, 1, score, mask_to_coco_rle(m)),))
+        ResultSet(f"s{n}", images, {1: "Acropora"}, (CocoResult(1, 1, score, mask_to_coco_rle(m)),))
         for n, (m, score) in enumerate(zip(masks, scores, strict=True))
     ]
 

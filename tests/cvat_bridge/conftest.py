@@ -6,8 +6,10 @@ SIGKILL and scale-out)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,9 +18,13 @@ from tests.cvat_bridge.harness import (
     PASSWORD,
     SECRET,
     USERNAME,
+    WEBHOOK_PATH,
     InProcessBridge,
     RedisServer,
     bridge_settings,
+    finished_runs,
+    make_job,
+    wait_for,
 )
 from tests.fake_cvat import FakeCvatServer, FakeCvatState
 from tests.model_fixtures import TINY, save_tiny_checkpoint
@@ -99,6 +105,41 @@ def bridge(
     settings = bridge_settings(cvat.url, registry_file, tmp_path / "cache")
     with InProcessBridge(settings, models=loaded_models) as running:
         yield running
+
+
+@dataclass(frozen=True)
+class AnnotatedJob:
+    """A job the bridge pre-annotated, and its finished run (as ``GET /runs/{job}`` shows it)."""
+
+    project: Any
+    task: Any
+    job: Any
+    run: dict
+
+
+@pytest.fixture
+def annotate_job(
+    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
+) -> Callable[..., AnnotatedJob]:
+    """``annotate_job(frames=4, path=WEBHOOK_PATH, prepare=None)``: a new job of ``frames``
+    frames in a project whose webhook calls the bridge at ``path``; ``prepare(task)`` may
+    change the task first (frames, a person's shapes); then the annotator starts the job
+    ("in progress") and the bridge's run is awaited."""
+
+    def annotate(
+        frames: int = 4,
+        path: str = WEBHOOK_PATH,
+        prepare: Callable[[Any], None] | None = None,
+    ) -> AnnotatedJob:
+        project, task, job = make_job(cvat.state, colony_labels, frames=frames)
+        cvat.state.add_webhook(project, bridge.url + path, SECRET)
+        if prepare is not None:
+            prepare(task)
+        cvat.state.set_job(job, state="in progress")
+        (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
+        return AnnotatedJob(project, task, job, run)
+
+    return annotate
 
 
 @pytest.fixture

@@ -100,6 +100,14 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "c
         time.sleep(0.05)
 
 
+def finished_runs(bridge: Any, job_id: int, count: int = 1) -> list[dict] | None:
+    """The runs of ``job_id`` once ``count`` of them have ended and none is open, else None
+    (for :func:`wait_for`); ``bridge`` answers ``runs(job_id)`` over HTTP."""
+    runs = bridge.runs(job_id)
+    done = [r for r in runs if r["status"] in ("done", "failed")]
+    return runs if len(done) >= count and len(done) == len(runs) else None
+
+
 class InProcessBridge:
     """Web service + one worker in this process; ``url`` is the webhook base."""
 

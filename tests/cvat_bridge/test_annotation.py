@@ -16,6 +16,7 @@ from tests.cvat_bridge.harness import (
     WEBHOOK_PATH,
     InProcessBridge,
     bridge_settings,
+    finished_runs,
     make_job,
     post_event,
     shapes_by_frame,
@@ -23,12 +24,6 @@ from tests.cvat_bridge.harness import (
 )
 from tests.fake_cvat import FakeCvatServer, Frame
 from tests.fake_cvat.server import _Serializer
-
-
-def finished_runs(bridge: InProcessBridge, job_id: int, count: int = 1) -> list[dict] | None:
-    runs = bridge.runs(job_id)
-    done = [r for r in runs if r["status"] in ("done", "failed")]
-    return runs if len(done) >= count and len(done) == len(runs) else None
 
 
 def auto_shapes(cvat: FakeCvatServer, task) -> list:
@@ -42,12 +37,10 @@ def no_doubles(cvat: FakeCvatServer, task) -> bool:
 
 
 def test_job_in_progress_gets_shapes_on_every_frame_once(
-    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
+    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels, annotate_job
 ) -> None:
-    project, task, job = make_job(cvat.state, colony_labels, frames=4)
-    cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
-    cvat.state.set_job(job, state="in progress")
-    (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
+    annotated = annotate_job(frames=4)
+    project, task, job, run = annotated.project, annotated.task, annotated.job, annotated.run
     assert run["status"] == "done", run
     assert (run["frames_total"], run["frames_done"], run["frames_failed"]) == (4, 4, [])
 
@@ -81,12 +74,10 @@ def test_job_in_progress_gets_shapes_on_every_frame_once(
 
 
 def test_rerun_replaces_only_the_models_shapes(
-    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
+    cvat: FakeCvatServer, bridge: InProcessBridge, annotate_job
 ) -> None:
-    project, task, job = make_job(cvat.state, colony_labels, frames=3)
-    cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
-    cvat.state.set_job(job, state="in progress")
-    wait_for(lambda: finished_runs(bridge, job.id), 180, "the first run")
+    annotated = annotate_job(frames=3)
+    project, task, job = annotated.project, annotated.task, annotated.job
     first = {s.id: s for s in auto_shapes(cvat, task)}
     assert len(first) >= 3
     ours = sorted(first)
@@ -133,15 +124,15 @@ def test_rerun_replaces_only_the_models_shapes(
 
 
 def test_corrupt_frame_is_reported_and_the_others_complete(
-    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
+    cvat: FakeCvatServer, annotate_job
 ) -> None:
-    project, task, job = make_job(cvat.state, colony_labels, frames=5)
-    with cvat.state.lock:
-        task.frames[2] = Frame("broken.jpg", 64, 48, b"\xff\xd8 not really a jpeg")
-        task.deleted_frames = [4]  # deleted in CVAT: not annotated
-    cvat.state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
-    cvat.state.set_job(job, state="in progress")
-    (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
+    def break_frames(task) -> None:
+        with cvat.state.lock:
+            task.frames[2] = Frame("broken.jpg", 64, 48, b"\xff\xd8 not really a jpeg")
+            task.deleted_frames = [4]  # deleted in CVAT: not annotated
+
+    annotated = annotate_job(frames=5, prepare=break_frames)
+    task, run = annotated.task, annotated.run
     assert run["status"] == "done"
     assert (run["frames_total"], run["frames_done"]) == (4, 3)
     (failed,) = run["frames_failed"]
@@ -149,14 +140,10 @@ def test_corrupt_frame_is_reported_and_the_others_complete(
     assert sorted(shapes_by_frame(cvat.state, task)) == [0, 1, 3]
 
 
-def test_masks_when_not_converted_to_polygons(
-    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
-) -> None:
-    project, task, job = make_job(cvat.state, colony_labels, frames=2)
-    url = bridge.url + WEBHOOK_PATH.replace("conv_mask_to_poly=true", "conv_mask_to_poly=false")
-    cvat.state.add_webhook(project, url, SECRET)
-    cvat.state.set_job(job, state="in progress")
-    (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
+def test_masks_when_not_converted_to_polygons(cvat: FakeCvatServer, annotate_job) -> None:
+    path = WEBHOOK_PATH.replace("conv_mask_to_poly=true", "conv_mask_to_poly=false")
+    annotated = annotate_job(frames=2, path=path)
+    task, run = annotated.task, annotated.run
     assert run["status"] == "done" and run["shapes_written"] > 0
     shapes = auto_shapes(cvat, task)
     assert {s.type for s in shapes} == {"mask"}

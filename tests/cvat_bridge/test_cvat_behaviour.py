@@ -22,17 +22,13 @@ from tests.cvat_bridge.harness import (
     WEBHOOK_PATH,
     InProcessBridge,
     bridge_settings,
+    finished_runs,
     make_job,
     post_event,
     shapes_by_frame,
     wait_for,
 )
 from tests.fake_cvat import FakeCvatServer, FakeCvatState, Label, make_frame
-
-
-def finished(bridge: InProcessBridge, job_id: int) -> list[dict] | None:
-    runs = bridge.runs(job_id)
-    return runs if runs and all(r["status"] in ("done", "failed") for r in runs) else None
 
 
 def _frames(count: int, name: str = "q") -> list:
@@ -62,7 +58,7 @@ def test_a_new_job_is_pre_annotated_before_anyone_opens_it(
     )
     assert waiting[0]["status"] == "queued"
     state.finish_data(task)
-    (run,) = wait_for(lambda: finished(bridge, job.id), 180, "the run")
+    (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the run")
     assert run["status"] == "done" and run["trigger"] == "webhook"
     assert (run["frames_total"], run["frames_done"]) == (3, 3)
     assert any("honeypot" in error for error in run["errors"])
@@ -76,22 +72,21 @@ def test_a_new_job_is_pre_annotated_before_anyone_opens_it(
 
 
 def test_the_manual_trigger_leaves_a_persons_colonies_alone(
-    cvat: FakeCvatServer, bridge: InProcessBridge, colony_labels
+    cvat: FakeCvatServer, colony_labels, annotate_job
 ) -> None:
     """A person drew a colony over all of frame 0, then set the job "in progress" by hand (the
     job menu): the run writes nothing over it and counts what it left out."""
-    state = cvat.state
-    project, task, job = make_job(state, colony_labels, frames=2)
-    state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
-    width, height = task.frames[0].width, task.frames[0].height
-    outline = [0, 0, width, 0, width, height, 0, height]
-    state.edit_shapes(
-        task, add=[{"frame": 0, "label": colony_labels[0], "type": "polygon", "points": outline}]
-    )
-    state.set_job(job, state="in progress")
-    (run,) = wait_for(lambda: finished(bridge, job.id), 180, "the run")
+
+    def draw_over_frame_0(task) -> None:
+        width, height = task.frames[0].width, task.frames[0].height
+        outline = [0, 0, width, 0, width, height, 0, height]
+        shape = {"frame": 0, "label": colony_labels[0], "type": "polygon", "points": outline}
+        cvat.state.edit_shapes(task, add=[shape])
+
+    annotated = annotate_job(frames=2, prepare=draw_over_frame_0)
+    task, run = annotated.task, annotated.run
     assert run["status"] == "done"
-    by_frame = shapes_by_frame(state, task)
+    by_frame = shapes_by_frame(cvat.state, task)
     assert [s.source for s in by_frame[0]] == ["manual"]
     assert run["shapes_skipped"] >= 1
     assert run["shapes_written"] == len(by_frame.get(1, [])) > 0
@@ -144,7 +139,7 @@ def test_labels_that_take_no_colonies_are_named(
     task = state.add_task(project, "boxed", _frames(1))
     state.add_webhook(project, bridge.url + WEBHOOK_PATH, SECRET)
     state.set_job(task.jobs[0], state="in progress")
-    (run,) = wait_for(lambda: finished(bridge, task.jobs[0].id), 180, "the run")
+    (run,) = wait_for(lambda: finished_runs(bridge, task.jobs[0].id), 180, "the run")
     assert run["status"] == "done" and task.shapes == []
     assert any("type mask, polygon or any" in error for error in run["errors"])
 
@@ -186,6 +181,6 @@ def test_an_organization_project_is_watched_without_any_event(
         )
         assert watched_projects(watched.watch_projects)[project.id]["organization_id"] == lab.id
         with InProcessBridge(watched, models=loaded_models) as bridge:
-            (run,) = wait_for(lambda: finished(bridge, job.id), 180, "the reconciled run")
+            (run,) = wait_for(lambda: finished_runs(bridge, job.id), 180, "the reconciled run")
         assert run["status"] == "done" and run["trigger"] == "reconcile"
         assert sorted(shapes_by_frame(state, task)) == [0, 1]

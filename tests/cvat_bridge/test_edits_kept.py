@@ -18,11 +18,12 @@ from tests.cvat_bridge.harness import (
     InProcessBridge,
     RedisServer,
     bridge_settings,
+    finished_runs,
     make_job,
     shapes_by_frame,
     wait_for,
 )
-from tests.cvat_bridge.test_annotation import auto_shapes, finished_runs
+from tests.cvat_bridge.test_annotation import auto_shapes
 from tests.fake_cvat import FakeCvatServer
 from tests.fake_cvat.server import _Serializer
 from tests.fake_cvat.state import AttributeSpec, Label

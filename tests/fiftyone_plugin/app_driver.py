@@ -284,6 +284,21 @@ class App:
         return path
 
 
+@contextmanager
+def app_in_chrome(url: str, shots: Path) -> Iterator[App]:
+    """The App at ``url`` in a fresh headless Chromium; a failure inside the block leaves
+    ``shots/failure.png`` (what the page showed) and the browser quits either way."""
+    driver = chrome()
+    app = App(driver, url)
+    try:
+        yield app
+    except Exception:
+        app.screenshot(shots / "failure.png")
+        raise
+    finally:
+        driver.quit()
+
+
 def evaluate_in_app(
     url: str,
     dataset: str,
@@ -298,9 +313,7 @@ def evaluate_in_app(
     the evaluation's IoU fields. Screenshots go to ``shots``:
     ``app-dataset.png``, ``app-operator-browser.png``, ``app-evaluate-form.png``,
     ``app-evaluate-result.png``, ``app-iou-fields.png``."""
-    driver = chrome()
-    app = App(driver, url)
-    try:
+    with app_in_chrome(url, shots) as app:
         app.open_dataset(dataset)
         time.sleep(2)
         app.screenshot(shots / "app-dataset.png")
@@ -321,18 +334,13 @@ def evaluate_in_app(
         app.wait_for_text(f"{eval_key}_miou", timeout=60)
         miou = f"//*[normalize-space(text())='{eval_key}_miou']"
         app._retry(
-            lambda: driver.execute_script(
+            lambda: app.driver.execute_script(
                 "arguments[0].scrollIntoView({block: 'start'});", app.wait_for(miou)
             )
         )
         time.sleep(1)
         app.screenshot(shots / "app-iou-fields.png")
         return listed, app.body_text()
-    except Exception:
-        app.screenshot(shots / "failure.png")
-        raise
-    finally:
-        driver.quit()
 
 
 def open_operator(app: App, dataset: str, label: str) -> None:
@@ -351,10 +359,8 @@ def forms_in_app(url: str, dataset: str, shots: Path, timeout: float = 240) -> d
     result. Returns the page texts (and ``eval_key``, the key the form proposes);
     screenshots ``app-cover-form.png``, ``app-evaluate-model-form.png``,
     ``app-evaluate-accuracy.png`` go to ``shots``."""
-    driver = chrome()
-    app = App(driver, url)
     seen: dict[str, str] = {}
-    try:
+    with app_in_chrome(url, shots) as app:
         open_operator(app, dataset, "coralseg: report percent cover")
         app.wait_for_text("target samples have no 'coralseg_refined' mask", timeout=60)
         seen["cover_form"] = app.body_text()
@@ -372,11 +378,6 @@ def forms_in_app(url: str, dataset: str, shots: Path, timeout: float = 240) -> d
         seen["evaluate_result"] = app.body_text()
         app.screenshot(shots / "app-evaluate-accuracy.png")
         return seen
-    except Exception:
-        app.screenshot(shots / "failure.png")
-        raise
-    finally:
-        driver.quit()
 
 
 def evaluation_in_panel(url: str, dataset: str, eval_key: str, shots: Path) -> dict[str, str]:
@@ -386,10 +387,8 @@ def evaluation_in_panel(url: str, dataset: str, eval_key: str, shots: Path) -> d
     ``map_row`` (the Summary table's mAP row).
     Screenshots ``app-evaluation-panel.png`` and ``app-evaluation-summary.png`` go to
     ``shots``."""
-    driver = chrome()
-    app = App(driver, url)
     seen: dict[str, str] = {}
-    try:
+    with app_in_chrome(url, shots) as app:
         app.open_dataset(dataset)
         app._retry(lambda: app.wait_for("//*[@data-cy='new-panel-btn']").click())
         option = "//*[@data-cy='new-panel-option-model_evaluation_panel_builtin']"
@@ -404,11 +403,6 @@ def evaluation_in_panel(url: str, dataset: str, eval_key: str, shots: Path) -> d
         seen["evaluation"] = app.body_text()
         app.screenshot(shots / "app-evaluation-summary.png")
         return seen
-    except Exception:
-        app.screenshot(shots / "failure.png")
-        raise
-    finally:
-        driver.quit()
 
 
 def main(argv: list[str] | None = None) -> int:

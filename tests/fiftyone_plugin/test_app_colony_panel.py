@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from fiftyone_plugin.evaluation import evaluate_colonies
-from fiftyone_plugin.prediction import to_detection
 from tests.fiftyone_plugin.app_driver import app_server, browser_missing, evaluation_in_panel
-from tests.fiftyone_plugin.conftest import SIZE, make_reef
-from tests.fiftyone_plugin.test_colonies import drawn, square
+from tests.fiftyone_plugin.colony_fixtures import reef_with_colony_guesses
 
 
 def panel_number(value: float) -> str:
@@ -30,17 +28,9 @@ def test_model_evaluation_panel_shows_the_colony_map(fiftyone, plugins_dir, tmp_
         pytest.skip(reason)
     import fiftyone as fo
 
-    dataset = make_reef(fo, tmp_path, count=2)
+    dataset = reef_with_colony_guesses(fo, tmp_path)
     dataset.persistent = True  # the App server is another process
     try:
-        # Predicted: every drawn colony but the Acropora one and two false Montipora squares
-        # per image, so the mAP lies strictly between 0 and 1.
-        guesses = []
-        for sample in dataset:
-            kept = [c for c in drawn(sample) if c.label != "Acropora"]
-            kept += [square("Montipora", 0, 0), square("Montipora", SIZE - 4, SIZE - 4)]
-            guesses.append(fo.Detections(detections=[to_detection(c, SIZE, SIZE) for c in kept]))
-        dataset.set_values("coralseg_colonies", guesses)
         summary = evaluate_colonies(dataset)
         key = summary.eval_key
         assert key == "coralseg_eval_colonies" and dataset.list_evaluations() == [key]

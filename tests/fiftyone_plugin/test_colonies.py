@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coral_core.ecology.colonies import annotated_colonies
-from coral_core.inference.instances import CoralInstance
-from coral_core.labels.rasterize import LabeledPolyline, polyline_regions
 from fiftyone_plugin.evaluation import evaluate_colonies
 from fiftyone_plugin.masks import read_mask
-from fiftyone_plugin.prediction import from_detection, predict_samples, to_detection
-from tests.fiftyone_plugin.conftest import COLORS, SIZE, make_reef
+from fiftyone_plugin.prediction import from_detection, predict_samples
+from tests.fiftyone_plugin.colony_fixtures import reef_with_colony_guesses
 
 
 def test_the_app_and_coralseg_infer_give_the_same_colonies(
@@ -57,37 +54,13 @@ def test_the_app_and_coralseg_infer_give_the_same_colonies(
         dataset.delete()
 
 
-def drawn(sample, size: int = SIZE) -> list[CoralInstance]:
-    """The annotated colonies of a reef sample, by the documented rule (one per polygon)."""
-    polylines = [
-        LabeledPolyline(p.label, tuple(np.asarray(ring) for ring in p.points))
-        for p in sample["gt_polylines"].polylines
-    ]
-    values = {label: index + 1 for index, label in enumerate(COLORS)}
-    regions, _ = polyline_regions(polylines, size, size, values)
-    return annotated_colonies(regions)
-
-
-def square(label: str, x: int, y: int) -> CoralInstance:
-    return CoralInstance(label, 0, 0.3, (x, y, 4, 4), np.ones((4, 4), bool), 16)
-
-
 def test_colony_evaluation_is_a_fiftyone_detection_evaluation(
     fiftyone, plugins_dir, tmp_path: Path
 ) -> None:
     import fiftyone as fo
 
-    dataset = make_reef(fo, tmp_path, count=2)
+    dataset = reef_with_colony_guesses(fo, tmp_path)
     try:
-        # Predicted: every drawn colony but the Acropora one, and two false Montipora
-        # colonies in free corners: per image Porites PQ 1, Acropora 0, Montipora 1/1.5.
-        guesses = []
-        for sample in dataset:
-            kept = [c for c in drawn(sample) if c.label != "Acropora"]
-            kept += [square("Montipora", 0, 0), square("Montipora", SIZE - 4, SIZE - 4)]
-            guesses.append(fo.Detections(detections=[to_detection(c, SIZE, SIZE) for c in kept]))
-        dataset.set_values("coralseg_colonies", guesses)
-
         summary = evaluate_colonies(dataset)
         key = "coralseg_eval_colonies"
         assert summary.eval_key == key and key in dataset.list_evaluations()
