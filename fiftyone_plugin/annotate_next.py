@@ -19,7 +19,7 @@ from typing import Any
 
 from coral_core.errors import CoralsegError
 from coral_core.raster_io import open_image
-from coral_core.splits import split_from_tags
+from coral_core.splits import normalize_split
 from coral_core.uncertainty import METHODS, pixel_uncertainty
 
 from .models import semantic_model
@@ -42,7 +42,11 @@ class UncertaintySummary:
 def unannotated(samples) -> tuple[list[str], list[str], int]:
     """Ids and file paths of the samples without a split tag, and how many have one."""
     ids, paths, tags = samples.values(["id", "filepath", "tags"])
-    kept = [(i, p) for i, p, t in zip(ids, paths, tags, strict=True) if split_from_tags(t) is None]
+    kept = [
+        (i, p)
+        for i, p, t in zip(ids, paths, tags, strict=True)
+        if not any(normalize_split(tag) for tag in t)  # one split tag or several: annotated
+    ]
     return [i for i, _ in kept], [p for _, p in kept], len(ids) - len(kept)
 
 
