@@ -63,6 +63,18 @@ def check_unannotated(samples) -> int:
     return len(ids)
 
 
+def check_score_field(dataset, field: str) -> None:
+    """Refuse a field that already holds something other than scores, before any model runs."""
+    from fiftyone.core.fields import FloatField
+
+    spec = dataset.get_field_schema(flat=True).get(field)
+    if spec is not None and not isinstance(spec, FloatField):
+        held = getattr(getattr(spec, "document_type", None), "__name__", type(spec).__name__)
+        raise CoralsegError(
+            f"field {field!r} already holds {held}, not uncertainty scores; choose another name"
+        )
+
+
 def image_score(model, image, method: str) -> float:
     """Mean per-pixel uncertainty of an ``(H, W, 3)`` uint8 image under ``model``."""
     from coral_core.inference.semantic import iter_probability_bands
@@ -104,6 +116,7 @@ def score_samples(
     if limit is not None and limit < 1:
         raise CoralsegError(f"the view needs at least one sample, got limit {limit}")
     check_unannotated(samples)
+    check_score_field(samples._dataset, field)
     ids, paths, annotated = unannotated(samples)
     model = semantic_model(config, checkpoint, device)
     scores = []
