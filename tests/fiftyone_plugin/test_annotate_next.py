@@ -83,3 +83,16 @@ def test_a_rerun_replaces_the_view_and_can_keep_the_top_only(reef, tiny_model) -
     unsaved = score_samples(reef.skip(2), config, checkpoint, view_name=None)
     assert unsaved.view_name is None and len(unsaved.ranking) == 2
     assert reef.list_saved_views() == [DEFAULT_VIEW]
+
+
+def test_a_score_field_holding_something_else_is_refused_before_scoring(reef, tiny_model) -> None:
+    config, checkpoint = tiny_model
+    reef.untag_samples(["train", "val"])
+    before = reef.values("gt_polylines")
+    for taken in ("gt_polylines", "filepath"):
+        with pytest.raises(
+            CoralsegError, match=f"field '{taken}' already holds .*; choose another"
+        ):
+            score_samples(reef, config, checkpoint, field=taken)
+    assert reef.values("gt_polylines") == before
+    assert not reef.has_saved_view(DEFAULT_VIEW)
