@@ -20,7 +20,7 @@ from typing import Any
 from coral_core.errors import CoralsegError
 from coral_core.evaluation.uncertainty import METHODS, pixel_uncertainty
 from coral_core.formats.raster_io import open_image
-from coral_core.training.splits import split_from_tags
+from coral_core.training.splits import normalize_split
 
 from .models import semantic_model
 
@@ -42,7 +42,11 @@ class UncertaintySummary:
 def unannotated(samples) -> tuple[list[str], list[str], int]:
     """Ids and file paths of the samples without a split tag, and how many have one."""
     ids, paths, tags = samples.values(["id", "filepath", "tags"])
-    kept = [(i, p) for i, p, t in zip(ids, paths, tags, strict=True) if split_from_tags(t) is None]
+    kept = [
+        (i, p)
+        for i, p, t in zip(ids, paths, tags, strict=True)
+        if not any(normalize_split(tag) for tag in t)  # one split tag or several: annotated
+    ]
     return [i for i, _ in kept], [p for _, p in kept], len(ids) - len(kept)
 
 
@@ -57,6 +61,18 @@ def check_unannotated(samples) -> int:
             else "there are no samples to score"
         )
     return len(ids)
+
+
+def check_score_field(dataset, field: str) -> None:
+    """Refuse a field that already holds something other than scores, before any model runs."""
+    from fiftyone.core.fields import FloatField
+
+    spec = dataset.get_field_schema(flat=True).get(field)
+    if spec is not None and not isinstance(spec, FloatField):
+        held = getattr(getattr(spec, "document_type", None), "__name__", type(spec).__name__)
+        raise CoralsegError(
+            f"field {field!r} already holds {held}, not uncertainty scores; choose another name"
+        )
 
 
 def image_score(model, image, method: str) -> float:
@@ -100,6 +116,7 @@ def score_samples(
     if limit is not None and limit < 1:
         raise CoralsegError(f"the view needs at least one sample, got limit {limit}")
     check_unannotated(samples)
+    check_score_field(samples._dataset, field)
     ids, paths, annotated = unannotated(samples)
     model = semantic_model(config, checkpoint, device)
     scores = []

@@ -95,6 +95,8 @@ def export_masks(
         raise CoralsegError(
             "no sample has a split tag (train/val/test); tag them or give split ratios "
             "such as 0.8,0.1,0.1"
+            if source.without_split
+            else "there are no samples to export: the dataset or view is empty"
         )
     summary = export_mmseg_dataset(
         samples_out,

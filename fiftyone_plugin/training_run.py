@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmengine.hooks import Hook
+
 from coral_core.errors import CoralsegError
-from coral_core.training.progress import TrainProgress, best_checkpoint
+from coral_core.training.progress import TrainProgress
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,18 @@ class TrainOutcome:
     best_checkpoint: Path | None
     best_miou: float | None
     last_checkpoint: Path | None
+
+
+class _RunBestCheckpoint(Hook):
+    """Remembers the best checkpoint MMEngine's CheckpointHook saved in this run: the work
+    folder may hold an earlier run's ``best_mIoU_iter_N.pth`` with a larger N."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+
+    def after_train(self, runner) -> None:
+        recorded = runner.message_hub.get_info("best_ckpt")
+        self.path = Path(recorded) if recorded else None
 
 
 def parse_overrides(text: str | None) -> dict[str, Any]:
@@ -82,7 +96,8 @@ def train_model(
     )
     cfg = prepare_config(config, options)
     hook = ProgressHook(progress or (lambda _: None), every=every)
-    out = train(cfg, hooks=[hook])
+    best = _RunBestCheckpoint()
+    out = train(cfg, hooks=[hook, best])
     last = out / "last_checkpoint"
     last_path = Path(last.read_text().strip()) if last.is_file() else None
-    return TrainOutcome(out, best_checkpoint(out), hook.best_miou, last_path)
+    return TrainOutcome(out, best.path, hook.best_miou, last_path)
