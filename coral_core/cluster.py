@@ -224,7 +224,8 @@ def connect(address: str, ray=None) -> bool:
     except Exception as err:  # Ray raises ConnectionError, RuntimeError, ... by cause
         raise CoralsegError(
             f"cannot reach the Ray cluster at {address}: {describe_error(err)}; start one "
-            "with 'ray start --head' (or give --cluster local for one on this machine)"
+            "with 'ray start --head', or use 'local' for a private one on this machine",
+            settings=("cluster",),
         ) from err
     return True
 
@@ -256,7 +257,7 @@ def _worker_count(ray, options: ClusterOptions) -> int:
     if options.gpus_per_worker > 0:
         if not total.get("GPU"):
             raise CoralsegError(
-                "the cluster has no GPU: run on a CPU (--device cpu) or add GPU nodes"
+                "the cluster has no GPU: run on a CPU or add GPU nodes", settings=("device",)
             )
         return max(1, int(total["GPU"] / options.gpus_per_worker + 1e-9))
     return max(1, int(total.get("CPU", 1) / options.cpus_per_worker + 1e-9))

@@ -126,7 +126,7 @@ class _Plan:
 
 def find_images(input_dir: Path) -> list[Path]:
     if not input_dir.is_dir():
-        raise CoralsegError(f"--input-dir {input_dir} is not a folder")
+        raise CoralsegError(f"{input_dir} is not a folder", settings=("input_dir",))
     images = sorted(
         p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
@@ -217,7 +217,9 @@ def infer_images(
         LARGE_TILE if tile_size is None else tile_size,
     )
     if min(tiling) < 1:
-        raise CoralsegError(f"--tile-above and --tile-size must be positive, got {tiling}")
+        raise CoralsegError(
+            f"the tiling sizes must be positive, got {tiling}", settings=("tile_above", "tile_size")
+        )
     stems = Counter(image.stem for image in images)
     if any(count > 1 for count in stems.values()):
         raise ValueError(f"two images share the output name {stems.most_common(1)[0][0]!r}")
@@ -360,7 +362,8 @@ def _plan(
     if foreign:
         raise CoralsegError(
             f"{len(foreign)} result(s) in {output_dir} were made by another model or version "
-            f"(e.g. {foreign[0]}): redo them (--redo) or choose another output folder"
+            f"(e.g. {foreign[0]}): redo them or choose another output folder",
+            settings=("redo", "output_dir"),
         )
     return plan
 

@@ -302,12 +302,13 @@ def assemble_large_image(
             if tile.model_version != model_version:
                 raise CoralsegError(
                     f"tile result {path} was made by model version {tile.model_version}, "
-                    f"not {model_version}; rerun with --redo"
+                    f"not {model_version}; redo it",
+                    settings=("redo",),
                 )
             if tile.core != grid.core(row, column):
                 raise CoralsegError(
-                    f"tile result {path} covers {tile.core}, not {grid.core(row, column)}; "
-                    "rerun with --redo"
+                    f"tile result {path} covers {tile.core}, not {grid.core(row, column)}; redo it",
+                    settings=("redo",),
                 )
             raw.write(tile.core, tile.semantic_raw)
             refined.write(tile.core, tile.semantic)

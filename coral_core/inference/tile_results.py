@@ -140,6 +140,7 @@ def _meta(path: Path, data) -> dict:
 
 def _bad(path: Path, reason: object) -> CoralsegError:
     return CoralsegError(
-        f"tile result {path} is unusable: {reason}; delete it (or rerun with --redo) so the "
-        "tile is refined again"
+        f"tile result {path} is unusable: {reason}; delete it (or redo it) so the "
+        "tile is refined again",
+        settings=("redo",),
     )

@@ -1,17 +1,17 @@
 """Training progress for callers that are not a terminal (the FiftyOne train operator).
 
 :class:`ProgressHook` is an MMEngine hook that hands a :class:`TrainProgress` to a callback
-after every training iteration and validation; :func:`best_checkpoint` finds the checkpoint
-that MMEngine's ``CheckpointHook(save_best="mIoU")`` kept.
+after every training iteration and validation. The run's best checkpoint is the one
+MMEngine's ``CheckpointHook(save_best="mIoU")`` records during that run (read by the
+FiftyOne plugin's training run), never a guess from the files in the work folder, which may
+hold an earlier run's.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mmengine.hooks import Hook
@@ -81,16 +81,3 @@ class ProgressHook(Hook):
         if self.best_miou is None or self.latest_miou > self.best_miou:
             self.best_miou = self.latest_miou
         self.report(self._progress(runner))
-
-
-_BEST = re.compile(r"best_mIoU_(?:iter|epoch)_(\d+)\.pth$")
-
-
-def best_checkpoint(work_dir: str | Path) -> Path | None:
-    """The ``best_mIoU_{iter,epoch}_N.pth`` in ``work_dir`` with the largest N, else None."""
-    found = [
-        (int(m.group(1)), p)
-        for p in Path(work_dir).glob("best_mIoU_*.pth")
-        if (m := _BEST.search(p.name))
-    ]
-    return max(found)[1] if found else None

@@ -11,7 +11,7 @@ from coral_core.training.splits import parse_ratios
 
 from ..checks import output_folder
 from ..mask_export import export_masks
-from ._form import Form, path_value, progress_callback
+from ._form import Form, path_value, progress_callback, sentence_errors, show_error
 
 TAXONOMIES = ("finegrained", "extended", "families", "agnostic", "eilat")
 
@@ -70,6 +70,7 @@ class ExportMasks(foo.Operator):
         )
         return form.property()
 
+    @sentence_errors
     def execute(self, ctx):
         params = ctx.params
         report = progress_callback(ctx)
@@ -95,6 +96,8 @@ class ExportMasks(foo.Operator):
 
     def resolve_output(self, ctx):
         outputs = types.Object()
+        if show_error(outputs, ctx):
+            return types.Property(outputs)
         outputs.str("out", label="Prepared folder (give it to training)")
         outputs.int("images", label="Images")
         outputs.str("summary", label="Report", view=types.CodeView(language="text"))

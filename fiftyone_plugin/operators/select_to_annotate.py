@@ -7,7 +7,13 @@ import fiftyone.operators.types as types
 
 from coral_core.evaluation.uncertainty import METHODS
 
-from ..annotate_next import DEFAULT_FIELD, DEFAULT_VIEW, check_unannotated, score_samples
+from ..annotate_next import (
+    DEFAULT_FIELD,
+    DEFAULT_VIEW,
+    check_score_field,
+    check_unannotated,
+    score_samples,
+)
 from ..checks import identifier
 from ._form import Form, progress_callback, sentence_errors, show_error
 from .evaluate import chosen_model, model_inputs
@@ -44,7 +50,7 @@ class SelectToAnnotate(foo.Operator):
             "field",
             "Score field",
             default=DEFAULT_FIELD,
-            check=lambda v: identifier(v, "the field name"),
+            check=lambda v: check_score_field(ctx.dataset, identifier(v, "the field name")),
         )
         form.text("view_name", "Saved view", default=DEFAULT_VIEW)
         form.number("limit", "Keep the N most uncertain", minimum=1, integer=True)

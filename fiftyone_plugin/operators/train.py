@@ -11,7 +11,7 @@ from ..checks import FORM_ROOT, output_folder
 from ..known_models import remember_model
 from ..models import check_config
 from ..training_run import check_prepared_folder, parse_overrides, train_model
-from ._form import Form, path_value
+from ._form import Form, path_value, sentence_errors, show_error
 
 
 def config_choices() -> list[str]:
@@ -76,6 +76,7 @@ class TrainModel(foo.Operator):
         )
         return form.property()
 
+    @sentence_errors
     def execute(self, ctx):
         params = ctx.params
 
@@ -101,6 +102,8 @@ class TrainModel(foo.Operator):
 
     def resolve_output(self, ctx):
         outputs = types.Object()
+        if show_error(outputs, ctx):
+            return types.Property(outputs)
         outputs.str("best_checkpoint", label="Best checkpoint")
         outputs.float("best_mIoU", label="Its validation mIoU (%)")
         outputs.str("work_dir", label="Work folder (logs, TensorBoard)")

@@ -82,7 +82,7 @@ def test_a_tile_file_is_read_strictly(tmp_path: Path) -> None:
     assert back.pieces == [] and back.core == (10, 0, 20, 5) and back.semantic_raw.sum() == 50
     assert list(path.parent.iterdir()) == [path]  # no temporary file left
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(CoralsegError, match=r"unusable.*rerun with --redo"):
+    with pytest.raises(CoralsegError, match=r"unusable.*redo it"):
         read_tile_result(path)
     np.savez(path.with_suffix(""), meta=np.array('{"format": "other"}'))
     with pytest.raises(CoralsegError, match="not a coralseg-tile-result/1 file"):

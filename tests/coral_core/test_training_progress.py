@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from coral_core.training.progress import ProgressHook, TrainProgress, best_checkpoint
+from coral_core.training.progress import ProgressHook, TrainProgress
 
 
 def test_hook_reports_iterations_and_the_latest_and_best_miou() -> None:
@@ -28,10 +27,3 @@ def test_hook_reports_iterations_and_the_latest_and_best_miou() -> None:
     assert TrainProgress(1, 4).describe() == "iteration 1/4"
     with pytest.raises(ValueError, match="every"):
         ProgressHook(seen.append, every=0)
-
-
-def test_best_checkpoint_is_the_latest_best(tmp_path: Path) -> None:
-    assert best_checkpoint(tmp_path) is None
-    for name in ("best_mIoU_iter_8.pth", "best_mIoU_iter_12.pth", "iter_20.pth"):
-        (tmp_path / name).write_bytes(b"")
-    assert best_checkpoint(tmp_path).name == "best_mIoU_iter_12.pth"

@@ -232,8 +232,8 @@ def map_label_codes(
         where = f"taxonomy {taxonomy.name!r}" if taxonomy is not None else "the taxonomy"
         raise AnnotationFormatError(
             f"{len(unknown)} label codes of {annotations.source} name no class of {where}: "
-            f"{listed}{more}; add a line 'code,class' for each to the label-code mapping "
-            "(--label-codes FILE)"
+            f"{listed}{more}; add a line 'code,class' for each to the label-code mapping",
+            settings=("label_codes",),
         )
     images = tuple(
         replace(
