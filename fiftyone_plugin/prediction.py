@@ -290,16 +290,6 @@ def _from_runner_output(out: Path, stem: str, mask_folder: Path, sample_id: str)
     record = read_instance_record(record_path(out, stem))
     found = [to_detection(i, record.height, record.width) for i in record.instances]
     suffix = ".tif" if record.tiled else ".png"
-    refined = _read_labels(out / "semantic" / f"{stem}{suffix}")
+    refined = read_mask(out / "semantic" / f"{stem}{suffix}")
     path = write_mask(mask_folder, sample_id, refined)
     return fo.Detections(detections=found), fo.Segmentation(mask_path=path)
-
-
-def _read_labels(path: Path) -> np.ndarray:
-    """An ``(H, W)`` uint8 label map the runner wrote: a PNG, or a large image's GeoTIFF."""
-    if path.suffix == ".png":
-        return read_mask(str(path))
-    import rasterio
-
-    with rasterio.open(path) as labels:
-        return labels.read(1)
