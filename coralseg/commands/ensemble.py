@@ -125,9 +125,9 @@ def _parse_weights(text: str) -> tuple[float, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from coral_core.ensemble import EnsembleSettings, ensemble
+    from coral_core.ensemble.prediction_files import read_prediction_files, write_result_set
     from coral_core.errors import CoralsegError
     from coral_core.labels.taxonomy import get_taxonomy, parse_label_map
-    from coralseg.coco_io import read_prediction_files, write_result_set
 
     out = Path(args.out)
     if any(out.resolve() == Path(p).resolve() for p in args.predictions):

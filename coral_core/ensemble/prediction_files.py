@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from coral_core.atomic import write_json_atomically
-from coral_core.ensemble import ResultSet, result_set_from_coco, result_set_to_coco
+from coral_core.ensemble.results import ResultSet, result_set_from_coco, result_set_to_coco
 from coral_core.errors import CoralsegError
 from coral_core.formats.coco import check_top_level, load_coco_json
 
