@@ -11,15 +11,18 @@ import importlib
 import importlib.util
 import logging
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+# The repository first on the path, as pytest has it: ``tests`` (a package) is then this
+# repository's, whose generated test images the benchmarks share, not mmsegmentation's.
+sys.path.insert(0, str(REPO))
 
 DATA = REPO.parent / "shared" / "data"
 VITB_CONFIG = REPO / "configs" / "dinov2-vitb14-segformer_150e_criobe-finegrained-518x518.py"
@@ -36,16 +39,6 @@ def cli_defaults(command: str, *options: str) -> argparse.Namespace:
     module.register(subparsers)
     parser = subparsers.choices[command]
     return argparse.Namespace(**{option: parser.get_default(option) for option in options})
-
-
-def raster_fixtures() -> ModuleType:
-    """``tests/raster_fixtures.py``, loaded from its file: outside pytest the name ``tests``
-    is mmsegmentation's own test package, which its wheel installs."""
-    path = REPO / "tests" / "raster_fixtures.py"
-    spec = importlib.util.spec_from_file_location("raster_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def device_description(device: str) -> str:

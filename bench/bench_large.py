@@ -34,7 +34,6 @@ from _common import (
     TINY_CONFIG,
     quiet_mmengine,
     random_sam_checkpoint,
-    raster_fixtures,
     ratio,
 )
 
@@ -55,7 +54,7 @@ def main() -> int:
     if args.child is not None:
         return _child(args.child, args.tiled_above)
 
-    write_test_tiff = raster_fixtures().write_test_tiff
+    from tests.raster_fixtures import write_test_tiff
 
     print(f"coralseg infer on whole synthetic BigTIFFs, device {args.device}, CLI defaults")
     rows = []
