@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from coral_core.config_files import read_config
 from coral_core.errors import CoralsegError
 from coral_core.labels.taxonomy import MaskEncoding
 
@@ -35,12 +36,7 @@ def check_config(config: str | None) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _parsed_config(path: str, mtime: int) -> None:
-    from mmengine.config import Config
-
-    try:
-        cfg = Config.fromfile(path)
-    except Exception as err:  # MMEngine raises anything a Python file can
-        raise CoralsegError(f"config {path} does not load: {err}") from None
+    cfg = read_config(path)
     if "model" not in cfg or "decode_head" not in cfg.model:
         raise CoralsegError(f"config {path} defines no segmentation model (model.decode_head)")
 

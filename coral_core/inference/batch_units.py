@@ -120,17 +120,15 @@ class ModelSpec:
         Raises:
             CoralsegError: a file is missing or unreadable.
         """
-        from mmengine.config import Config
-
         from coral_core.checkpoint import load_checkpoint_file
+        from coral_core.config_files import read_config
         from coral_core.inference.semantic import encoding_from_checkpoint
 
-        if not Path(self.config).is_file():
-            raise CoralsegError(f"config {self.config} does not exist")
+        config = read_config(self.config)
         if self.sam_checkpoint is not None and not Path(self.sam_checkpoint).is_file():
             raise CoralsegError(f"SAM checkpoint {self.sam_checkpoint} does not exist")
         state = load_checkpoint_file(self.checkpoint)
-        return encoding_from_checkpoint(state, Config.fromfile(str(self.config)))
+        return encoding_from_checkpoint(state, config)
 
     def version(self) -> str:
         """A fingerprint of everything that decides the outputs: the files' contents, the

@@ -21,6 +21,7 @@ from mmengine.config import Config
 from torch.nn import functional
 
 from coral_core.checkpoint import load_checkpoint_file, load_weights_strictly
+from coral_core.config_files import read_config
 from coral_core.errors import CoralsegError
 from coral_core.inference.cpu_math import flush_subnormals
 from coral_core.inference.prediction import SemanticPrediction, summarize_probabilities
@@ -119,14 +120,12 @@ def load_semantic_model(
     from coral_core.models import build_segmentor
 
     config = Path(config)
-    if not config.is_file():
-        raise CoralsegError(f"config {config} does not exist")
+    cfg = read_config(config)
     device_obj = torch.device(device)
     if device_obj.type == "cuda" and not torch.cuda.is_available():
         raise CoralsegError(f"device {device!r} asked for, but this machine has no CUDA GPU")
     flush_subnormals(device_obj)  # first: torch's worker threads take it when they start
     state = load_checkpoint_file(checkpoint)
-    cfg = Config.fromfile(str(config))
     cfg.model.backbone.checkpoint = None  # the checkpoint below holds every weight
     encoding = encoding_from_checkpoint(state, cfg)
     cfg.model.decode_head.num_classes = encoding.num_labels

@@ -17,6 +17,7 @@ import torch
 from mmengine.config import Config
 
 from coral_core.checkpoint import load_checkpoint_file
+from coral_core.config_files import read_config
 from coral_core.errors import CoralsegError
 from coral_core.formats.dataset_manifest import read_dataset_manifest
 from coral_core.labels.taxonomy import BACKGROUND_NAME, MaskEncoding
@@ -59,9 +60,7 @@ def load_config(path: str | Path) -> Config:
     appends the start time to this name.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CoralsegError(f"config {path} does not exist (the ones shipped are in configs/)")
-    cfg = Config.fromfile(str(path))
+    cfg = read_config(path)
     cfg.experiment_name = f"{path.stem}_{secrets.token_hex(3)}"
     return cfg
 
