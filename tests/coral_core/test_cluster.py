@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from coral_core.cluster import ClusterOptions, describe_error, run_units
 from coral_core.errors import CoralsegError
+from tests.loopback_namespace import (
+    ray_environment,
+    ray_workdir,
+    require_ray_namespace,
+    run_in_loopback_namespace,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("ray_runner_scenario.py")
 
 
@@ -55,19 +56,14 @@ def test_options_are_checked() -> None:
 
 
 def test_on_ray_a_dead_worker_costs_only_its_unit(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("a private network namespace needs root and unshare")
-    pytest.importorskip("ray", reason="Ray is not installed (pip install 'coralseg[ray]')")
-    work = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must be short
-    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_TMPDIR=str(work), RAY_AUTH_MODE="disabled")
-    script = f"ip link set lo up && {sys.executable} {SCENARIO} {tmp_path}"
-    try:
-        result = subprocess.run(
-            ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
-            env=env, capture_output=True, text=True, timeout=300, cwd=work,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    require_ray_namespace()
+    with ray_workdir() as work:
+        result = run_in_loopback_namespace(
+            f"{sys.executable} {SCENARIO} {tmp_path}",
+            ray_environment(work),
+            timeout=300,
+            cwd=work,
+        )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     run = {item["unit"]: item for item in report["run"]}

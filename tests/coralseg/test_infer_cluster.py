@@ -11,11 +11,7 @@ the same command in this process, without Ray. Slow: these guard the outputs of 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +21,14 @@ from PIL import Image
 
 from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coralseg.cli import main
+from tests.loopback_namespace import (
+    ray_environment,
+    ray_workdir,
+    require_ray_namespace,
+    run_in_loopback_namespace,
+)
 from tests.model_fixtures import TINY, save_tiny_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("ray_scenario.py")
 TILING = ["--tile-above", "200", "--tile-size", "128"]  # stand in for 8192 and 2048 px
 # The mosaic sorts first, so its tiles are the first units (a kill or Ctrl-C lands among them).
@@ -71,34 +72,25 @@ def _infer_args(model: list[str], images: Path, output: Path) -> list[str]:
 
 
 def _run_scenario(inputs: dict, output: Path, scenario: str, **extra) -> dict:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("a private network namespace needs root and unshare")
-    if not (Path(sys.executable).parent / "ray").exists():
-        pytest.skip("Ray is not installed (pip install 'coralseg[ray]')")
-    work = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must be short
-    spec = {"workdir": str(work), "scenario": scenario, **extra}
-    spec["infer"] = _infer_args(inputs["model"], inputs["images"], output)[1:]
-    (work / "spec.json").write_text(json.dumps(spec))
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", RAY_TMPDIR=str(work))
-    # Token authentication guards a cluster reachable from a network; this one is not.
-    env["RAY_AUTH_MODE"] = "disabled"
-    # Ray Client's server process per driver must answer within this (default 30 s, too
-    # short on 2 cores busy with other work).
-    env["RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S"] = "300"
-    script = f"ip link set lo up && {sys.executable} {SCENARIO} {work / 'spec.json'}"
-    try:
-        result = subprocess.run(
-            ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
-            env=env, capture_output=True, text=True, timeout=1800, cwd=work,
-        )  # fmt: skip
+    require_ray_namespace()
+    with ray_workdir() as work:
+        spec = {"workdir": str(work), "scenario": scenario, **extra}
+        spec["infer"] = _infer_args(inputs["model"], inputs["images"], output)[1:]
+        (work / "spec.json").write_text(json.dumps(spec))
+        # Ray Client's server process per driver must answer within this (default 30 s, too
+        # short on 2 cores busy with other work).
+        env = ray_environment(
+            work, OMP_NUM_THREADS="1", RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="300"
+        )
+        result = run_in_loopback_namespace(
+            f"{sys.executable} {SCENARIO} {work / 'spec.json'}", env, timeout=1800, cwd=work
+        )
         assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
         report = json.loads(result.stdout.strip().splitlines()[-1])
         if report.get("rc") != 0:  # what Ray's own processes said, for the failure message
             logs = sorted((work / "ray" / "session_latest" / "logs").glob("*.err"))
             report["output"] += "".join(f"\n== {p.name}\n{p.read_text()[-1500:]}" for p in logs)
         return report
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _assert_same_outputs(expected: Path, actual: Path) -> None:

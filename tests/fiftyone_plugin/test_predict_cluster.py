@@ -11,10 +11,7 @@ every process ends with the namespace. Slow: it guards what a cluster run puts o
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +25,12 @@ from tests.fiftyone_plugin.test_predict_runner import (
     assert_same_predictions,
     refine_settings,
 )
+from tests.loopback_namespace import (
+    ray_environment,
+    ray_workdir,
+    require_ray_namespace,
+    run_in_loopback_namespace,
+)
 
 INSIDE = "CORALSEG_TEST_IN_LOOPBACK_NAMESPACE"  # set for the inner run only
 
@@ -36,26 +39,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.data_guard  # CI runs it: a cluster run must put the in-process predictions on samples
 def test_a_view_sent_to_a_ray_cluster_gets_the_in_process_predictions() -> None:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("a private network namespace needs root and unshare")
-    if not (Path(sys.executable).parent / "ray").exists():
-        pytest.skip("Ray is not installed (pip install 'coralseg[ray]')")
-    work = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must be short
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", RAY_TMPDIR=str(work))
-    env[INSIDE] = "1"
-    env["FIFTYONE_DEFAULT_DATASET_DIR"] = str(work / "fiftyone")  # where masks go by default
-    # Token authentication guards a cluster reachable from a network; this one is not.
-    env["RAY_AUTH_MODE"] = "disabled"
-    inner = f"{Path(__file__).relative_to(REPO)}::test_inside_the_namespace"
-    pytest_args = f"-m slow -p no:cacheprovider -q --basetemp {work / 'pytest'}"
-    script = f"ip link set lo up && {sys.executable} -m pytest {inner} {pytest_args}"
-    try:
-        result = subprocess.run(
-            ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
-            env=env, capture_output=True, text=True, timeout=1500, cwd=REPO,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    require_ray_namespace()
+    with ray_workdir() as work:
+        # FIFTYONE_DEFAULT_DATASET_DIR: where the operator's masks go by default
+        env = ray_environment(
+            work,
+            OMP_NUM_THREADS="1",
+            FIFTYONE_DEFAULT_DATASET_DIR=str(work / "fiftyone"),
+            **{INSIDE: "1"},
+        )
+        inner = f"{Path(__file__).relative_to(REPO)}::test_inside_the_namespace"
+        pytest_args = f"-m slow -p no:cacheprovider -q --basetemp {work / 'pytest'}"
+        result = run_in_loopback_namespace(
+            f"{sys.executable} -m pytest {inner} {pytest_args}", env, timeout=1500, cwd=REPO
+        )
     said = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0 and "1 passed" in result.stdout, said
 
