@@ -254,6 +254,16 @@ def test_export_masks_of_the_selected_samples(reef, tmp_path) -> None:
     )
 
 
+def test_export_masks_stops_with_a_sentence_and_writes_nothing(reef, tmp_path) -> None:
+    out = tmp_path / "prepared"
+    params = {"out": str(out), "taxonomy": "families"}
+    result = execute("export_masks", reef, params, view=reef.limit(0))
+    assert result.result["error"] == (
+        "There are no samples to export: the dataset or view is empty"
+    )
+    assert not out.exists()
+
+
 def test_pull_cvat_project_with_credentials_from_secrets(
     fake_cvat, fiftyone, plugins_dir, monkeypatch
 ) -> None:
