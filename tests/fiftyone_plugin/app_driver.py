@@ -393,8 +393,11 @@ def evaluation_in_panel(url: str, dataset: str, eval_key: str, shots: Path) -> d
         app._retry(lambda: app.wait_for("//*[@data-cy='new-panel-btn']").click())
         option = "//*[@data-cy='new-panel-option-model_evaluation_panel_builtin']"
         app._retry(lambda: app.wait_for(option).click())
-        app.wait_for_text("Model Evaluation", timeout=60)
-        app.wait_for_text(eval_key, timeout=60)
+        # The sidebar lists the evaluation's fields (``<key>_tp`` ...), so the key as a
+        # substring of the page is not the panel: wait for the panel's count line and for an
+        # element whose whole text is the key (the panel's list entry).
+        app.wait_for_text("Model Evaluations", timeout=60)
+        app.wait_for(f"//*[normalize-space(text())={json.dumps(eval_key)}]", timeout=60)
         seen["overview"] = app.body_text()
         app.screenshot(shots / "app-evaluation-panel.png")
         app.click_text(eval_key, timeout=20)
