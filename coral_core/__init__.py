@@ -9,7 +9,8 @@ One module owns each concept; the packages group them by concern::
 
     coral_core/
       formats/      files and encodings over plain arrays (no torch; see the import test)
-        raster_io       images of any size window by window, (Big)TIFF/GeoTIFF, label rasters
+        raster_io       images of any size window by window, (Big)TIFF/GeoTIFF, georeferences
+        label_rasters   label rasters (class values): written tile by tile, read back
         polygons, rle   masks <-> polygons (exact round trip); COCO and CVAT run lengths
         coco            COCO instance JSON, checked on reading and built on writing
         cvat_shapes     colonies -> CVAT shapes (polygons, masks, Nuclio detector items)

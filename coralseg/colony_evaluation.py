@@ -14,10 +14,10 @@ from pathlib import Path
 
 from coral_core.ecology.colonies import component_instances
 from coral_core.ecology.drawn_colonies import drawn_colonies, read_drawn_polygons
-from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.sources import locate_masks
 from coral_core.errors import CoralsegError
 from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
+from coral_core.formats.label_rasters import read_label_mask
 from coral_core.formats.raster_io import open_image
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from coral_core.ecology import ClassLegend, CoverTable, group_cover, group_images, image_cover
-from coral_core.ecology.label_masks import read_label_mask
 from coral_core.errors import CoralsegError
+from coral_core.formats.label_rasters import read_label_mask
 
 from .masks import field_encoding
 

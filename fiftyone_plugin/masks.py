@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from coral_core.atomic import atomic_path
-from coral_core.ecology.label_masks import read_label_mask
+from coral_core.formats.label_rasters import read_label_mask
 from coral_core.labels.palette import to_hex
 from coral_core.labels.taxonomy import MaskEncoding
 
@@ -45,7 +45,7 @@ def write_mask(folder: Path, sample_id: str, mask: np.ndarray) -> str:
 def read_mask(path: str | Path) -> np.ndarray:
     """An ``(H, W)`` uint8/uint16 label mask (a PNG written by :func:`write_mask`, or any
     single-channel PNG or TIFF), read by the one label-mask reader,
-    :func:`coral_core.ecology.label_masks.read_label_mask`.
+    :func:`coral_core.formats.label_rasters.read_label_mask`.
 
     Raises:
         CoralsegError: unreadable, or not one channel of class values (e.g. an RGB mask).

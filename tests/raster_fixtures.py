@@ -22,7 +22,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window as GdalWindow
 
 from coral_core.atomic import atomic_path
-from coral_core.formats.raster_io import GDAL_CACHE_BYTES, TIFF_TILE, GeoInfo, Window
+from coral_core.formats.label_rasters import TIFF_TILE
+from coral_core.formats.raster_io import GDAL_CACHE_BYTES, GeoInfo, Window
 
 
 def synthetic_rgb(window: Window, seed: int = 0) -> np.ndarray:

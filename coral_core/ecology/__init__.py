@@ -16,8 +16,8 @@ Pure functions over numpy arrays (conventions in each docstring), one concept pe
 Folders of masks, as ``coralseg cover`` measures them (files read through the module that
 owns each format):
 
-* ``label_masks``: one label mask file (PNG or GeoTIFF); ``sources``: the three kinds of
-  mask folder and their images; ``image_fields``: image fields and groups;
+* ``sources``: the three kinds of mask folder and their images (each mask read by
+  :mod:`coral_core.formats.label_rasters`); ``image_fields``: image fields and groups;
   ``image_settings``: per-image scale and region-of-interest CSVs;
 * ``measure``: cover, colonies and scale of every mask of a source (``CoverSettings``);
   ``report``: the tables and plots written from it;

@@ -17,11 +17,11 @@ import numpy as np
 
 from coral_core.ecology.colonies import component_instances
 from coral_core.ecology.drawn_colonies import DrawnImage, drawn_colonies
-from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.sources import MaskItem, MaskSource, item_instances
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
 from coral_core.evaluation.colony_metrics import ColonyEvaluation, ImageColonies, evaluate_colonies
+from coral_core.formats.label_rasters import read_label_mask
 from coral_core.inference.instances import CoralInstance
 
 PER_CLASS_CSV = "colony_metrics_per_class.csv"

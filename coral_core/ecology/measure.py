@@ -20,11 +20,11 @@ from coral_core.ecology.colonies import Colony, colonies_from_instances, colonie
 from coral_core.ecology.cover import CoverTable, ImageCover, image_cover
 from coral_core.ecology.drawn_colonies import DrawnImage, drawn_colonies
 from coral_core.ecology.geojson import GeoJSONWriter, colony_features
-from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.roi import roi_from_margin, roi_from_polygon
 from coral_core.ecology.scale import georeferenced_scale, scale_from_quadrat
 from coral_core.ecology.sources import MaskSource, item_geo, item_instances
 from coral_core.errors import CoralsegError
+from coral_core.formats.label_rasters import read_label_mask
 from coral_core.formats.raster_io import GeoInfo
 
 # Progress bars appear from this many images on.

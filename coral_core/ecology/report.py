@@ -24,13 +24,13 @@ from coral_core.ecology.groups import (
     group_cover,
     group_images,
 )
-from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.measure import CoverSettings, MeasuredSource, region_of_interest
 from coral_core.ecology.plots import plot_colony_sizes, plot_cover_agreement, plot_cover_by_group
 from coral_core.ecology.point_survey import point_survey_cover
 from coral_core.ecology.sources import MaskSource
 from coral_core.ecology.tables import write_csv
 from coral_core.errors import CoralsegError
+from coral_core.formats.label_rasters import read_label_mask
 
 # Masks that could not be read, one row each: file, reason.
 SKIPPED_CSV = "skipped_masks.csv"

@@ -17,7 +17,7 @@ Each file is read by the module that owns its format: the manifest by
 :mod:`coral_core.formats.dataset_manifest`, the class files and ``encoding.json`` by
 :mod:`coral_core.labels.taxonomy`, the instance records by
 :mod:`coral_core.inference.instance_records`, the masks by
-:mod:`coral_core.ecology.label_masks`.
+:mod:`coral_core.formats.label_rasters`.
 
 Image names are mask paths relative to the folder, without extension, folders joined by
 ``__`` (as ``coralseg infer`` names its outputs), so masks of one image in two folders match.
@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from coral_core.ecology.label_masks import MASK_SUFFIXES, photo_geo
 from coral_core.ecology.legend import ClassLegend
 from coral_core.errors import CoralsegError
 from coral_core.formats.dataset_manifest import MANIFEST_FILE, read_dataset_manifest
-from coral_core.formats.raster_io import GeoInfo
+from coral_core.formats.label_rasters import MASK_SUFFIXES
+from coral_core.formats.raster_io import GeoInfo, photo_geo
 from coral_core.inference.instance_records import read_instance_record
 from coral_core.inference.instances import CoralInstance
 from coral_core.labels.taxonomy import (

@@ -5,7 +5,9 @@ None of these imports torch, MMEngine or an adapter framework
 without the deep-learning stack.
 
 * ``raster_io``: images of any size window by window ((Big)TIFF/GeoTIFF through GDAL,
-  JPEG/PNG), label rasters written tile by tile;
+  JPEG/PNG) and their georeference;
+* ``label_rasters``: label rasters (one band of class values, PNG or GeoTIFF), written tile
+  by tile and read back;
 * ``polygons``: masks <-> polygons in CVAT/COCO pixel coordinates (exact round trip);
 * ``rle``: COCO and CVAT run-length encodings;
 * ``coco``: COCO instance JSON, checked on reading and built on writing;

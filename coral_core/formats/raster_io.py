@@ -1,4 +1,4 @@
-"""Reading reef images of any size window by window, and writing label rasters tile by tile.
+"""Reading reef images of any size window by window, and their georeference.
 
 Windows are ``(x0, y0, x1, y1)`` in pixels of the image as it is shown (after orientation),
 end exclusive: columns ``x0..x1-1``, rows ``y0..y1-1``.
@@ -41,10 +41,8 @@ above. Images over ``max_pixels`` raise :class:`ImageTooLargeError` before any p
 decoded; each adapter turns that and other ``CoralsegError`` into its own answer (a failed
 frame, HTTP 413 or 400, a failed input).
 
-Writing: ``LabelRasterWriter`` writes a single-band uint8 label raster window by window: a
-tiled, deflate-compressed GeoTIFF (BigTIFF when the size needs it, georeferencing carried
-over) for ``.tif``/``.tiff``, or a PNG (small images only) for ``.png``. The file appears
-under its name only when the writer closes without an error.
+Label rasters (class values, written window by window, and read back) are
+:mod:`coral_core.formats.label_rasters`.
 
 Synthetic test rasters of any size (``write_test_tiff``) live in ``tests/raster_fixtures.py``.
 """
@@ -55,9 +53,8 @@ import io
 import os
 import struct
 import tempfile
-import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -67,16 +64,12 @@ import rasterio
 from PIL import Image
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.transform import Affine
 from rasterio.windows import Window as _GdalWindow
 
 from coral_core.errors import CoralsegError
 
 Window = tuple[int, int, int, int]
-RGB = tuple[int, int, int]
 
-TIFF_TILE = 512  # block side of the TIFFs written here: a multiple of 16, as TIFF requires
-MAX_PNG_SIDE = 20_000  # larger label rasters are written as GeoTIFF
 # GDAL's block cache is process-wide and defaults to 5% of RAM. While coralseg reads or writes
 # a TIFF it is capped here, so memory follows the window, not how much of the image was read.
 # 256 MiB holds a whole row of 512-px RGB tiles across a 100,000 px wide orthomosaic
@@ -87,9 +80,6 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and Bi
 _ORIENTATION_TAG = 274
 _PILLOW_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _BYTES_NAME = "the image bytes"
-# Classic TIFF offsets are 32-bit. Compression never grows the data by more than a fraction
-# of a percent, so BigTIFF is needed only near 4 GiB of uncompressed samples.
-_BIGTIFF_BYTES = int(0.9 * 2**32)
 
 
 @dataclass(frozen=True)
@@ -168,7 +158,7 @@ def _exif_orientation(value: object) -> _Orientation:
     return _ORIENTATIONS.get(value if isinstance(value, int) else 1, _ORIENTATIONS[1])
 
 
-def _check_window(window: Window) -> Window:
+def check_window(window: Window) -> Window:
     x0, y0, x1, y1 = (int(v) for v in window)
     if x1 < x0 or y1 < y0:
         raise ValueError(f"window {window} is not (x0, y0, x1, y1) with x0 <= x1, y0 <= y1")
@@ -234,9 +224,7 @@ class ImageSource:
     ) -> np.ndarray:
         if self._closed:
             raise ValueError(f"{self.path} was closed; open it again to read from it")
-        x0, y0, x1, y1 = (
-            (0, 0, self.width, self.height) if window is None else _check_window(window)
-        )
+        x0, y0, x1, y1 = (0, 0, self.width, self.height) if window is None else check_window(window)
         inside = (max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height))
         if inside == (x0, y0, x1, y1) and x1 > x0 and y1 > y0:
             return read_inside(inside)
@@ -297,7 +285,7 @@ class _GdalImage(ImageSource):
         else:
             self._bands = [1, 2, 3] if dataset.count >= 3 else [1]
         self._bits = _significant_bits(dataset, self._dtype)
-        geo = _geo_info(dataset)
+        geo = geo_of(dataset)
         # GIS rasters follow their geotransform; GDAL and QGIS ignore the orientation tag.
         self._orientation = _ORIENTATIONS[1 if geo else _tiff_orientation(path)]
         height, width = self._orientation.shown_size(dataset.height, dataset.width)
@@ -310,7 +298,7 @@ class _GdalImage(ImageSource):
 
     def _read_inside(self, window: Window) -> np.ndarray:
         try:
-            with _gdal_env():
+            with gdal_env():
                 bands = self._ds.read(self._bands, window=self._gdal_window(window))
         except RasterioError as exc:
             raise _unreadable(self.path, exc) from exc
@@ -324,7 +312,7 @@ class _GdalImage(ImageSource):
 
     def _mask_inside(self, window: Window) -> np.ndarray:
         try:
-            with _gdal_env():
+            with gdal_env():
                 mask = self._ds.dataset_mask(window=self._gdal_window(window))
         except RasterioError as exc:
             raise _unreadable(self.path, exc) from exc
@@ -460,7 +448,7 @@ def photo_sizes(path: str | os.PathLike) -> tuple[tuple[int, int], tuple[int, in
     return stored, (shown_width, shown_height)
 
 
-def _gdal_env() -> rasterio.Env:
+def gdal_env() -> rasterio.Env:
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
@@ -470,7 +458,7 @@ def _unreadable(path: Path, reason: object) -> CoralsegError:
 
 def _open_with_gdal(path: Path) -> ImageSource:
     try:
-        with _gdal_env(), warnings.catch_warnings():
+        with gdal_env(), warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dataset = rasterio.open(path)
     except RasterioError as exc:
@@ -554,11 +542,28 @@ def _palette_lut(colormap: Mapping[int, tuple[int, ...]], size: int) -> np.ndarr
     return lut
 
 
-def _geo_info(dataset: rasterio.DatasetReader) -> GeoInfo | None:
+def geo_of(dataset: rasterio.DatasetReader) -> GeoInfo | None:
+    """An open rasterio dataset's georeference; None for a plain pixel grid (no CRS and an
+    identity transform). The one reader of georeferences: photos and label rasters alike."""
     if dataset.crs is None and dataset.transform.is_identity:
         return None
     crs = dataset.crs.to_string() if dataset.crs is not None else None
     return GeoInfo(dataset.transform.to_gdal(), crs or None)
+
+
+def photo_geo(path: str | os.PathLike) -> GeoInfo | None:
+    """The georeference of a GeoTIFF photo (:func:`geo_of`); None for other files (by their
+    suffix), missing ones or unreadable ones. Reads only the file's header."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    try:
+        with gdal_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as dataset:
+                return geo_of(dataset)
+    except (RasterioError, OSError):
+        return None
 
 
 def _tiff_orientation(path: Path) -> int:
@@ -585,207 +590,3 @@ def _tiff_orientation(path: Path) -> int:
             value = struct.unpack(order + "H", table[start + value_at : start + value_at + 2])[0]
             return value if value in _ORIENTATIONS else 1
     return 1
-
-
-def _temporary_sibling(path: Path) -> Path:
-    """A hidden name in ``path``'s folder, so the final rename never crosses file systems."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
-
-
-def _gdal_profile(height: int, width: int, bands: int, tile: int, geo: GeoInfo | None) -> dict:
-    profile = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "count": bands,
-        "dtype": "uint8",
-        "tiled": True,
-        "blockxsize": tile,
-        "blockysize": tile,
-        "compress": "deflate",
-        "bigtiff": "YES" if _needs_bigtiff(height, width, bands) else "NO",
-    }
-    if geo is not None:
-        profile["transform"] = Affine.from_gdal(*geo.geotransform)
-        profile["crs"] = geo.crs
-    return profile
-
-
-def _needs_bigtiff(height: int, width: int, bands: int) -> bool:
-    return height * width * bands > _BIGTIFF_BYTES
-
-
-class LabelRasterWriter:
-    """Writes an HxW uint8 label raster window by window; a context manager.
-
-    - ``.tif``/``.tiff``: a tiled (``TIFF_TILE`` px), deflate-compressed GeoTIFF, BigTIFF
-      when over ~3.8 GB of pixels, with ``geo``'s geotransform and CRS. Memory is the window
-      plus GDAL's block cache (``GDAL_CACHE_BYTES``), not the image: write windows in row
-      order, ideally aligned to the ``block`` grid, so each tile is complete when GDAL
-      compresses it.
-    - ``.png``: the raster is kept in memory and saved at close, so at most
-      ``MAX_PNG_SIDE`` px per side; PNG cannot hold georeferencing, so ``geo`` is refused.
-    - ``palette`` (class id -> RGB, as a sequence or a mapping) is stored as the file's
-      colour table, so viewers show classes in colour; the pixel values stay class ids.
-    - Pixels never written are 0. The file is written under a temporary name in the same
-      folder and renamed to ``path`` (replacing any old file) when the writer closes without
-      an error; after an error inside the ``with`` block the partial file is removed.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        height: int,
-        width: int,
-        geo: GeoInfo | None = None,
-        palette: Sequence[RGB] | Mapping[int, RGB] | None = None,
-    ) -> None:
-        self.path = Path(path)
-        self.height, self.width = int(height), int(width)
-        self.block = TIFF_TILE
-        suffix = self.path.suffix.lower()
-        if suffix not in (".tif", ".tiff", ".png"):
-            raise CoralsegError(
-                f"cannot write labels to {self.path}: use a .tif/.tiff (any size, keeps "
-                f"georeferencing) or .png (up to {MAX_PNG_SIDE} px per side) name"
-            )
-        if self.height <= 0 or self.width <= 0:
-            raise ValueError(f"a label raster needs a positive size, got {height} x {width}")
-        if not self.path.parent.is_dir():
-            raise CoralsegError(
-                f"cannot write labels to {self.path}: folder {self.path.parent} does not exist"
-            )
-        self._colors = _palette_entries(palette)
-        self._tmp = _temporary_sibling(self.path)
-        self._dataset = None
-        self._array = None
-        self._open = True
-        if suffix == ".png":
-            if max(self.height, self.width) > MAX_PNG_SIDE:
-                raise CoralsegError(
-                    f"cannot write labels to {self.path}: {self.width} x {self.height} px is "
-                    f"too large for PNG (at most {MAX_PNG_SIDE} px per side); use a .tif name"
-                )
-            if geo is not None:
-                raise CoralsegError(
-                    f"cannot write labels to {self.path}: PNG cannot keep the image's "
-                    "georeferencing; use a .tif name"
-                )
-            self._array = np.zeros((self.height, self.width), np.uint8)
-            return
-        try:
-            with _gdal_env(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._dataset = rasterio.open(
-                    self._tmp, "w", **_gdal_profile(self.height, self.width, 1, self.block, geo)
-                )
-                if self._colors:
-                    colormap = {i: (*rgb, 255) for i, rgb in self._colors.items()}
-                    self._dataset.write_colormap(1, colormap)
-        except RasterioError as exc:
-            self.abort()
-            raise CoralsegError(f"cannot write labels to {self.path}: {exc}") from exc
-
-    def write(self, window: Window, labels: np.ndarray) -> None:
-        """Write HxW integer ``labels`` (values 0..255) at ``window``, which must lie inside."""
-        if not self._open:
-            raise ValueError(f"the writer for {self.path} is closed")
-        x0, y0, x1, y1 = _check_window(window)
-        if x0 < 0 or y0 < 0 or x1 > self.width or y1 > self.height:
-            raise ValueError(
-                f"window {window} lies outside the {self.width} x {self.height} label raster"
-            )
-        labels = _as_labels(labels)
-        if labels.shape != (y1 - y0, x1 - x0):
-            raise ValueError(
-                f"window {window} needs labels of shape {(y1 - y0, x1 - x0)}, got {labels.shape}"
-            )
-        if self._array is not None:
-            self._array[y0:y1, x0:x1] = labels
-            return
-        try:
-            with _gdal_env():
-                self._dataset.write(labels, 1, window=_GdalWindow(x0, y0, x1 - x0, y1 - y0))
-        except RasterioError as exc:
-            raise CoralsegError(f"cannot write labels to {self.path}: {exc}") from exc
-
-    def close(self) -> None:
-        """Finish the file and give it its name; calling it again does nothing."""
-        if not self._open:
-            return
-        self._open = False
-        try:
-            if self._dataset is not None:
-                with _gdal_env():
-                    self._dataset.close()
-            else:
-                self._save_png()
-            os.replace(self._tmp, self.path)
-        except (RasterioError, OSError) as exc:
-            raise CoralsegError(f"cannot write labels to {self.path}: {exc}") from exc
-        finally:
-            self._array = None
-            self._tmp.unlink(missing_ok=True)  # left only when something failed
-
-    def abort(self) -> None:
-        """Stop writing and remove the partial file; ``path`` is left as it was."""
-        self._open = False
-        self._array = None
-        try:
-            if self._dataset is not None:
-                with _gdal_env():
-                    self._dataset.close()
-        except RasterioError:
-            pass  # the file is being discarded anyway
-        finally:
-            self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> LabelRasterWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def _save_png(self) -> None:
-        image = Image.fromarray(self._array)  # mode "L"
-        if self._colors:
-            flat = np.zeros((256, 3), np.uint8)
-            for index, rgb in self._colors.items():
-                flat[index] = rgb
-            image = image.convert("P")  # same pixel values, now indices into the palette
-            image.putpalette(flat.ravel().tolist())
-        image.save(self._tmp, format="PNG")
-
-
-def _palette_entries(palette: Sequence[RGB] | Mapping[int, RGB] | None) -> dict[int, RGB]:
-    if palette is None:
-        return {}
-    items = palette.items() if isinstance(palette, Mapping) else enumerate(palette)
-    entries = {}
-    for index, rgb in items:
-        color = tuple(int(c) for c in rgb)
-        if not 0 <= int(index) <= 255 or len(color) != 3 or not all(0 <= c <= 255 for c in color):
-            raise ValueError(f"palette entry {index}: {rgb} is not an index 0..255 -> RGB 0..255")
-        entries[int(index)] = color
-    return entries
-
-
-def _as_labels(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.dtype == np.uint8:
-        return labels
-    if labels.dtype == np.bool_:
-        return labels.astype(np.uint8)
-    if np.issubdtype(labels.dtype, np.integer):
-        if labels.size and (labels.min() < 0 or labels.max() > 255):
-            raise ValueError("label values must lie in 0..255 to be written as uint8")
-        return labels.astype(np.uint8)
-    raise ValueError(f"labels must be integers in 0..255, got dtype {labels.dtype}")

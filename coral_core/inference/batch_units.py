@@ -31,7 +31,8 @@ import numpy as np
 
 from coral_core.atomic import atomic_path
 from coral_core.errors import CoralsegError
-from coral_core.formats.raster_io import ImageSource, LabelRasterWriter, open_image
+from coral_core.formats.label_rasters import LabelRasterWriter
+from coral_core.formats.raster_io import ImageSource, open_image
 from coral_core.inference.instance_records import InstanceRecord, write_instance_record
 from coral_core.inference.instances import CoralInstance, RefineSettings
 from coral_core.inference.overlay import render_overlay

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coral_core.ecology.label_masks import read_label_mask
 from coral_core.ecology.scale import georeferenced_scale
 from coral_core.ecology.sources import MaskItem, MaskSource, item_geo, item_instances
 from coral_core.errors import CoralsegError
+from coral_core.formats.label_rasters import read_label_mask
 from coral_core.formats.raster_io import GeoInfo, open_image
 from coral_core.tracking.alignment import (
     Alignment,

@@ -4,7 +4,6 @@ arrays the files were made of."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from rasterio.transform import Affine
 
 from coral_core.errors import CoralsegError
 from coral_core.formats import raster_io
-from coral_core.formats.raster_io import GeoInfo, LabelRasterWriter, Window, open_image
+from coral_core.formats.label_rasters import LabelRasterWriter
+from coral_core.formats.raster_io import GeoInfo, Window, open_image
 from tests.raster_fixtures import synthetic_rgb, write_test_tiff
 
 RNG = np.random.default_rng(0)
@@ -404,69 +404,6 @@ def test_reading_a_closed_image_is_an_error(tmp_path) -> None:
         source.read()
 
 
-# --- LabelRasterWriter ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("suffix", [".tif", ".png"])
-def test_writer_is_atomic(tmp_path, suffix) -> None:
-    target = tmp_path / f"labels{suffix}"
-    with pytest.raises(RuntimeError), LabelRasterWriter(target, 20, 30) as writer:
-        writer.write((0, 0, 10, 10), np.ones((10, 10), np.uint8))
-        assert not target.exists()
-        raise RuntimeError("inference failed")
-    assert os.listdir(tmp_path) == []
-
-    target.write_bytes(b"previous result")
-    with pytest.raises(RuntimeError), LabelRasterWriter(target, 20, 30):
-        raise RuntimeError("inference failed")
-    assert os.listdir(tmp_path) == [target.name]
-    assert target.read_bytes() == b"previous result"
-
-    with LabelRasterWriter(target, 20, 30) as writer:
-        writer.write((5, 5, 30, 20), np.full((15, 25), 7, np.uint8))
-    assert os.listdir(tmp_path) == [target.name]
-    with open_image(target) as labels:
-        values = labels.read()[..., 0]
-    assert (values[5:, 5:] == 7).all() and values[:5].max() == 0 and values[:, :5].max() == 0
-
-
-def test_png_writer_stores_the_palette_and_refuses_what_png_cannot_hold(tmp_path) -> None:
-    labels = RNG.integers(0, 3, (12, 16), dtype=np.int64)
-    with LabelRasterWriter(tmp_path / "l.png", 12, 16, palette={2: (9, 99, 199)}) as writer:
-        writer.write((0, 0, 16, 12), labels)
-    with Image.open(tmp_path / "l.png") as image:
-        assert image.mode == "P"
-        np.testing.assert_array_equal(np.asarray(image), labels)
-        assert image.getpalette()[6:9] == [9, 99, 199]
-    with pytest.raises(CoralsegError, match=r"too large for PNG.*use a \.tif"):
-        LabelRasterWriter(tmp_path / "big.png", 100, 20_001)
-    with pytest.raises(CoralsegError, match="georeferencing"):
-        LabelRasterWriter(tmp_path / "geo.png", 10, 10, geo=GEO)
-    with pytest.raises(CoralsegError, match=r"use a \.tif/\.tiff"):
-        LabelRasterWriter(tmp_path / "l.jpg", 10, 10)
-    with pytest.raises(CoralsegError, match="does not exist"):
-        LabelRasterWriter(tmp_path / "nowhere" / "l.tif", 10, 10)
-    assert sorted(os.listdir(tmp_path)) == ["l.png"]
-
-
-def test_writer_rejects_bad_windows_and_values(tmp_path) -> None:
-    with LabelRasterWriter(tmp_path / "l.tif", 10, 10) as writer:
-        with pytest.raises(ValueError, match="outside"):
-            writer.write((5, 5, 11, 10), np.zeros((5, 6), np.uint8))
-        with pytest.raises(ValueError, match="shape"):
-            writer.write((0, 0, 5, 5), np.zeros((5, 4), np.uint8))
-        with pytest.raises(ValueError, match=r"0\.\.255"):
-            writer.write((0, 0, 2, 2), np.full((2, 2), 256))
-        with pytest.raises(ValueError, match="dtype float"):
-            writer.write((0, 0, 2, 2), np.zeros((2, 2)))
-
-
-def test_bigtiff_only_when_classic_offsets_could_overflow() -> None:
-    assert not raster_io._needs_bigtiff(40_000, 40_000, 1)  # 1.6 GB of labels
-    assert raster_io._needs_bigtiff(70_000, 70_000, 1)  # 4.9 GB
-    assert raster_io._needs_bigtiff(40_000, 40_000, 3)
-
-
 @pytest.mark.slow
 def test_40k_square_tiff_is_read_in_bounded_memory(tmp_path) -> None:
     """40,000 x 40,000 RGB (4.8 GB of pixels): created, read whole window by window and
@@ -477,7 +414,8 @@ def test_40k_square_tiff_is_read_in_bounded_memory(tmp_path) -> None:
         import numpy as np
         import sys
         sys.path.append({str(Path(__file__).resolve().parents[1])!r})  # tests/
-        from coral_core.formats.raster_io import LabelRasterWriter, open_image
+        from coral_core.formats.label_rasters import LabelRasterWriter
+        from coral_core.formats.raster_io import open_image
         from raster_fixtures import write_test_tiff  # mmsegmentation ships a `tests` package
 
         path = write_test_tiff({str(tmp_path / "big.tif")!r}, 40_000, 40_000)

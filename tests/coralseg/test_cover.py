@@ -390,7 +390,8 @@ def test_one_polygon_per_image_from_a_csv(tmp_path: Path, capsys) -> None:
 
 
 def write_geotiff_masks(folder: Path, crs: str) -> dict[str, np.ndarray]:
-    from coral_core.formats.raster_io import GeoInfo, LabelRasterWriter
+    from coral_core.formats.label_rasters import LabelRasterWriter
+    from coral_core.formats.raster_io import GeoInfo
 
     folder.mkdir(parents=True)
     masks = dict(list(survey_masks().items())[:2])
