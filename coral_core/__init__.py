@@ -29,6 +29,7 @@ One module owns each concept; the packages group them by concern::
         metrics, confusion_plot         IoU/Acc from confusion matrices, and their plots
         runner                          a checkpoint through MMEngine's test loop
         colony_metrics, uncertainty     colony PQ/counts/sizes; what to annotate next
+        split_colonies                  a prepared split's two-stage colonies vs the drawn ones
       models/       DINOv2 backbone, IoU metric, hooks, point loss (registered in MMSeg)
       inference/    semantic stage (sliding windows, tiled rasters, ONNX), SAM / CoralSCoP
                     (sam_models, sam_upscaling), colonies, the two-stage predictor, overlays,

@@ -4,6 +4,7 @@
   them); ``confusion_plot``: the matrix as a PNG and CSV tables;
 * ``runner``: a checkpoint evaluated with MMEngine's test loop;
 * ``colony_metrics``: colonies judged as ecologists count them (panoptic quality, counts,
-  size distributions);
+  size distributions); ``split_colonies``: a prepared split's two-stage colonies judged
+  against the drawn ones (``coralseg test --colonies``);
 * ``uncertainty``: per-image uncertainty scores, to choose what to annotate next.
 """

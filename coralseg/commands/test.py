@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.scores.format_table())
     metrics = result.scores.to_dict()
     if args.colonies:
-        from coralseg.colony_evaluation import evaluate_split_colonies
+        from coral_core.evaluation.split_colonies import evaluate_split_colonies
 
         colonies, regions = evaluate_split_colonies(
             args.config,
