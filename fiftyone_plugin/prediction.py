@@ -26,7 +26,8 @@ FiftyOne's ``evaluate_detections(use_masks=True)``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,22 @@ class PredictionSummary:
     already done before this run, and the failed ones (``"<photo>: <why>"`` each)."""
 
     samples: int
-    colonies: int
     per_genus: dict[str, int]
     instances_field: str
     semantic_field: str
     output_dir: str | None = None
     skipped: int = 0
     failed: tuple[str, ...] = ()
+
+    @property
+    def colonies(self) -> int:
+        return sum(self.per_genus.values())
+
+
+def _colonies_per_genus(detections: Iterable[Any]) -> dict[str, int]:
+    """Genus -> colony count over ``fo.Detections`` (None: a sample without any), by name."""
+    counts = Counter(d.label for found in detections if found for d in found.detections)
+    return dict(sorted(counts.items()))
 
 
 def to_detection(instance: CoralInstance, height: int, width: int):
@@ -136,7 +146,7 @@ def predict_samples(
     if not ids:
         raise CoralsegError("there are no samples to predict")
     root = Path(mask_dir) if mask_dir else default_mask_root(samples._dataset)
-    detections, masks, per_genus = [], [], {}
+    detections, masks = [], []
     for index, (sample_id, path) in enumerate(zip(ids, paths, strict=True)):
         if progress is not None:
             progress(index / len(ids), f"image {index + 1}/{len(ids)}")
@@ -144,23 +154,21 @@ def predict_samples(
         height, width = image.shape[:2]
         result = predictor(image).instances
         found = [to_detection(instance, height, width) for instance in result.instances]
-        for detection in found:
-            per_genus[detection.label] = per_genus.get(detection.label, 0) + 1
         detections.append(fo.Detections(detections=found))
         path_out = write_mask(root / semantic_field, sample_id, result.semantic)
         masks.append(fo.Segmentation(mask_path=path_out))
     samples.set_values(instances_field, detections)
     samples.set_values(semantic_field, masks)
     set_segmentation_targets(samples._dataset, [semantic_field], predictor.encoding)
-    if progress is not None:
-        progress(1.0, f"{sum(per_genus.values())} colonies in {len(ids)} images")
-    return PredictionSummary(
+    summary = PredictionSummary(
         samples=len(ids),
-        colonies=sum(per_genus.values()),
-        per_genus=dict(sorted(per_genus.items())),
+        per_genus=_colonies_per_genus(detections),
         instances_field=instances_field,
         semantic_field=semantic_field,
     )
+    if progress is not None:
+        progress(1.0, f"{summary.colonies} colonies in {len(ids)} images")
+    return summary
 
 
 def default_runner_output(dataset) -> Path:
@@ -254,23 +262,19 @@ def predict_through_runner(
     finished = set(summary.done) | set(summary.skipped)
     detections: dict[str, Any] = {}
     masks: dict[str, Any] = {}
-    per_genus: dict[str, int] = {}
     for sample_id, image in zip(ids, images, strict=True):
         detections[sample_id], masks[sample_id] = None, None
         if image.stem in finished:
             found, mask_path = _from_runner_output(
                 out, image.stem, root / semantic_field, sample_id
             )
-            for detection in found.detections:
-                per_genus[detection.label] = per_genus.get(detection.label, 0) + 1
             detections[sample_id], masks[sample_id] = found, mask_path
     samples.set_values(instances_field, detections, key_field="id")
     samples.set_values(semantic_field, masks, key_field="id")
     set_segmentation_targets(dataset, [semantic_field], encoding)
     return PredictionSummary(
         samples=len(finished),
-        colonies=sum(per_genus.values()),
-        per_genus=dict(sorted(per_genus.items())),
+        per_genus=_colonies_per_genus(detections.values()),
         instances_field=instances_field,
         semantic_field=semantic_field,
         output_dir=str(out),
