@@ -19,6 +19,14 @@ def open_storage(settings: BridgeSettings, timeout: float) -> tuple[Store, Bridg
     """The records and the queue, checked: a sentence for each way they can fail."""
     store = open_store(settings.effective_queue_url, timeout)
     try:
+        return store, _open_queue(settings, store, timeout)
+    except BaseException:
+        store.close()  # nothing else will: the caller never receives it
+        raise
+
+
+def _open_queue(settings: BridgeSettings, store: Store, timeout: float) -> BridgeQueue:
+    try:
         store.ping()
     except CoralsegError:
         raise
@@ -37,7 +45,7 @@ def open_storage(settings: BridgeSettings, timeout: float) -> tuple[Store, Bridg
             f"the queue at {settings.describe()['queue']} is {storage_problem(err)}: start "
             "Redis, or fix CORALSEG_QUEUE_URL"
         ) from None
-    return store, queue
+    return queue
 
 
 def check_durable(store: Store, settings: BridgeSettings) -> None:

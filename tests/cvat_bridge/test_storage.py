@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from coral_core.errors import CoralsegError
+from cvat_bridge import storage
 from cvat_bridge.kv import RedisStore, SqliteStore, StateFileError
 from cvat_bridge.queue import BridgeQueue
 from cvat_bridge.settings import BridgeSettings
@@ -70,6 +71,28 @@ def test_a_locked_queue_file_is_named(tmp_path: Path) -> None:
     assert str(err.value).startswith(f"{queue_file} is locked by another process")
     assert "give this bridge its own CACHE_DIR" in str(err.value)
     open_storage(settings, timeout=0.3)  # free again
+
+
+def test_the_records_are_closed_when_the_queue_cannot_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[SqliteStore] = []
+    real_open_store = storage.open_store
+
+    def recording_open_store(url: str, timeout: float):
+        opened.append(real_open_store(url, timeout))
+        return opened[-1]
+
+    monkeypatch.setattr(storage, "open_store", recording_open_store)
+    monkeypatch.setattr(storage, "BridgeQueue", _QueueThatCannotOpen)
+    with pytest.raises(CoralsegError, match=r"the queue at .* is"):
+        open_storage(settings_for(tmp_path), timeout=0.3)
+    assert len(opened) == 1 and getattr(opened[0]._local, "conn", None) is None
+
+
+class _QueueThatCannotOpen:
+    def __init__(self, url: str, timeout: float) -> None:
+        raise ConnectionError("no queue here")
 
 
 def test_a_volatile_redis_is_refused_or_run_with_a_warning(
