@@ -86,6 +86,10 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        # While the workers finish their step, a second Ctrl-C or SIGTERM stops them at once
+        # instead of ending this process in a traceback with its workers left running.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: supervisor.kill())
         supervisor.stop()
     return 0
 

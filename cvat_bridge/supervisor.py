@@ -127,6 +127,16 @@ class Supervisor:
                 "pids": [s.process.pid for s in running],
             }
 
+    def kill(self) -> None:
+        """Stop every worker now with SIGKILL (a second Ctrl-C or SIGTERM while stopping): as
+        after a crash, the runs they held are taken up again from the records. Safe from a
+        signal handler while :meth:`stop` waits."""
+        for slot in self.slots:
+            process = slot.process
+            if process is not None and process.poll() is None:
+                log.warning("stopping worker %s now (SIGKILL)", slot.worker_id)
+                process.kill()
+
     def stop(self, timeout: float = 60.0) -> None:
         """Stop watching, then ask every worker to stop (a run goes back between frames)."""
         self._stop.set()

@@ -1,11 +1,13 @@
 """cvat_bridge.supervisor's restart policy, beside the SIGKILL scenario of
 test_supervisor.py: a worker that exits 0 was asked to stop and stays stopped, one that
 fails is restarted after the backoff that ``report()`` counts down, and ``stop`` kills a
-worker that ignores SIGTERM once its timeout is over -- real child processes."""
+worker that ignores SIGTERM once its timeout is over, or at once when ``kill`` is called
+while it waits (a second Ctrl-C) -- real child processes."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +29,16 @@ def records(tmp_path: Path) -> tuple[BridgeState, BridgeQueue]:
 
 def python(code: str):
     return lambda worker_id: [sys.executable, "-c", code, worker_id]
+
+
+def stubborn_worker(records, tmp_path: Path) -> Supervisor:
+    """A started supervisor of one worker that ignores SIGTERM (it has started ignoring)."""
+    ready = tmp_path / "ignoring"
+    code = ("import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"pathlib.Path({str(ready)!r}).touch(); time.sleep(600)")  # fmt: skip
+    supervisor = Supervisor(python(code), 1, *records, poll_interval=0.05).start()
+    wait_for(ready.exists, 20, "the worker to ignore SIGTERM")
+    return supervisor
 
 
 def test_a_worker_that_exits_0_is_not_restarted(records) -> None:
@@ -62,12 +74,18 @@ def test_a_failing_worker_is_restarted_after_its_backoff(records) -> None:
 
 
 def test_stop_kills_a_worker_that_ignores_sigterm(records, tmp_path: Path) -> None:
-    ready = tmp_path / "ignoring"
-    code = ("import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            f"pathlib.Path({str(ready)!r}).touch(); time.sleep(600)")  # fmt: skip
-    supervisor = Supervisor(python(code), 1, *records, poll_interval=0.05).start()
+    supervisor = stubborn_worker(records, tmp_path)
     process = supervisor.slots[0].process
-    wait_for(ready.exists, 20, "the worker to ignore SIGTERM")
     started = time.monotonic()
     supervisor.stop(timeout=0.5)
     assert process.returncode == -9 and time.monotonic() - started < 5.0
+
+
+def test_kill_while_stop_waits_ends_the_wait_at_once(records, tmp_path: Path) -> None:
+    supervisor = stubborn_worker(records, tmp_path)
+    process = supervisor.slots[0].process
+    second_interrupt = threading.Timer(0.5, supervisor.kill)
+    started = time.monotonic()
+    second_interrupt.start()
+    supervisor.stop(timeout=60)  # would wait a minute for the stubborn worker
+    assert process.returncode == -9 and time.monotonic() - started < 10.0
