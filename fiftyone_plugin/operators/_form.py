@@ -44,6 +44,12 @@ class Form:
     def property(self) -> types.Property:
         return types.Property(self.inputs)
 
+    def changes(self, name: str, *settings: str) -> None:
+        """Declare that the field ``name`` (declared already) sets library ``settings`` named
+        otherwise, e.g. ``changes("out", "out_dir")``, so error hints name its label."""
+        for setting in settings:
+            self.labels[setting] = self.labels[name]
+
     def hint(self, error: BaseException) -> str:
         """The fields declared so far that change the settings ``error`` is about."""
         return _form_hint(error, self.labels)

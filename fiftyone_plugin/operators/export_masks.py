@@ -61,6 +61,8 @@ class ExportMasks(foo.Operator):
         )
         form.flag("background_ignore", "Background as ignore (255)")
         form.flag("skip_unknown", "Skip labels the taxonomy does not know")
+        form.changes("out", "out_dir")  # export_mmseg_dataset's names
+        form.changes("skip_unknown", "unknown")
         form.text(
             "split",
             "Split untagged samples",

@@ -74,6 +74,8 @@ class TrainModel(foo.Operator):
             description="key=value ..., e.g. train_cfg.max_iters=2000",
             check=parse_overrides,
         )
+        form.changes("data", "data_dir")  # TrainOptions' names
+        form.changes("overrides", "cfg_options")
         return form.property()
 
     @sentence_errors

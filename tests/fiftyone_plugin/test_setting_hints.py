@@ -54,3 +54,23 @@ def test_a_run_error_names_the_sam_checkpoint_field(reef, colonies_only_model: d
     failed = service.get(queued.result["id"])
     assert failed.run_state == "failed"
     assert '(in the form, change "SAM / CoralSCoP checkpoint")' in str(failed.result.error)
+
+
+def test_an_export_error_names_the_fields_by_their_labels(reef, tmp_path) -> None:
+    """The core names ``taxonomy`` and ``unknown`` (and ``label_map``, which the form has
+    not): the sentence names "Taxonomy" and the skip box, which is called skip_unknown."""
+    sample = reef.first()
+    sample.gt_polylines.polylines[0].label = "Isopora"
+    sample.save()
+    out = tmp_path / "prepared"
+    result = execute("export_masks", reef, {"out": str(out), "taxonomy": "families"})
+    sentence = result.result["error"]
+    assert sentence.startswith("Labels not in taxonomy 'families': 'Isopora' (1)")
+    assert sentence.endswith(
+        '(in the form, change "Taxonomy", "Skip labels the taxonomy does not know")'
+    )
+    assert not out.exists()
+    skipped = execute(
+        "export_masks", reef, {"out": str(out), "taxonomy": "families", "skip_unknown": True}
+    )
+    assert "error" not in skipped.result and (out / "manifest.json").is_file()
