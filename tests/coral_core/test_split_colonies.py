@@ -20,6 +20,7 @@ from coral_core.labels.rasterize import LabeledPolyline
 from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
 from coral_core.training.mmseg_export import ExportSample, export_mmseg_dataset
 from coralseg.cli import main
+from tests.colony_shapes import disc_polygon
 from tests.model_fixtures import TINY, save_tiny_checkpoint
 
 SIZE = 64
@@ -39,11 +40,6 @@ IMAGES = {
 }
 
 
-def _disc(cx: float, cy: float, r: float) -> np.ndarray:
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 'coralseg prepare' folder (families taxonomy) of the IMAGES: colonies on sand."""
@@ -55,7 +51,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
         polylines = []
         for genus, cx, cy, r in colonies:
             image[(xx - cx) ** 2 + (yy - cy) ** 2 < r**2] = COLORS[genus]
-            polylines.append(LabeledPolyline(genus, (_disc(cx, cy, r),)))
+            polylines.append(LabeledPolyline(genus, (disc_polygon(cx, cy, r),)))
         Image.fromarray(image).save(root / f"{name}.png")
         samples.append(ExportSample(str(root / f"{name}.png"), split, tuple(polylines)))
     out = root / "families"

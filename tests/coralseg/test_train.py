@@ -20,6 +20,7 @@ from coral_core.labels.rasterize import LabeledPolyline
 from coral_core.labels.taxonomy import FAMILIES, FINEGRAINED, MaskEncoding
 from coral_core.training.mmseg_export import ExportSample, export_mmseg_dataset
 from coralseg.cli import main
+from tests.colony_shapes import disc_polygon
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "dinov2-vits14-segformer_tiny-cpu_eilat-224x224.py"
@@ -31,11 +32,6 @@ FAST = [
     "default_hooks.logger.interval=1",
 ]
 COLORS = {"Acropora": (200, 40, 40), "Porites": (40, 60, 220), "Montipora": (40, 200, 60)}
-
-
-def _disc(cx: float, cy: float, r: float) -> np.ndarray:
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +49,7 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
             cx, cy, r = rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.2)
             inside = (xx + 0.5 / 112 - cx) ** 2 + (yy + 0.5 / 112 - cy) ** 2 < r**2
             image[inside] = color
-            polylines.append(LabeledPolyline(label, (_disc(cx, cy, r),)))
+            polylines.append(LabeledPolyline(label, (disc_polygon(cx, cy, r),)))
         path = root / f"img{index}.jpg"
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=95)
         split = "val" if index >= 6 else "train"

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from coral_core.labels.taxonomy import FAMILIES, MaskEncoding
+from tests.colony_shapes import disc_polygon
 from tests.model_fixtures import REPO, TINY, save_tiny_checkpoint
 
 PLUGIN = "@coralseg/coralseg"
@@ -38,11 +39,6 @@ def plugins_dir(fiftyone, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _disc(cx: float, cy: float, r: float) -> list[list[float]]:
-    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1).tolist()
-
-
 def make_reef(fo, folder: Path, count: int = 4, name: str | None = None):
     """Coloured colonies on sand, one ``fo.Polyline`` each; tags train (first half) / val."""
     rng = np.random.default_rng(0)
@@ -56,7 +52,9 @@ def make_reef(fo, folder: Path, count: int = 4, name: str | None = None):
             cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.2)
             image[(xx + 0.5 / SIZE - cx) ** 2 + (yy + 0.5 / SIZE - cy) ** 2 < r**2] = color
             polylines.append(
-                fo.Polyline(label=label, points=[_disc(cx, cy, r)], closed=True, filled=True)
+                fo.Polyline(
+                    label=label, points=[disc_polygon(cx, cy, r).tolist()], closed=True, filled=True
+                )
             )
         path = folder / f"quadrat_{index}.jpg"
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=95)
