@@ -86,12 +86,25 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
-        # While the workers finish their step, a second Ctrl-C or SIGTERM stops them at once
-        # instead of ending this process in a traceback with its workers left running.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: supervisor.kill())
-        supervisor.stop()
+        stop_workers(supervisor)
     return 0
+
+
+def stop_workers(supervisor: Supervisor) -> None:
+    """Stop the workers; meanwhile a second Ctrl-C or SIGTERM kills them at once instead of
+    ending this process in a traceback with its workers left running. The signal handlers
+    are restored afterwards."""
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: supervisor.kill())
+    except ValueError:
+        pass  # not the main thread: no handlers to set (the workers are still stopped)
+    try:
+        supervisor.stop()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -95,7 +95,7 @@ class Supervisor:
             )  # fmt: skip
             slot.backoff = min(MAX_BACKOFF, slot.backoff * 2)
             self._give_back(slot)
-        if slot.restart_at is not None and now >= slot.restart_at:
+        if slot.restart_at is not None and now >= slot.restart_at and not self._stop.is_set():
             slot.restarts += 1
             self._spawn(slot)
 
@@ -128,13 +128,12 @@ class Supervisor:
             }
 
     def kill(self) -> None:
-        """Stop every worker now with SIGKILL (a second Ctrl-C or SIGTERM while stopping): as
-        after a crash, the runs they held are taken up again from the records. Safe from a
-        signal handler while :meth:`stop` waits."""
+        """Stop every worker now with SIGKILL (a second Ctrl-C or SIGTERM while stopping);
+        :meth:`stop` then gives their runs back to the queue. Called from a signal handler
+        while :meth:`stop` waits, so it only sends signals (no lock, no log)."""
         for slot in self.slots:
             process = slot.process
             if process is not None and process.poll() is None:
-                log.warning("stopping worker %s now (SIGKILL)", slot.worker_id)
                 process.kill()
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -152,3 +151,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for slot in self.slots:
+            if slot.process is not None and slot.process.returncode < 0:
+                # killed (SIGKILL after the timeout, or kill()): it gave nothing back itself
+                log.warning("worker %s was killed while stopping", slot.worker_id)
+                self._give_back(slot)

@@ -132,7 +132,7 @@ class LabelRasterWriter:
 
     - ``.tif``/``.tiff``: a tiled (``TIFF_TILE`` px), deflate-compressed GeoTIFF, BigTIFF
       when over ~3.8 GB of pixels, with ``geo``'s geotransform and CRS. Memory is the window
-      plus GDAL's block cache (``GDAL_CACHE_BYTES``), not the image: write windows in row
+      plus GDAL's block cache (``raster_io.GDAL_CACHE_BYTES``), not the image: write windows in row
       order, ideally aligned to the ``block`` grid, so each tile is complete when GDAL
       compresses it.
     - ``.png``: the raster is kept in memory and saved at close, so at most

@@ -32,6 +32,10 @@ Every image is normalised to what a photo viewer shows:
 4. Transparency: alpha is dropped from the RGB; ``valid_mask`` is False where alpha is 0 and,
    for TIFFs, wherever GDAL's mask says no data (alpha band, nodata value or mask band).
 
+Georeference: ``ImageSource.geo`` (and :func:`photo_geo`, from a file's header only) is a
+:class:`GeoInfo` for a GeoTIFF with a geotransform, read by :func:`geo_of`, which label
+rasters use too; None for every other image.
+
 Unreadable, corrupt or non-image files raise ``CoralsegError("cannot read image PATH: ...")``.
 
 ``decode_image(bytes or path, max_pixels)`` is the one decoder of a whole picture: the CVAT
@@ -543,9 +547,13 @@ def _palette_lut(colormap: Mapping[int, tuple[int, ...]], size: int) -> np.ndarr
 
 
 def geo_of(dataset: rasterio.DatasetReader) -> GeoInfo | None:
-    """An open rasterio dataset's georeference; None for a plain pixel grid (no CRS and an
-    identity transform). The one reader of georeferences: photos and label rasters alike."""
-    if dataset.crs is None and dataset.transform.is_identity:
+    """An open rasterio dataset's georeference; None for a plain pixel grid. The one reader of
+    georeferences: photos and label rasters alike.
+
+    A raster without a geotransform (GDAL reports the identity) is not placed on Earth even
+    when it names a CRS: it gives None, so no scale or alignment is read from a default
+    1-unit pixel."""
+    if dataset.transform.is_identity:
         return None
     crs = dataset.crs.to_string() if dataset.crs is not None else None
     return GeoInfo(dataset.transform.to_gdal(), crs or None)

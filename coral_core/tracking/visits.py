@@ -1,7 +1,8 @@
 """One plot of two visits: read both, align them, link the colonies, give the fates.
 
-Reading goes through :mod:`coral_core.ecology.sources` (masks, instance records,
-georeference) and :mod:`coral_core.formats.raster_io` (photos); pairing the plots is
+Reading goes through :mod:`coral_core.ecology.sources` (mask folders, instance records,
+georeference), :mod:`coral_core.formats.label_rasters` (masks) and
+:mod:`coral_core.formats.raster_io` (photos); pairing the plots is
 :mod:`coral_core.tracking.pairs`'.
 """
 

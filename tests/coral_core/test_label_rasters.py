@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
 
 from coral_core.errors import CoralsegError
@@ -44,14 +45,45 @@ def test_a_palette_png_gives_its_indices_not_colours(tmp_path: Path) -> None:
 
 def test_a_geotiff_mask_reads_back_with_its_georeference(tmp_path: Path) -> None:
     mask = _labels(np.uint8)
-    geo = GeoInfo((600_000.0, 0.005, 0.0, 8_050_000.0, 0.0, -0.005), "EPSG:32706")
-    with LabelRasterWriter(tmp_path / "m.tif", *mask.shape, geo) as writer:
+    with LabelRasterWriter(tmp_path / "m.tif", *mask.shape, GEO) as writer:
         writer.write((0, 0, mask.shape[1], mask.shape[0]), mask)
     read, read_geo = read_label_mask(tmp_path / "m.tif")
     assert np.array_equal(read, mask)
-    assert read_geo == geo
-    assert photo_geo(tmp_path / "m.tif") == geo
+    assert read_geo == GEO
+    assert photo_geo(tmp_path / "m.tif") == GEO
     assert photo_geo(tmp_path / "missing.tif") is None
+    with open_image(tmp_path / "m.tif") as photo:  # the photo reader: the same georeference
+        assert photo.geo == GEO
+
+
+def test_a_crs_without_a_geotransform_is_no_georeference(tmp_path: Path) -> None:
+    """GDAL reports the identity for a TIFF without a geotransform; its 1-unit pixels would
+    otherwise become a scale (1 m per pixel) and an alignment."""
+    mask = _labels(np.uint8)
+    with rasterio.open(
+        tmp_path / "crs_only.tif", "w", driver="GTiff", height=12, width=20, count=1,
+        dtype="uint8", crs="EPSG:32706",
+    ) as dataset:  # fmt: skip
+        dataset.write(mask, 1)
+    assert read_label_mask(tmp_path / "crs_only.tif")[1] is None
+    assert photo_geo(tmp_path / "crs_only.tif") is None
+
+
+@pytest.mark.parametrize(
+    ("bands", "says"),
+    [(3, "has 3 bands; label masks have one band"), (0, "cannot read the mask")],
+)
+def test_a_tiff_that_is_not_one_band_of_labels_is_refused(tmp_path: Path, bands, says) -> None:
+    path = tmp_path / "bad.tif"
+    if bands:
+        with rasterio.open(
+            path, "w", driver="GTiff", height=4, width=4, count=bands, dtype="uint8"
+        ) as dataset:
+            dataset.write(np.zeros((bands, 4, 4), np.uint8))
+    else:
+        path.write_bytes(b"II*\x00 not a tiff")
+    with pytest.raises(CoralsegError, match=says):
+        read_label_mask(path)
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,8 @@ def test_test_refuses_a_missing_split_and_checkpoints_that_do_not_fit(
     args = ["test", str(TINY), "CKPT", "--data", str(synthetic_data)]
     assert main([a.replace("CKPT", str(checkpoint)) for a in args]) == 2
     assert "has no test split (it has train, val); evaluate on val" in capsys.readouterr().err
+    assert main(["test", str(TINY), str(checkpoint), "--colonies"]) == 2
+    assert "--colonies needs --data, the 'coralseg prepare' folder" in capsys.readouterr().err
 
     state = torch.load(checkpoint, weights_only=True)
     state["meta"]["coralseg"]["encoding"] = MaskEncoding(FINEGRAINED).to_dict()

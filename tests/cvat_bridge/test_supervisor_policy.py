@@ -6,6 +6,8 @@ while it waits (a second Ctrl-C) -- real child processes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from cvat_bridge.events import JobEvent
 from cvat_bridge.kv import SqliteStore
 from cvat_bridge.queue import BridgeQueue
-from cvat_bridge.state import BridgeState
+from cvat_bridge.service import stop_workers
+from cvat_bridge.state import BridgeState, ModelChoice
 from cvat_bridge.supervisor import FIRST_BACKOFF, Supervisor
 from tests.cvat_bridge.harness import wait_for
 
@@ -81,11 +85,39 @@ def test_stop_kills_a_worker_that_ignores_sigterm(records, tmp_path: Path) -> No
     assert process.returncode == -9 and time.monotonic() - started < 5.0
 
 
-def test_kill_while_stop_waits_ends_the_wait_at_once(records, tmp_path: Path) -> None:
+def test_kill_while_stop_waits_ends_the_wait_and_gives_the_run_back(
+    records, tmp_path: Path
+) -> None:
+    state, queue = records
     supervisor = stubborn_worker(records, tmp_path)
     process = supervisor.slots[0].process
+    event = JobEvent("update:job", 4, 2, 1, "in progress", "annotation", "annotation",
+                     "2026-05-01T10:00:00Z")  # fmt: skip
+    run_id = state.observe(event, ModelChoice("tiny-coral", "1", True)).run_id
+    assert state.claim(run_id, supervisor.slots[0].worker_id, lease=600)["status"] == "running"
     second_interrupt = threading.Timer(0.5, supervisor.kill)
     started = time.monotonic()
     second_interrupt.start()
     supervisor.stop(timeout=60)  # would wait a minute for the stubborn worker
     assert process.returncode == -9 and time.monotonic() - started < 10.0
+    run = state.run(run_id)  # queued again now, not when its 600 s lease runs out
+    assert run["status"] == "queued" and run["enqueued"] and queue.size() == 1
+
+
+def test_a_second_sigterm_while_the_bridge_stops_kills_the_workers(records, tmp_path) -> None:
+    """serve's cleanup (stop_workers) with a real SIGTERM to this process: its handler kills
+    the stubborn worker, and the handlers before it are back afterwards."""
+    caught: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, _: caught.append(signum))
+    try:
+        supervisor = stubborn_worker(records, tmp_path)
+        process = supervisor.slots[0].process
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        started = time.monotonic()
+        stop_workers(supervisor)
+        assert process.returncode == -9 and time.monotonic() - started < 10.0
+        assert caught == []  # the signal went to stop_workers' handler, not to ours
+        os.kill(os.getpid(), signal.SIGTERM)  # ours is back
+        wait_for(lambda: caught == [signal.SIGTERM], 5, "the restored handler")
+    finally:
+        signal.signal(signal.SIGTERM, before)
