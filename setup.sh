@@ -71,7 +71,10 @@ else
     (
       export PYTHONPATH="$build_tmp/build-tools" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
       [ "$flavour" = cuda ] && export FORCE_CUDA=1
-      pip wheel -v --no-build-isolation --no-deps --no-binary mmcv -w "$build_tmp" "mmcv==$MMCV_VERSION"
+      # --no-cache-dir: pip's own wheel cache is keyed by mmcv's source, not by the torch it
+      # was compiled against; this script's cache (above) is the one keyed by both.
+      pip wheel -v --no-cache-dir --no-build-isolation --no-deps --no-binary mmcv \
+        -w "$build_tmp" "mmcv==$MMCV_VERSION"
     ) >"$log" 2>&1 &
     build_pid=$!
     while kill -0 "$build_pid" 2>/dev/null; do
