@@ -38,6 +38,9 @@ Unit = TypeVar("Unit")
 LOCAL = "local"  # a private cluster started by this process on this machine
 AUTO = "auto"  # the cluster already running on this machine (``ray start --head``)
 CLIENT_PREFIX = "ray://"  # Ray Client: the driver runs outside the cluster
+# How long a head's port may take to accept a connection before the address is refused. Ray's
+# own connection attempt retries for minutes, printing its logs, and ignores Ctrl-C meanwhile.
+REACH_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -208,11 +211,14 @@ def connect(address: str, ray=None) -> bool:
     Returns whether this call connected (False: already connected, left as it was).
 
     Raises:
-        CoralsegError: Ray is missing or nothing answers at ``address``.
+        CoralsegError: the address is malformed, Ray is missing or nothing answers at
+            ``address``.
     """
+    address = check_address(address)
     ray = ray or _import_ray()
     if ray.is_initialized():
         return False
+    check_reachable(address)
     # Workers' own output (library warnings) would break the progress line; failures come
     # back with their units.
     settings: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
@@ -228,6 +234,31 @@ def connect(address: str, ray=None) -> bool:
             settings=("cluster",),
         ) from err
     return True
+
+
+def check_reachable(address: str) -> str:
+    """``address`` checked as :func:`check_address` does, and refused when it is a HOST:PORT
+    or ray://HOST:PORT whose port accepts no TCP connection within :data:`REACH_TIMEOUT`
+    (``local`` and ``auto`` are Ray's to find). Contacts only that port.
+
+    Raises:
+        CoralsegError: the address is malformed, Ray is missing or nothing answers.
+    """
+    address = check_address(address)
+    if address in (LOCAL, AUTO):
+        return address
+    host, _, port = address.removeprefix(CLIENT_PREFIX).rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT):
+            pass
+    except OSError as err:
+        raise CoralsegError(
+            f"nothing answers at {address} ({describe_error(err)}): start the cluster's head "
+            "there ('ray start --head'), or fix the address; 'local' starts a private cluster "
+            "on this machine",
+            settings=("cluster",),
+        ) from None
+    return address
 
 
 def describe_cluster(address: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coral_core.cluster import ClusterOptions, UnitOutcome, run_units
+from coral_core.cluster import ClusterOptions, UnitOutcome, check_reachable, run_units
 from coral_core.errors import CoralsegError
 from coral_core.formats.coco import ImageInstances, write_coco_predictions
 from coral_core.formats.raster_io import open_image, photo_sizes
@@ -220,6 +220,8 @@ def infer_images(
         raise CoralsegError(
             f"the tiling sizes must be positive, got {tiling}", settings=("tile_above", "tile_size")
         )
+    if cluster is not None:  # a dead address is refused before anything is written
+        check_reachable(cluster.address)
     stems = Counter(image.stem for image in images)
     if any(count > 1 for count in stems.values()):
         raise ValueError(f"two images share the output name {stems.most_common(1)[0][0]!r}")

@@ -100,6 +100,12 @@ class ModelSpec:
     settings: RefineSettings = field(default_factory=RefineSettings)
     overlap: float | None = DEFAULT_OVERLAP
 
+    def __post_init__(self) -> None:
+        if self.overlap is not None:  # refused here, before a worker or a file is made
+            from coral_core.inference.semantic import check_overlap
+
+            check_overlap(self.overlap)
+
     def load(self, threads: int | None = None) -> TwoStagePredictor:
         """The predictor; ``threads``: torch's CPU threads in this process (None: as is)."""
         if threads is not None:

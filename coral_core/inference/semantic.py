@@ -323,6 +323,18 @@ def with_overlap(model: SemanticModel, overlap: float) -> SemanticModel:
     setting); overlap 0 visits each pixel once, about 3-4x less compute on large images, at
     the cost of slightly less smooth predictions across window borders.
     """
-    if not 0 <= overlap < 1:
-        raise CoralsegError(f"window overlap must be in [0, 1), got {overlap}")
+    overlap = check_overlap(overlap)
     return replace(model, stride=max(1, round(model.window * (1 - overlap))))
+
+
+def check_overlap(overlap: float) -> float:
+    """``overlap`` as a float when it is a window overlap, 0 <= overlap < 1.
+
+    Raises:
+        CoralsegError: it is not (names the setting ``overlap``).
+    """
+    if not 0 <= overlap < 1:
+        raise CoralsegError(
+            f"window overlap must be in [0, 1), got {overlap}", settings=("overlap",)
+        )
+    return float(overlap)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from coral_core.cluster import ClusterOptions, describe_error, run_units
+from coral_core.cluster import ClusterOptions, connect, describe_error, run_units
 from coral_core.errors import CoralsegError
 from tests.loopback_namespace import (
     ray_environment,
@@ -53,6 +55,42 @@ def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="cpus_per_worker"):
         ClusterOptions(cpus_per_worker=0)
     assert describe_error(OSError("disk\n full")) == "OSError: disk full"
+
+
+class _RecordingRay:
+    """Stands in for the ray module where only the call to ``ray.init`` matters."""
+
+    def __init__(self) -> None:
+        self.inits: list[dict] = []
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs) -> None:
+        self.inits.append(kwargs)
+
+
+def test_an_address_is_checked_before_ray_is_asked() -> None:
+    """Ray's own attempt on a dead address retries for minutes, printing its logs and
+    ignoring Ctrl-C: a malformed address or a port that accepts nothing is a sentence first."""
+    ray = _RecordingRay()
+    with pytest.raises(CoralsegError, match="'nonsense:99999' is not a Ray cluster address"):
+        connect("nonsense:99999", ray)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        started = time.monotonic()
+        for address in (f"127.0.0.1:{dead_port}", f"ray://127.0.0.1:{dead_port}"):
+            with pytest.raises(CoralsegError, match=f"nothing answers at {address}") as caught:
+                connect(address, ray)
+            assert caught.value.settings == ("cluster",)
+        assert time.monotonic() - started < 5.0 and ray.inits == []
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f" 127.0.0.1:{head.getsockname()[1]} "
+        assert connect(address, ray) is True
+    assert [call["address"] for call in ray.inits] == [address.strip()]
 
 
 def test_on_ray_a_dead_worker_costs_only_its_unit(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,26 @@ def test_bad_arguments_are_one_sentence(model_files, tmp_path: Path, capsys) -> 
     assert "(option --min-threshold, --unsure-threshold)" in capsys.readouterr().err
     assert _infer(model_files, tmp_path / "empty", tmp_path / "out", "--cluster", "head") == 2
     assert "'head' is not a Ray cluster address: give 'local'" in capsys.readouterr().err
+
+
+def test_a_dead_cluster_or_a_bad_overlap_is_refused_before_anything_is_written(
+    model_files, tmp_path: Path, capsys
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(photos / "q.jpg")
+    out = tmp_path / "out"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+        assert _infer(model_files, photos, out, "--cluster", address) == 2
+    error = capsys.readouterr().err
+    assert f"nothing answers at {address} (ConnectionRefusedError" in error
+    assert error.rstrip().endswith("(option --cluster)")
+    assert _infer(model_files, photos, out, "--overlap", "1") == 2
+    error = capsys.readouterr().err
+    assert "window overlap must be in [0, 1), got 1.0 (option --overlap)" in error
+    assert not out.exists()
 
 
 @pytest.mark.shared_data
