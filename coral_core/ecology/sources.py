@@ -121,8 +121,9 @@ def locate_masks(
         items = _infer_items(root)
     else:
         kind = "masks"
-        encoding = _mask_folder_encoding(root, taxonomy, classes_file, background)
         items = _mask_items(root)
+        if items:  # a folder without masks is told so, not asked what its classes are
+            encoding = _mask_folder_encoding(root, taxonomy, classes_file, background)
     if not items:
         raise CoralsegError(
             f"no label masks ({', '.join(MASK_SUFFIXES)}) found in {root}; give a folder of "

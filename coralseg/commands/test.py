@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.colonies and not args.data:
         raise CoralsegError("--colonies needs --data, the 'coralseg prepare' folder to test on")
+    if (args.annotations or args.sam_checkpoint) and not args.colonies:
+        raise CoralsegError("--annotations and --sam-checkpoint go with --colonies")
+    for name in ("annotations", "sam_checkpoint"):  # checked before the long evaluation
+        path = getattr(args, name)
+        if path and not Path(path).is_file():
+            raise CoralsegError(f"{path} does not exist", settings=[name])
     result = run_evaluation(args, tta=args.tta, show_dir=args.show_dir)
     print(result.scores.format_table())
     metrics = result.scores.to_dict()

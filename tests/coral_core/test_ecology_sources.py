@@ -75,6 +75,15 @@ def test_an_infer_output_gives_the_recorded_colonies_and_photo(tmp_path: Path) -
     assert item_photo(item) == photo
 
 
+def test_a_folder_without_masks_is_told_so_before_any_question_of_classes(tmp_path) -> None:
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photos" / "q.jpg")
+    for folder in (tmp_path / "photos", tmp_path / "photos" / "nothing"):
+        folder.mkdir(exist_ok=True)
+        with pytest.raises(CoralsegError, match=r"no label masks \(\.png, \.tif, \.tiff\)"):
+            locate_masks(folder)
+
+
 def test_the_meaning_of_the_values_is_required_and_must_agree(tmp_path: Path) -> None:
     Image.fromarray(_mask()).save(tmp_path / "q.png")
     with pytest.raises(CoralsegError, match="say what the values") as raised:

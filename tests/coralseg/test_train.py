@@ -164,6 +164,12 @@ def test_test_refuses_a_missing_split_and_checkpoints_that_do_not_fit(
     assert "has no test split (it has train, val); evaluate on val" in capsys.readouterr().err
     assert main(["test", str(TINY), str(checkpoint), "--colonies"]) == 2
     assert "--colonies needs --data, the 'coralseg prepare' folder" in capsys.readouterr().err
+    missing = str(tmp_path / "nope.xml")
+    fitting = [a.replace("CKPT", str(checkpoint)) for a in args]
+    assert main([*fitting, "--colonies", "--annotations", missing]) == 2  # before evaluating
+    assert f"{missing} does not exist (option --annotations)" in capsys.readouterr().err
+    assert main([*fitting, "--annotations", missing]) == 2
+    assert "--annotations and --sam-checkpoint go with --colonies" in capsys.readouterr().err
 
     state = torch.load(checkpoint, weights_only=True)
     state["meta"]["coralseg"]["encoding"] = MaskEncoding(FINEGRAINED).to_dict()
