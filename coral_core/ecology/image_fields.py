@@ -94,9 +94,14 @@ def image_fields(
         return ImageFields(fields, field_names, group_fields, notes)
     unknown = [f for f in group_by if f not in field_names]
     if unknown:
+        if not field_names:
+            raise CoralsegError(
+                f"no field {', '.join(unknown)} to group by: the images have no fields; give "
+                "a filename pattern or a metadata CSV that defines them",
+                settings=("groups",),
+            )
         raise CoralsegError(
-            f"no field {', '.join(unknown)} to group by; the images have "
-            f"{', '.join(field_names) or 'no fields (give groups)'}",
+            f"no field {', '.join(unknown)} to group by; the images have {', '.join(field_names)}",
             settings=("group_by",),
         )
     return ImageFields(fields, field_names, list(group_by), notes)

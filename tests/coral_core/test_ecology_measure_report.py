@@ -80,3 +80,6 @@ def test_settings_that_contradict_each_other_name_both(source) -> None:
     with pytest.raises(CoralsegError) as raised:
         image_fields([source], ["TEM_2019_q1"], "<site>_*", group_by=["depth"])
     assert raised.value.settings == ("group_by",) and "no field depth" in str(raised.value)
+    with pytest.raises(CoralsegError, match="the images have no fields; give a filename") as raised:
+        image_fields([source], ["TEM_2019_q1"], None, group_by=["year"])
+    assert raised.value.settings == ("groups",)  # what is missing is where fields come from
