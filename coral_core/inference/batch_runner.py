@@ -250,6 +250,8 @@ def infer_images(
     with (output_dir / "inference_log.txt").open("a", encoding="utf-8") as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {len(images)} images in ")
         log.write(f"{source}, model version {version}, {_where(cluster)}\n")
+        if plan.skipped:
+            log.write(f"already done, skipped: {len(plan.skipped)} image(s)\n")
         failed_tiles = _run(plan, make_worker, cluster, summary, log, progress)
         for stem, (unit, tiles) in plan.large.items():
             failures = failed_tiles.get(stem)

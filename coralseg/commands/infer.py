@@ -21,7 +21,10 @@ semantic regions), and write to --output-dir:
   masks/<image>/instance_NNN.png    one binary mask per colony
   semantic/<image>.png              refined semantic mask (pixel value = class, see classes.txt)
   semantic_raw/<image>.png          the semantic model's own argmax
+  instances/<image>.json            each image's colonies and the model version that made them
   predictions.json                  COCO instances (RLE masks, scores; pycocotools-readable)
+  classes.txt, palette.txt          the class of each pixel value, and its colour
+  encoding.json                     which classes are colonies and which are cover only
   inference_log.txt                 what happened to each image
 
 Images are seen at the scale the model was trained for (its config's test Resize), like

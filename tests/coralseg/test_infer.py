@@ -140,6 +140,8 @@ def test_odd_images_are_handled_and_bad_ones_reported(model_files, tmp_path: Pat
     # a rerun skips what is done (and tries the failed image again); --redo does all again
     assert _infer(model_files, images, out) == 1
     assert "0 image(s) processed, 6 already done, 1 failed" in capsys.readouterr().out
+    rerun_log = (out / "inference_log.txt").read_text().split("\n--- ")[-1]
+    assert "already done, skipped: 6 image(s)" in rerun_log and "FAILED" in rerun_log
     assert _infer(model_files, images, out, "--redo") == 1
     assert "6 image(s) processed" in capsys.readouterr().out
 
