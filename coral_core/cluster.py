@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from coral_core.errors import CoralsegError
 
+log = logging.getLogger(__name__)
 Unit = TypeVar("Unit")
 
 LOCAL = "local"  # a private cluster started by this process on this machine
@@ -222,11 +223,20 @@ def connect(address: str, ray=None) -> bool:
     # Workers' own output (library warnings) would break the progress line; failures come
     # back with their units.
     settings: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address == LOCAL:
+        settings["include_dashboard"] = False
+    else:
+        settings["address"] = address
     try:
-        if address == LOCAL:
-            ray.init(include_dashboard=False, **settings)
-        else:
-            ray.init(address=address, **settings)
+        try:
+            ray.init(**settings)
+        except Exception as err:
+            if not _client_server_failed(address, err):
+                raise
+            # The head starts a server process for each Ray Client; when that start fails,
+            # a new connection gets a new one. Once, so a real fault still ends the run.
+            log.warning("Ray Client at %s: %s; trying again", address, describe_error(err))
+            ray.init(**settings)
     except Exception as err:  # Ray raises ConnectionError, RuntimeError, ... by cause
         raise CoralsegError(
             f"cannot reach the Ray cluster at {address}: {describe_error(err)}; start one "
@@ -234,6 +244,11 @@ def connect(address: str, ray=None) -> bool:
             settings=("cluster",),
         ) from err
     return True
+
+
+def _client_server_failed(address: str, err: BaseException) -> bool:
+    """Whether ``err`` says the head could not start this Ray Client's server process."""
+    return address.startswith(CLIENT_PREFIX) and "Starting Ray client server failed" in str(err)
 
 
 def check_reachable(address: str) -> str:

@@ -58,16 +58,23 @@ def test_options_are_checked() -> None:
 
 
 class _RecordingRay:
-    """Stands in for the ray module where only the call to ``ray.init`` matters."""
+    """Stands in for the ray module where only the calls to ``ray.init`` matter; its first
+    ``failures`` calls raise what the head says when a Ray Client's server did not start."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         self.inits: list[dict] = []
+        self.failures = failures
 
     def is_initialized(self) -> bool:
         return False
 
     def init(self, **kwargs) -> None:
         self.inits.append(kwargs)
+        if len(self.inits) <= self.failures:
+            raise ConnectionAbortedError(
+                "Initialization failure from server: RuntimeError: Starting Ray client server "
+                "failed. See ray_client_server_23000.err for detailed logs."
+            )
 
 
 def test_an_address_is_checked_before_ray_is_asked() -> None:
@@ -119,3 +126,18 @@ def test_on_ray_a_dead_worker_costs_only_its_unit(tmp_path: Path) -> None:
         and "config model.py does not exist" in item["error"]
         for item in failed
     )
+
+
+@pytest.mark.parametrize(("failures", "connected"), [(1, True), (2, False)])
+def test_a_client_server_that_failed_to_start_is_tried_once_more(failures, connected) -> None:
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"ray://127.0.0.1:{head.getsockname()[1]}"
+        ray = _RecordingRay(failures)
+        if connected:
+            assert connect(address, ray) is True
+        else:
+            with pytest.raises(CoralsegError, match="Starting Ray client server failed"):
+                connect(address, ray)
+    assert [call["address"] for call in ray.inits] == [address, address]
