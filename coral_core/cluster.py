@@ -39,8 +39,8 @@ Unit = TypeVar("Unit")
 LOCAL = "local"  # a private cluster started by this process on this machine
 AUTO = "auto"  # the cluster already running on this machine (``ray start --head``)
 CLIENT_PREFIX = "ray://"  # Ray Client: the driver runs outside the cluster
-# How long a head's port may take to accept a connection before the address is refused. Ray's
-# own connection attempt retries for minutes, printing its logs, and ignores Ctrl-C meanwhile.
+# How long a head's port may take to accept a connection before a HOST:PORT address is
+# refused. Ray's own attempt retries for minutes, printing its logs, and ignores Ctrl-C.
 REACH_TIMEOUT = 10.0
 
 
@@ -253,16 +253,18 @@ def _client_server_failed(address: str, err: BaseException) -> bool:
 
 def check_reachable(address: str) -> str:
     """``address`` checked as :func:`check_address` does, and refused when it is a HOST:PORT
-    or ray://HOST:PORT whose port accepts no TCP connection within :data:`REACH_TIMEOUT`
-    (``local`` and ``auto`` are Ray's to find). Contacts only that port.
+    whose port accepts no TCP connection within :data:`REACH_TIMEOUT`: Ray's own attempt on
+    such a head retries for minutes, printing its logs and ignoring Ctrl-C. ``local`` and
+    ``auto`` are Ray's to find; a Ray Client (``ray://``) address is left to Ray Client, which
+    gives up on its own within about 30 s, and whose head is not contacted twice.
 
     Raises:
         CoralsegError: the address is malformed, Ray is missing or nothing answers.
     """
     address = check_address(address)
-    if address in (LOCAL, AUTO):
+    if address in (LOCAL, AUTO) or address.startswith(CLIENT_PREFIX):
         return address
-    host, _, port = address.removeprefix(CLIENT_PREFIX).rpartition(":")
+    host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT):
             pass
