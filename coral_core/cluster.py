@@ -219,7 +219,7 @@ def connect(address: str, ray=None) -> bool:
     ray = ray or _import_ray()
     if ray.is_initialized():
         return False
-    check_reachable(address)
+    _probe_head(address)
     # Workers' own output (library warnings) would break the progress line; failures come
     # back with their units.
     settings: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
@@ -262,8 +262,14 @@ def check_reachable(address: str) -> str:
         CoralsegError: the address is malformed, Ray is missing or nothing answers.
     """
     address = check_address(address)
+    _probe_head(address)
+    return address
+
+
+def _probe_head(address: str) -> None:
+    """The TCP check of :func:`check_reachable`, on an address of a valid form."""
     if address in (LOCAL, AUTO) or address.startswith(CLIENT_PREFIX):
-        return address
+        return
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT):
@@ -275,7 +281,6 @@ def check_reachable(address: str) -> str:
             "on this machine",
             settings=("cluster",),
         ) from None
-    return address
 
 
 def describe_cluster(address: str) -> str:
