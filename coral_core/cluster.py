@@ -247,7 +247,9 @@ def connect(address: str, ray=None) -> bool:
 
 
 def _client_server_failed(address: str, err: BaseException) -> bool:
-    """Whether ``err`` says the head could not start this Ray Client's server process."""
+    """Whether ``err`` says the head could not start this Ray Client's server process (the
+    message the proxier's ``Datapath`` raises in ``ray/util/client/server/proxier.py``,
+    Ray 2.60.0)."""
     return address.startswith(CLIENT_PREFIX) and "Starting Ray client server failed" in str(err)
 
 
